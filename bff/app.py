@@ -1,0 +1,86 @@
+"""The application factory: the one place where the request pipeline is put together.
+
+Stages, outermost first, and why in this order:
+
+1. `ErrorsStage`: the last net, outermost so that a bug in any later stage or route still
+   becomes a masked JSON 500 with the detail in the log.
+2. `AuthenticationStage`: resolves the principal once per request; a bad token is refused
+   here, before any GraphQL parsing or upstream call. (The server span, access log, body
+   limit and rate limit of later issues go between 1 and 2: the span and the log must see
+   refused requests too, and the rate limit must run before the cost of verifying a token.)
+
+Routes: `/graphql` (GraphQL over HTTP and GraphiQL), `/graphiql/static` (its assets),
+`/healthz`, `/readyz`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware import Middleware
+from starlette.routing import Mount, Route
+
+from bff.auth import TokenVerifier
+from bff.config import Settings
+from bff.graphql.endpoint import GraphQLEndpoint
+from bff.graphql.executor import GraphQLExecutor
+from bff.http.authentication import AuthenticationStage
+from bff.http.errors import ErrorsStage
+from bff.http.graphiql import static_app
+from bff.http.health import healthz, readyz_endpoint
+from bff.upstream import Upstreams
+from schema import schema
+
+log = logging.getLogger("bff")
+
+
+def token_verifier(settings: Settings) -> TokenVerifier | None:
+    """The verifier of the configured key; `None` (every token refused) without a key."""
+    auth = settings.auth
+    try:
+        key = auth.jwt.verification_key()
+    except ValueError:
+        log.warning("auth.jwt has no key: every bearer token will be refused")
+        return None
+    return TokenVerifier(auth.jwt.algorithm, key, auth.issuer, auth.audience)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    upstreams = Upstreams.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await upstreams.aclose()
+
+    executor = GraphQLExecutor(schema._schema, introspection=settings.server.introspection)
+    graphql = GraphQLEndpoint(executor, upstreams, graphiql=settings.server.graphiql)
+    probes = {
+        name: (u.health_check.path, u.health_check.timeout)
+        for name, u in settings.upstreams.items()
+    }
+    routes = [
+        Route("/graphql", graphql.endpoint, methods=["GET", "POST"]),
+        Mount("/graphiql/static", app=static_app(), name="graphiql-static"),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz_endpoint(lambda: upstreams, probes), methods=["GET"]),
+    ]
+    middleware = [
+        Middleware(ErrorsStage),
+        Middleware(AuthenticationStage, verifier=token_verifier(settings)),
+    ]
+    app = FastAPI(
+        title="bff",
+        lifespan=lifespan,
+        routes=routes,
+        middleware=middleware,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.upstreams = upstreams
+    return app

@@ -1,0 +1,143 @@
+"""The `bff` command: demo, serve, services, check-config, schema."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from bff.config import ConfigError, Settings, inactive_sections, load_settings
+
+log = logging.getLogger("bff")
+
+CONFIG_ENV = "BFF_CONFIG"
+
+
+def load_or_exit(path: str | None) -> Settings:
+    try:
+        return load_settings(path)
+    except ConfigError as error:
+        where = path or "defaults"
+        print(f"bff: invalid configuration ({where}):\n{error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def warn_inactive(settings: Settings) -> None:
+    for line in inactive_sections(settings):
+        print(f"bff: warning: {line}", file=sys.stderr)
+
+
+def app_from_env() -> object:
+    """uvicorn factory for `bff serve` (each worker process loads the config itself)."""
+    from bff.app import create_app
+
+    return create_app(load_or_exit(os.environ.get(CONFIG_ENV)))
+
+
+def run_uvicorn(app: object, host: str, port: int, workers: int = 1) -> None:
+    import uvicorn
+
+    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    if workers > 1:
+        uvicorn.run("bff.cli:app_from_env", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(app, **options)  # type: ignore[arg-type]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    path = args.config or os.environ.get(CONFIG_ENV)
+    settings = load_or_exit(path)
+    warn_inactive(settings)
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    workers = args.workers or settings.server.workers
+    if path:
+        os.environ[CONFIG_ENV] = os.path.abspath(path)
+    from bff.app import create_app
+
+    print(f"bff: serving on http://{host}:{port}/graphql", file=sys.stderr, flush=True)
+    run_uvicorn(None if workers > 1 else create_app(settings), host, port, workers)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bff.app import create_app
+    from bff.demo import banner, demo_settings, demo_token
+    from bff.serving import bind, serve_on
+    from services import SERVICE_NAMES
+    from services.runner import RunningServices, ServiceSpec
+
+    sock = bind(args.host, args.port)
+    with RunningServices([ServiceSpec(name) for name in SERVICE_NAMES]) as running:
+        settings = demo_settings(running.urls, host=args.host, port=sock.getsockname()[1])
+        print(banner(settings, demo_token(settings)), flush=True)
+        serve_on(create_app(settings), sock)
+    return 0
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    from services import run_from_args
+
+    return run_from_args(args)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.file)
+    except ConfigError as error:
+        print(f"{args.file}: invalid\n{error}", file=sys.stderr)
+        return 1
+    warn_inactive(settings)
+    print(f"{args.file}: ok ({len(settings.upstreams)} upstreams)")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from schema import sdl
+
+    print(sdl())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from services import add_service_arguments
+
+    parser = argparse.ArgumentParser(prog="bff", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the sample services and the gateway")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.set_defaults(run=cmd_demo)
+
+    serve = commands.add_parser("serve", help="run the gateway from a config file")
+    serve.add_argument("--config", help=f"path to bff.yaml (default: ${CONFIG_ENV})")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.set_defaults(run=cmd_serve)
+
+    services = commands.add_parser("services", help="run the sample REST services")
+    add_service_arguments(services)
+    services.set_defaults(run=cmd_services)
+
+    check = commands.add_parser("check-config", help="validate a config file")
+    check.add_argument("file")
+    check.set_defaults(run=cmd_check_config)
+
+    schema = commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    schema.set_defaults(run=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,257 @@
+"""The typed shape of `bff.yaml` (SPEC section 9): one frozen model per section.
+
+Every model forbids unknown keys (a typo must not silently fall back to a default) and is
+frozen (config is read once at start-up; nothing may change it behind the running gateway).
+Each field carries a description: `bff.config.reference` turns them into docs/config.md.
+Checks that span several keys raise `problems_error` so each problem is reported at its key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from bff.config.auth_models import AuthConfig, JwtConfig, TrustedIssuer
+from bff.config.base import HttpUrl, IpNetwork, Name, NonBlank, Problem, Section, problems_error
+from bff.config.paths import TypeLabel
+from bff.config.units import ByteSize, Duration
+from bff.config.upstream_models import (
+    HealthCheckConfig,
+    InstanceConfig,
+    OutlierConfig,
+    RetriesConfig,
+    TimeoutConfig,
+    UpstreamConfig,
+)
+
+__all__ = [
+    "AuthConfig",
+    "HealthCheckConfig",
+    "InstanceConfig",
+    "JwtConfig",
+    "LimitsConfig",
+    "LoggingConfig",
+    "OutlierConfig",
+    "PersistedQueriesConfig",
+    "RateLimitRule",
+    "RateLimitsConfig",
+    "RedisConfig",
+    "RetriesConfig",
+    "RouteConfig",
+    "RouteScopes",
+    "ServerConfig",
+    "Settings",
+    "TelemetryConfig",
+    "TimeoutConfig",
+    "TrustedIssuer",
+    "UpstreamConfig",
+]
+
+
+class ServerConfig(Section):
+    host: str = Field("127.0.0.1", description="Address the gateway listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port the gateway listens on.")
+    graphiql: bool = Field(True, description="Serve GraphiQL to browsers on GET /graphql.")
+    introspection: bool = Field(True, description="Answer GraphQL introspection queries.")
+    zone: str | None = Field(
+        None, description="Zone of this gateway; instances in the same zone are preferred."
+    )
+    max_body: ByteSize = Field(
+        1_000_000, ge=1, description="Largest request body accepted; larger ones get 413."
+    )
+    trusted_proxies: list[IpNetwork] = Field(
+        default_factory=list,
+        description="Addresses or CIDR networks whose X-Forwarded-For is believed when "
+        "identifying the client; empty trusts none.",
+    )
+    workers: int = Field(1, ge=1, description="Worker processes of `bff serve`.")
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _method(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip().upper()
+        if value not in _METHODS:
+            raise ValueError(f"not an HTTP method; use one of {', '.join(_METHODS)}")
+    return value
+
+
+HttpMethod = Annotated[str, BeforeValidator(_method), TypeLabel("HTTP method")]
+
+
+def _scope(value: str) -> str:
+    if not value or any(c.isspace() for c in value):
+        raise ValueError("not a scope; scopes are single words without spaces, e.g. orders:read")
+    return value
+
+
+class RouteScopes(Section):
+    scopes: list[Annotated[str, AfterValidator(_scope), TypeLabel("scope")]] = Field(
+        min_length=1, description="Scopes the caller must all hold."
+    )
+
+
+def _auth_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "~level"
+    if isinstance(value, dict | RouteScopes):
+        return "~scopes"
+    return None
+
+
+# A discriminated union, so a bad `{scopes: ...}` mapping reports only the mapping's problems.
+# Tags start with "~": pydantic puts them in error locations and `paths` drops such parts.
+RouteAuth = Annotated[
+    Annotated[Literal["public", "authenticated"], Tag("~level")]
+    | Annotated[RouteScopes, Tag("~scopes")],
+    Discriminator(
+        _auth_kind,
+        custom_error_type="route_auth",
+        custom_error_message="must be public, authenticated or {scopes: [...]}",
+    ),
+]
+
+
+class RouteConfig(Section):
+    name: Name = Field(description="Path segment of the route: requests to /api/{name}/...")
+    upstream: Name = Field(description="Upstream (a key of `upstreams`) the route forwards to.")
+    methods: list[HttpMethod] = Field(
+        default_factory=lambda: ["GET"], min_length=1, description="HTTP methods allowed."
+    )
+    auth: RouteAuth = Field(
+        "authenticated",
+        description="Who may call: `public`, `authenticated`, or `{scopes: [...]}`.",
+    )
+    forward_authorization: bool = Field(
+        False, description="Forward the client's Authorization header to the upstream."
+    )
+
+
+class RedisConfig(Section):
+    url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis shared by replicas (token store, rate limits, APQ, metering).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("not a Redis URL; start it with redis://, rediss:// or unix://")
+        return value
+
+
+class LimitsConfig(Section):
+    max_depth: int = Field(10, ge=1, description="Deepest selection nesting (root field = 1).")
+    max_cost: int = Field(5000, ge=1, description="Highest computed query cost.")
+    max_aliases: int = Field(30, ge=1, description="Most aliases in one operation.")
+
+
+class RateLimitRule(Section):
+    requests: int = Field(600, ge=1, description="Requests allowed per window.")
+    per: Duration = Field(60.0, gt=0, description="Length of the window.")
+
+
+class RateLimitsConfig(Section):
+    default: RateLimitRule = Field(
+        default_factory=RateLimitRule, description="Budget of each client."
+    )
+
+
+class PersistedQueriesConfig(Section):
+    apq: bool = Field(True, description="Accept automatic persisted queries (Apollo protocol).")
+    only_persisted: bool = Field(
+        False, description="Refuse ad-hoc queries; only registered hashes run."
+    )
+    manifest: str | None = Field(
+        None, description="JSON file mapping sha256 hashes to documents, loaded at start-up."
+    )
+
+
+class TelemetryConfig(Section):
+    service_name: NonBlank = Field("bff", description="`service.name` of exported traces.")
+    exporter: Literal["otlp_http", "otlp_grpc", "console", "none"] = Field(
+        "none", description="Where traces go."
+    )
+    endpoint: HttpUrl = Field(
+        "http://127.0.0.1:4318",
+        description="Collector base URL (as OTEL_EXPORTER_OTLP_ENDPOINT); `/v1/traces` is "
+        "appended for otlp_http.",
+    )
+    sample_ratio: float = Field(1.0, ge=0, le=1, description="Share of traces kept, 0 to 1.")
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+class LoggingConfig(Section):
+    level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)] = Field(
+        "info", description="Lowest level written."
+    )
+    format: Literal["json", "text"] = Field(
+        "json", description="`json`: one object per line; `text`: for humans."
+    )
+
+
+class Settings(Section):
+    server: ServerConfig = Field(default_factory=ServerConfig, description="The HTTP server.")
+    upstreams: dict[Name, UpstreamConfig] = Field(
+        default_factory=dict, description="REST services behind the gateway, by name."
+    )
+    routes: list[RouteConfig] = Field(
+        default_factory=list, description="REST passthrough routes, served at /api/{name}/..."
+    )
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="Tokens and their keys.")
+    redis: RedisConfig = Field(default_factory=RedisConfig, description="Shared state backend.")
+    limits: LimitsConfig = Field(
+        default_factory=LimitsConfig, description="Query depth, cost and alias limits."
+    )
+    rate_limits: RateLimitsConfig = Field(
+        default_factory=RateLimitsConfig, description="Per-client request budgets."
+    )
+    persisted_queries: PersistedQueriesConfig = Field(
+        default_factory=PersistedQueriesConfig, description="APQ and persisted-only mode."
+    )
+    telemetry: TelemetryConfig = Field(
+        default_factory=TelemetryConfig, description="OpenTelemetry tracing."
+    )
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
+
+    @model_validator(mode="after")
+    def _routes_fit_upstreams(self) -> Settings:
+        problems: list[Problem] = []
+        known = ", ".join(sorted(self.upstreams)) or "none are configured"
+        names: dict[str, int] = {}
+        for index, route in enumerate(self.routes):
+            if route.upstream not in self.upstreams:
+                problems.append(
+                    Problem(
+                        ("routes", index, "upstream"),
+                        f"no upstream of that name; use a key of upstreams ({known})",
+                        repr(route.upstream),
+                    )
+                )
+            if route.name in names:
+                problems.append(
+                    Problem(
+                        ("routes", index, "name"),
+                        f"duplicate route name (also routes[{names[route.name]}])",
+                        repr(route.name),
+                    )
+                )
+            names.setdefault(route.name, index)
+        if problems:
+            raise problems_error(problems)
+        return self

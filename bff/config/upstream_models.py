@@ -1,0 +1,120 @@
+"""The `upstreams` section: one pool of instances per REST service, and how to call it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from bff.config.base import HttpUrl, Problem, Section, problems_error
+from bff.config.units import Duration, format_duration
+
+
+class InstanceConfig(Section):
+    url: HttpUrl = Field(description="Base URL of the instance, e.g. `http://127.0.0.1:9101`.")
+    weight: int = Field(1, ge=1, description="Share of traffic under the `weighted` balancer.")
+    zone: str | None = Field(
+        None, description="Zone of the instance; the gateway prefers its own `server.zone`."
+    )
+
+
+class TimeoutConfig(Section):
+    connect: Duration = Field(0.5, gt=0, description="Time to open a connection, per attempt.")
+    total: Duration = Field(2.0, gt=0, description="Budget for the whole call, retries included.")
+
+    @model_validator(mode="after")
+    def _connect_within_total(self) -> TimeoutConfig:
+        if self.connect > self.total:
+            raise problems_error(
+                [
+                    Problem(
+                        ("connect",),
+                        f"must not exceed total ({format_duration(self.total)}); the total "
+                        "budget covers connecting",
+                        repr(format_duration(self.connect)),
+                    )
+                ]
+            )
+        return self
+
+
+class RetriesConfig(Section):
+    attempts: int = Field(
+        2,
+        ge=1,
+        description="Total tries of an idempotent request, the first included (1 = no retry).",
+    )
+
+
+class HealthCheckConfig(Section):
+    path: str = Field("/health", description="Path probed on each instance; 200 means healthy.")
+    interval: Duration = Field(2.0, gt=0, description="Time between two probes of an instance.")
+    timeout: Duration = Field(0.5, gt=0, description="A probe slower than this has failed.")
+    unhealthy_threshold: int = Field(
+        2, ge=1, description="Failed probes in a row that take an instance out of the pool."
+    )
+    healthy_threshold: int = Field(
+        2, ge=1, description="Good probes in a row that bring an instance back."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with '/'; e.g. /health")
+        return value
+
+
+class OutlierConfig(Section):
+    consecutive_failures: int = Field(
+        5, ge=1, description="Failed calls in a row that eject an instance (passive checking)."
+    )
+    ejection: Duration = Field(
+        30.0, gt=0, description="How long an ejected instance stays out before it is tried again."
+    )
+
+
+class UpstreamConfig(Section):
+    balancer: Literal["round_robin", "weighted", "least_requests"] = Field(
+        "round_robin",
+        description="How an instance is picked: `round_robin`, `weighted` (smooth weighted "
+        "round robin) or `least_requests` (power of two choices).",
+    )
+    instances: list[InstanceConfig] = Field(
+        min_length=1, description="The instances of the service; at least one."
+    )
+    timeout: TimeoutConfig = Field(default_factory=TimeoutConfig, description="Call timeouts.")
+    retries: RetriesConfig = Field(
+        default_factory=RetriesConfig,
+        description="Retries on another instance after a connect failure or a 502/503/504.",
+    )
+    health_check: HealthCheckConfig = Field(
+        default_factory=HealthCheckConfig, description="Active health checking."
+    )
+    outlier: OutlierConfig = Field(
+        default_factory=OutlierConfig, description="Passive outlier detection."
+    )
+    max_connections: int = Field(
+        100, ge=1, description="Most connections open to the whole pool at once."
+    )
+    required: bool = Field(
+        True, description="Whether /readyz needs a healthy instance of this upstream."
+    )
+
+    @model_validator(mode="after")
+    def _distinct_instances(self) -> UpstreamConfig:
+        first: dict[str, int] = {}
+        problems: list[Problem] = []
+        for index, instance in enumerate(self.instances):
+            if instance.url in first:
+                problems.append(
+                    Problem(
+                        ("instances", index, "url"),
+                        f"duplicate instance (also instances[{first[instance.url]}])",
+                        repr(instance.url),
+                    )
+                )
+            first.setdefault(instance.url, index)
+        if problems:
+            raise problems_error(problems)
+        return self

@@ -1,0 +1,54 @@
+"""Render GraphQL errors for clients by allow-list: only our own errors say what went wrong.
+
+An error raised from `bff.errors` keeps its public message and `extensions.code`; a GraphQL
+request error (syntax, validation, variables) is the client's and says so as `BAD_USER_INPUT`;
+anything else is a bug or a surprise: the client sees `INTERNAL_SERVER_ERROR` and the log
+gets the whole error with the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from graphql import GraphQLError
+
+from bff.errors import BffError
+
+log = logging.getLogger("bff.errors")
+
+INTERNAL = {"message": "Internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+
+
+def format_error(error: GraphQLError, request_id: str = "") -> dict[str, Any]:
+    original = error.original_error
+    body: dict[str, Any]
+    if isinstance(original, BffError):
+        body = {"message": original.public_message, "extensions": original.extensions}
+        if not original.expose:
+            log_internal(error, request_id)
+    elif original is None:
+        body = {"message": error.message, "extensions": {"code": "BAD_USER_INPUT"}}
+    else:
+        log_internal(error, request_id)
+        body = {"message": INTERNAL["message"], "extensions": dict(INTERNAL["extensions"])}
+    if error.locations:
+        body["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
+    if error.path is not None:
+        body["path"] = error.path
+    return body
+
+
+def format_errors(errors: Iterable[GraphQLError], request_id: str = "") -> list[dict[str, Any]]:
+    return [format_error(e, request_id) for e in errors]
+
+
+def log_internal(error: GraphQLError, request_id: str) -> None:
+    original = error.original_error or error
+    log.error(
+        "unexpected error in %s",
+        ".".join(str(p) for p in error.path or ()),
+        exc_info=(type(original), original, original.__traceback__),
+        extra={"request_id": request_id},
+    )

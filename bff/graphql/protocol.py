@@ -1,0 +1,113 @@
+"""GraphQL over HTTP: reading a request and choosing the response media type.
+
+Follows the GraphQL-over-HTTP spec: `application/graphql-response+json` is preferred (and
+assumed when the client sends no Accept header); the legacy `application/json` answers every
+well-formed request with 200. A request that is not a well-formed GraphQL request at all
+(bad JSON, no `query`) is a 400 under either media type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+
+
+class MalformedRequest(Exception):
+    """Not a GraphQL-over-HTTP request: answered 400, or 415/406 when `status` says so."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLRequest:
+    query: str
+    operation_name: str | None
+    variables: dict[str, Any] | None
+    extensions: dict[str, Any] | None
+
+
+def negotiate(accept: str | None) -> str:
+    """The response media type for an Accept header, or `MalformedRequest` (406)."""
+    if not accept or not accept.strip():
+        return GRAPHQL_RESPONSE
+    best: tuple[float, int, str] | None = None
+    for position, part in enumerate(accept.split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = media.lower()
+        if media in (GRAPHQL_RESPONSE, "application/*", "*/*"):
+            chosen = GRAPHQL_RESPONSE
+        elif media == JSON:
+            chosen = JSON
+        else:
+            continue
+        if quality > 0 and (best is None or (quality, -position) > (best[0], best[1])):
+            best = (quality, -position, chosen)
+    if best is None:
+        raise MalformedRequest(f"Acceptable media types: {GRAPHQL_RESPONSE}, {JSON}", 406)
+    return best[2]
+
+
+def _json_param(raw: Any, name: str) -> dict[str, Any] | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedRequest(f"{name} is not valid JSON") from exc
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise MalformedRequest(f"{name} must be a JSON object")
+    return raw
+
+
+def _from_mapping(data: Any) -> GraphQLRequest:
+    if not isinstance(data, dict):
+        raise MalformedRequest("The request body must be a JSON object")
+    query = data.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise MalformedRequest("The request has no query")
+    operation_name = data.get("operationName")
+    if operation_name == "":
+        operation_name = None
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise MalformedRequest("operationName must be a string")
+    return GraphQLRequest(
+        query=query,
+        operation_name=operation_name,
+        variables=_json_param(data.get("variables"), "variables"),
+        extensions=_json_param(data.get("extensions"), "extensions"),
+    )
+
+
+async def read_request(request: Request) -> GraphQLRequest:
+    """The GraphQL request carried by a GET query string or a POST JSON body."""
+    if request.method == "GET":
+        return _from_mapping(dict(request.query_params))
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != JSON:
+        raise MalformedRequest(f"Content-Type must be {JSON}", 415)
+    body = await request.body()
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest("The request body is not valid JSON") from exc
+    return _from_mapping(data)

@@ -1,0 +1,48 @@
+"""Authentication stage: resolve the caller once per request, before any route runs.
+
+No `Authorization` header means anonymous; a header that is present but not a valid token
+(expired, bad signature, `alg: none`, wrong audience, malformed) is refused here with 401,
+so no resolver ever runs for a caller who tried and failed to authenticate. The principal is
+left in the ASGI scope, where the GraphQL endpoint and passthrough routes read it.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bff.auth import ANONYMOUS, TokenVerifier, bearer_token
+from bff.errors import Unauthenticated
+from bff.http.responses import error_response
+
+PRINCIPAL_KEY = "bff.principal"
+OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/graphiql/static")
+
+
+class AuthenticationStage:
+    def __init__(self, app: ASGIApp, verifier: TokenVerifier | None) -> None:
+        self.app = app
+        self.verifier = verifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(OPEN_PATHS):
+            await self.app(scope, receive, send)
+            return
+        authorization = accept = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"accept":
+                accept = value.decode("latin-1")
+        try:
+            token = bearer_token(authorization)
+            if token is None:
+                principal = ANONYMOUS
+            elif self.verifier is None:
+                raise Unauthenticated("This gateway accepts no tokens")
+            else:
+                principal = self.verifier.verify(token)
+        except Unauthenticated as error:
+            await error_response(error, accept)(scope, receive, send)
+            return
+        scope[PRINCIPAL_KEY] = principal
+        await self.app(scope, receive, send)

@@ -1,0 +1,111 @@
+"""Serve an ASGI app with uvicorn on a socket we bind ourselves.
+
+Binding first means port 0 works (the kernel picks a free port nobody can take between "find
+a port" and "listen on it") and the real address is known before the server starts, which
+`bff demo` prints and the tests and benchmarks connect to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from types import TracebackType
+from typing import Any, Self
+
+import uvicorn
+from starlette.types import ASGIApp
+
+START_TIMEOUT = 10.0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def server_for(app: ASGIApp, **options: Any) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        ws="none",
+        server_header=False,
+        timeout_graceful_shutdown=2,
+        **options,
+    )
+    return uvicorn.Server(config)
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop when installed: the gateway's own loop should cost as little as it can."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
+def run(coroutine: Coroutine[Any, Any, None]) -> None:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(coroutine)
+
+
+def serve_on(app: ASGIApp, sock: socket.socket) -> None:
+    """Serve in the foreground until SIGINT/SIGTERM."""
+    run(server_for(app).serve(sockets=[sock]))
+
+
+class BackgroundServer:
+    """An app served from a daemon thread: `with BackgroundServer(app) as s: s.url`."""
+
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sock = bind(host, port)
+        self.url = url_of(self.sock)
+        self.server = server_for(app)
+        self._thread = threading.Thread(target=self._run, name="bff-server", daemon=True)
+
+    def _run(self) -> None:
+        run(self.server.serve(sockets=[self.sock]))
+
+    def start(self) -> Self:
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"server at {self.url} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10)
+        self.sock.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

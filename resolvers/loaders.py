@@ -1,0 +1,101 @@
+"""The per-request dataloaders: one batch per upstream per level of the query."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from resolvers.loader import BatchLoader
+from upstream_clients import Clients
+from upstream_clients.records import Order, Page, Product, Review, Stock, User
+
+
+class UserLoader(BatchLoader[int, User, User]):
+    upstream = "users"
+
+    async def fetch(self, keys: list[int]) -> Iterable[User]:
+        return await self.clients.users.get_users(keys)
+
+    def key_of(self, record: User) -> int:
+        return record.id
+
+
+class ProductLoader(BatchLoader[int, Product, Product]):
+    upstream = "catalog"
+
+    async def fetch(self, keys: list[int]) -> Iterable[Product]:
+        return await self.clients.catalog.get_products(keys)
+
+    def key_of(self, record: Product) -> int:
+        return record.id
+
+
+class OrderLoader(BatchLoader[int, Order, Order]):
+    upstream = "orders"
+
+    async def fetch(self, keys: list[int]) -> Iterable[Order]:
+        return await self.clients.orders.get_orders(keys)
+
+    def key_of(self, record: Order) -> int:
+        return record.id
+
+
+class StockLoader(BatchLoader[int, Stock, Stock]):
+    upstream = "inventory"
+
+    async def fetch(self, keys: list[int]) -> Iterable[Stock]:
+        return await self.clients.inventory.get_stock(keys)
+
+    def key_of(self, record: Stock) -> int:
+        return record.product_id
+
+
+class ReviewsLoader(BatchLoader[int, tuple[Review, ...], Review]):
+    """All reviews of a product, by id ascending (an empty tuple when it has none)."""
+
+    upstream = "reviews"
+
+    async def fetch(self, keys: list[int]) -> Iterable[Review]:
+        return await self.clients.reviews.reviews_of_products(keys)
+
+    def collect(
+        self, keys: Sequence[int], records: Iterable[Review]
+    ) -> list[tuple[Review, ...] | None]:
+        grouped: dict[int, list[Review]] = defaultdict(list)
+        for review in records:
+            grouped[review.product_id].append(review)
+        return [tuple(sorted(grouped[k], key=lambda r: r.id)) for k in keys]
+
+
+UserOrdersKey = tuple[int, int, int]  # user id, limit, offset
+
+
+class UserOrdersLoader(BatchLoader[UserOrdersKey, Page[Order], Page[Order]]):
+    """A page of one user's orders: the service has no batch form, so one call per key."""
+
+    upstream = "orders"
+
+    async def fetch(self, keys: list[UserOrdersKey]) -> Iterable[Page[Order]]:
+        orders = self.clients.orders
+        return await asyncio.gather(
+            *(orders.list_orders(user_id=u, limit=n, offset=o) for u, n, o in keys),
+            return_exceptions=True,
+        )
+
+    def collect(
+        self, keys: Sequence[UserOrdersKey], records: Iterable[Page[Order]]
+    ) -> list[Page[Order] | None]:
+        return list(records)  # a failed page stays an exception: aiodataloader raises it
+
+
+class Loaders:
+    """The loaders of one request."""
+
+    def __init__(self, clients: Clients) -> None:
+        self.users = UserLoader(clients)
+        self.products = ProductLoader(clients)
+        self.orders = OrderLoader(clients)
+        self.stock = StockLoader(clients)
+        self.reviews = ReviewsLoader(clients)
+        self.user_orders = UserOrdersLoader(clients)

@@ -1,0 +1,61 @@
+"""Root query logic: what to load for each root field. Permissions are declared on the schema."""
+
+from __future__ import annotations
+
+from bff.errors import Unauthenticated
+from resolvers.arguments import offset_after, page_size, parse_id
+from resolvers.context import RequestContext
+from upstream_clients.records import Order, Page, Product, User
+
+
+async def me(ctx: RequestContext) -> User | None:
+    user_id = ctx.principal.user_id
+    if user_id is None:
+        if not ctx.principal.is_authenticated:
+            raise Unauthenticated()
+        return None
+    return await ctx.loaders.users.load(user_id)
+
+
+async def user(ctx: RequestContext, id: str) -> User | None:
+    return await ctx.loaders.users.load(parse_id(id))
+
+
+async def users(ctx: RequestContext, ids: list[str]) -> list[User | None]:
+    """Positional: one entry per requested id, duplicates kept, `None` where missing."""
+    keys = [parse_id(i) for i in ids]
+    return list(await ctx.loaders.users.load_many(keys)) if keys else []
+
+
+async def product(ctx: RequestContext, id: str) -> Product | None:
+    return await ctx.loaders.products.load(parse_id(id))
+
+
+async def order(ctx: RequestContext, id: str) -> Order | None:
+    return await ctx.loaders.orders.load(parse_id(id))
+
+
+async def products(
+    ctx: RequestContext, category: str | None, first: int | None, after: str | None
+) -> Page[Product]:
+    offset = offset_after(after)
+    limit = page_size(first, 20)
+    page = await ctx.clients.catalog.list_products(category=category, limit=limit, offset=offset)
+    for item in page.items:
+        ctx.loaders.products.prime(item.id, item)
+    return page
+
+
+async def orders(ctx: RequestContext, first: int | None, after: str | None) -> Page[Order]:
+    offset = offset_after(after)
+    limit = page_size(first, 20)
+    return await ctx.clients.orders.list_orders(limit=limit, offset=offset)
+
+
+async def orders_of_user(
+    ctx: RequestContext, user_id: int, first: int | None, after: str | None
+) -> Page[Order]:
+    key = (user_id, page_size(first, 10), offset_after(after))
+    page = await ctx.loaders.user_orders.load(key)
+    assert page is not None
+    return page

@@ -1,0 +1,70 @@
+"""What every typed client shares: one place that turns HTTP statuses into typed errors.
+
+Clients call a pool, never a URL, and never see httpx. A record that cannot be built from an
+answer is `BadUpstreamResponse`: the upstream broke its contract, the caller did nothing wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from bff.errors import BadUpstreamResponse, BadUserInput, NotFound, UpstreamUnavailable
+from bff.upstream import UpstreamPool, UpstreamResponse
+
+R = TypeVar("R")
+
+MAX_DETAIL = 200
+
+
+class ServiceClient:
+    """A typed facade over one upstream pool, bound to the caller's identity headers."""
+
+    upstream: str = ""
+
+    def __init__(self, pool: UpstreamPool, headers: Mapping[str, str] | None = None) -> None:
+        self.pool = pool
+        self.headers = dict(headers or {})
+
+    async def get(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
+        return self.check(await self.pool.request("GET", path, params=params, headers=self.headers))
+
+    async def post(self, path: str, body: Any) -> Any:
+        return self.check(await self.pool.request("POST", path, json=body, headers=self.headers))
+
+    def check(self, response: UpstreamResponse) -> Any:
+        status = response.status
+        if 200 <= status < 300:
+            return response.json()
+        if status == 404:
+            raise NotFound(f"{self.pool.name}: not found")
+        if status == 422:
+            raise BadUserInput(short_detail(response))
+        if status >= 500:
+            raise UpstreamUnavailable(self.pool.name)
+        raise BadUpstreamResponse(self.pool.name)
+
+    def parse(self, build: Callable[[Any], R], data: Any) -> R:
+        try:
+            return build(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadUpstreamResponse(self.pool.name) from exc
+
+    def parse_items(self, build: Callable[[Any], R], data: Any) -> list[R]:
+        return self.parse(lambda d: [build(item) for item in d["items"]], data)
+
+
+def id_list(ids: Iterable[int]) -> str:
+    """`1,2,3` for the batch endpoints, duplicates removed, order kept."""
+    return ",".join(str(i) for i in dict.fromkeys(ids))
+
+
+def short_detail(response: UpstreamResponse) -> str:
+    """The upstream's `detail` when it is a short human string; a generic message otherwise."""
+    try:
+        detail = response.json().get("detail")
+    except (BadUpstreamResponse, AttributeError):
+        detail = None
+    if isinstance(detail, str) and 0 < len(detail) <= MAX_DETAIL:
+        return detail
+    return "Invalid input"

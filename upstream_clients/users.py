@@ -1,0 +1,23 @@
+"""Client of the users service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from upstream_clients.base import ServiceClient, id_list
+from upstream_clients.records import User
+
+
+def user_record(d: Any) -> User:
+    return User(int(d["id"]), str(d["name"]), str(d["email"]), str(d["createdAt"]))
+
+
+class UsersClient(ServiceClient):
+    async def get_user(self, user_id: int) -> User:
+        """Raises `NotFound` when the user does not exist."""
+        return self.parse(user_record, await self.get(f"/users/{user_id}"))
+
+    async def get_users(self, ids: Iterable[int]) -> list[User]:
+        """The users that exist among `ids`, in any order."""
+        return self.parse_items(user_record, await self.get("/users", {"ids": id_list(ids)}))
