@@ -156,6 +156,10 @@ NOT_YET_BUILT: tuple[tuple[str, str], ...] = (
     ("upstreams.*.outlier", "outlier detection is not built yet"),
     ("upstreams.*.instances.*.zone", "zone-aware balancing is not built yet"),
     ("redis", "the Redis backend is not built yet"),
+    ("limits", "query depth, alias and cost limits are not built yet"),
+    ("server.max_body", "the request body limit is not built yet"),
+    ("server.trusted_proxies", "client identification behind proxies is not built yet"),
+    ("logging.format", "log formats are not built yet"),
 )
 
 
