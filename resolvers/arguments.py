@@ -14,7 +14,7 @@ CURSOR_PREFIX = "o:"
 def parse_id(value: str, what: str = "id") -> int:
     """An `ID` is a positive integer written as a string."""
     text = str(value).strip()
-    if not text.isdigit() or int(text) < 1 or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
         raise BadUserInput(f"{what} must be a positive integer id, got {str(value)[:40]!r}")
     return int(text)
 

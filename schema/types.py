@@ -13,7 +13,7 @@ from strawberry.types import Info
 
 from bff.auth import OwnerOr
 from resolvers import objects, queries
-from resolvers.arguments import encode_cursor
+from resolvers.arguments import encode_cursor, page_size
 from resolvers.context import RequestContext
 from schema.permissions import requires
 from upstream_clients import records
@@ -82,8 +82,9 @@ class Product:
 
     @strawberry.field
     async def reviews(self, info: Ctx, first: int | None = 5) -> list[Review]:
+        limit = page_size(first, 5)
         found = await objects.reviews(info.context, self.record.id)
-        return [Review.from_record(r) for r in found[: max(0, 5 if first is None else first)]]
+        return [Review.from_record(r) for r in found[:limit]]
 
     @strawberry.field
     async def review_count(self, info: Ctx) -> int:
