@@ -28,7 +28,8 @@ def format_error(error: GraphQLError, request_id: str = "") -> dict[str, Any]:
         body = {"message": original.public_message, "extensions": original.extensions}
         if not original.expose:
             log_internal(error, request_id)
-    elif original is None:
+    elif original is None or (error.path is None and isinstance(original, GraphQLError)):
+        # A request error (syntax, validation, variable coercion): the client's to fix.
         body = {"message": error.message, "extensions": {"code": "BAD_USER_INPUT"}}
     else:
         log_internal(error, request_id)

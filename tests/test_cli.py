@@ -1,0 +1,281 @@
+"""The `bff` command, run as a real subprocess: schema, check-config, serve, demo, services.
+
+Long-running commands are read line by line until they announce themselves, with a deadline,
+and are always stopped (then killed if they linger) in `finally`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from graphql import build_schema
+
+from schema import sdl
+from services import RunningServices
+from tests.support import SECRET
+
+BFF = [sys.executable, "-m", "bff.cli"]
+DEADLINE = 20.0
+ROOT_QUERY_FIELDS = {"me", "user", "users", "product", "products", "order", "orders"}
+ROOT_MUTATION_FIELDS = {"placeOrder", "addReview"}  # login, refreshToken, logout come later
+
+
+def run_bff(*args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*BFF, *args], capture_output=True, text=True, timeout=timeout, env=child_env()
+    )
+
+
+def child_env() -> dict[str, str]:
+    """The test's environment without `BFF_*` overrides that would change the config read."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
+
+
+def write_config(path: Path, data: Mapping[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(dict(data)), encoding="utf-8")
+    return path
+
+
+def valid_config(urls: Mapping[str, Sequence[str]], port: int = 8000) -> dict[str, Any]:
+    return {
+        "server": {"host": "127.0.0.1", "port": port},
+        "upstreams": {
+            name: {"instances": [{"url": u} for u in instance_urls], "timeout": {"total": "2s"}}
+            for name, instance_urls in urls.items()
+        },
+        "auth": {"jwt": {"algorithm": "HS256", "secret": SECRET}},
+    }
+
+
+def free_port() -> int:
+    """A port free right now (a small race is acceptable: `bff serve` takes a fixed port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Child:
+    """A running `bff` and its stdout lines, read by a thread so a test can wait with a deadline."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.seen: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Terminate (kill if it lingers), then drain and close stdout."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._thread.join(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def until(self, predicate: Any, deadline: float = DEADLINE) -> list[str]:
+        """Every line so far, once one satisfies `predicate`; fails at the deadline or EOF."""
+        end = time.monotonic() + deadline
+        while True:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(f"no expected line within {deadline} s; got {self.seen}")
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                pytest.fail(f"the process ended (rc={self.process.poll()}); got {self.seen}")
+            self.seen.append(line)
+            if predicate(line):
+                return list(self.seen)
+
+
+@contextmanager
+def running_bff(*args: str, stderr: Path) -> Iterator[Child]:
+    """`bff ARGS` in the background, always stopped on the way out."""
+    with stderr.open("w", encoding="utf-8") as err:
+        process = subprocess.Popen(
+            [*BFF, *args], stdout=subprocess.PIPE, stderr=err, text=True, env=child_env()
+        )
+        child = Child(process)
+        try:
+            yield child
+        finally:
+            child.stop()
+
+
+def wait_for(
+    url: str, process: subprocess.Popen[str], deadline: float = DEADLINE
+) -> httpx.Response:
+    """GET `url` until it answers, while `process` lives."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            pytest.fail(f"the process ended with {process.returncode} before {url} answered")
+        try:
+            return httpx.get(url, timeout=2, trust_env=False)
+        except httpx.TransportError:
+            time.sleep(0.05)
+    pytest.fail(f"{url} did not answer within {deadline} s")
+
+
+# --- the console script -------------------------------------------------------------------------
+
+
+def test_the_console_script_is_bff_cli_main() -> None:
+    (script,) = entry_points(group="console_scripts", name="bff")
+    assert script.value == "bff.cli:main"
+
+
+# --- bff schema ---------------------------------------------------------------------------------
+
+
+def test_schema_prints_the_sdl() -> None:
+    result = run_bff("schema")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == sdl().strip()
+    printed = build_schema(result.stdout)
+    assert printed.query_type is not None and printed.mutation_type is not None
+    assert set(printed.query_type.fields) >= ROOT_QUERY_FIELDS
+    assert set(printed.mutation_type.fields) >= ROOT_MUTATION_FIELDS
+    assert set(printed.query_type.fields["order"].args) == {"id"}
+    assert set(printed.query_type.fields["products"].args) == {"category", "first", "after"}
+
+
+# --- bff check-config ---------------------------------------------------------------------------
+
+
+def test_check_config_accepts_a_valid_file(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "bff.yaml", valid_config({"users": ["http://127.0.0.1:9101"]}))
+    result = run_bff("check-config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
+    data = valid_config({"users": ["http://127.0.0.1:9101"]})
+    data["upstreams"]["users"]["instances"][0]["url"] = "not a url"
+    config = write_config(tmp_path / "bff.yaml", data)
+    result = run_bff("check-config", str(config))
+    assert result.returncode != 0
+    assert "upstreams.users.instances[0].url" in result.stderr
+    assert "ok" not in result.stdout
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_check_config_names_an_unknown_key(tmp_path: Path) -> None:
+    data = valid_config({"users": ["http://127.0.0.1:9101"]})
+    data["upstreams"]["users"]["timeout"]["totl"] = "1s"
+    config = write_config(tmp_path / "bff.yaml", data)
+    result = run_bff("check-config", str(config))
+    assert result.returncode != 0
+    assert "upstreams.users.timeout.totl" in result.stderr
+
+
+# --- bff serve ----------------------------------------------------------------------------------
+
+
+def test_serve_refuses_an_invalid_config_with_exit_2(tmp_path: Path) -> None:
+    data = valid_config({"users": ["http://127.0.0.1:9101"]})
+    data["upstreams"]["users"]["instances"][0]["url"] = "ftp://nowhere"
+    config = write_config(tmp_path / "bff.yaml", data)
+    result = run_bff("serve", "--config", str(config))
+    assert result.returncode == 2
+    assert "upstreams.users.instances[0].url" in result.stderr
+
+
+def test_serve_answers_with_a_valid_config(tmp_path: Path, shop: RunningServices) -> None:
+    port = free_port()
+    config = write_config(tmp_path / "bff.yaml", valid_config(shop.urls, port))
+    with running_bff("serve", "--config", str(config), stderr=tmp_path / "stderr") as child:
+        base = f"http://127.0.0.1:{port}"
+        health = wait_for(f"{base}/healthz", child.process)
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok"}
+        assert httpx.get(f"{base}/readyz", timeout=5, trust_env=False).status_code == 200
+        answer = httpx.post(
+            f"{base}/graphql", json={"query": "{ product(id: 1) { id } }"}, trust_env=False
+        )
+        assert answer.json() == {"data": {"product": {"id": "1"}}}
+
+
+# --- bff demo -----------------------------------------------------------------------------------
+
+
+def test_demo_prints_a_url_and_a_token_that_work(tmp_path: Path) -> None:
+    with running_bff("demo", "--port", "0", stderr=tmp_path / "stderr") as child:
+        banner = child.until(lambda line: "Ctrl+C" in line)
+        urls = [w for line in banner for w in line.split() if w.startswith("http")]
+        graphiql = next(u for u in urls if u.endswith("/graphql"))
+        assert not graphiql.endswith(":0/graphql")
+        token_line = next(i for i, line in enumerate(banner) if "token for user 1" in line)
+        token = banner[token_line + 1].strip()
+        assert token.count(".") == 2
+
+        # The banner says the demo is running: the URL must take connections from now on.
+        try:
+            httpx.get(graphiql.removesuffix("/graphql") + "/healthz", trust_env=False)
+            refused_after_banner = False
+        except httpx.ConnectError:
+            refused_after_banner = True
+
+        health = wait_for(graphiql.removesuffix("/graphql") + "/healthz", child.process)
+        assert health.status_code == 200
+        page = httpx.get(graphiql, headers={"Accept": "text/html"}, trust_env=False)
+        assert page.status_code == 200
+        assert "graphiql" in page.text.lower()
+        response = httpx.post(
+            graphiql,
+            json={"query": "{ me { id } orders(first: 2) { nodes { id } } }"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+            trust_env=False,
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert "errors" not in body, body
+        assert body["data"]["me"] == {"id": "1"}
+        assert len(body["data"]["orders"]["nodes"]) == 2
+        assert not refused_after_banner, "the banner was printed before the port listened"
+
+
+# --- bff services -------------------------------------------------------------------------------
+
+
+def test_services_prints_urls_then_ready(tmp_path: Path) -> None:
+    with running_bff("services", "--port-base", "0", "users", stderr=tmp_path / "stderr") as child:
+        lines = child.until(lambda line: line == "ready")
+        assert lines[-1] == "ready"
+        announced = [line.split() for line in lines[:-1]]
+        assert [name for name, _ in announced] == ["users"]
+        url = announced[0][1]
+        assert url.startswith("http://127.0.0.1:")
+        health = httpx.get(f"{url}/health", timeout=5, trust_env=False)
+        assert health.json() == {"status": "ok"}
+        user = httpx.get(f"{url}/users/1", timeout=5, trust_env=False)
+        assert user.status_code == 200
+        assert user.json()["id"] == 1
