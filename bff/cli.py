@@ -49,6 +49,7 @@ def run_uvicorn(app: object, host: str, port: int, workers: int = 1) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get(CONFIG_ENV)
     settings = load_or_exit(path)
+    logging.getLogger().setLevel(settings.logging.level.upper())
     warn_inactive(settings)
     host = args.host or settings.server.host
     port = args.port or settings.server.port

@@ -1,0 +1,229 @@
+"""`python -m bench.run`: the gateway against the floor, under wrk, at each upstream latency.
+
+For each latency (default 0 ms and 10 ms) a fresh stack starts (`stack.py`): the sample
+services on one core, the gateway and the floor (`floor.py`) on the other. `measure.py` checks
+the answers and runs every (workload, target, concurrency) cell with wrk (`load.py`);
+`report.py` turns the cells into the table printed on stdout and saved, with a JSON record, as
+`bench/results/<UTC time>-<commit>.md/.json`. See bench/README.md.
+
+Progress and problems go to stderr. Every child process is stopped on exit, Ctrl+C and SIGTERM
+included (`procs.py`); every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if not __package__:  # run as `python bench/run.py`: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import load, report
+from bench.measure import TARGETS, run_stack, say
+from bench.procs import ChildFailed, Children, Pinning, detect_pinning, termination_as_interrupt
+from bench.report import Cell
+from bench.stack import start_stack, stop_stack
+from bench.workloads import DEFAULT_WORKLOADS, Workload, available
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def _csv(kind: type, text: str) -> list[Any]:
+    try:
+        return [kind(part.strip().removesuffix("ms")) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid list {text!r}: {exc}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description="Benchmark the gateway against the floor (the same upstream calls with no "
+        "gateway) with wrk, and save the table under bench/results/. Needs wrk on PATH; pins "
+        "processes to cores with taskset when available.",
+    )
+    parser.add_argument(
+        "--latency",
+        type=lambda t: _csv(float, t),
+        default=[0.0, 10.0],
+        metavar="MS[,MS...]",
+        help="upstream latencies in ms, one stack each (default: 0,10)",
+    )
+    parser.add_argument(
+        "--workloads",
+        type=lambda t: _csv(str, t),
+        default=list(DEFAULT_WORKLOADS),
+        metavar="NAME[,NAME...]",
+        help="dashboard, product, dashboard-100, dashboard-500 (default: dashboard,product)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=lambda t: _csv(int, t),
+        default=[1, 32],
+        metavar="N[,N...]",
+        help="open connections of the load generator (default: 1,32)",
+    )
+    parser.add_argument(
+        "--targets",
+        type=lambda t: _csv(str, t),
+        default=list(TARGETS),
+        metavar="NAME[,NAME...]",
+        help="floor, gateway (default: both; ratios need both)",
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per cell (10)")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per cell (2)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 s cells after 1 s of warm-up, overriding the two above (a smoke run)",
+    )
+    parser.add_argument("--product-id", type=int, default=42, help="id the lookup asks for (42)")
+    parser.add_argument(
+        "--floor-client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="the floor's upstream client (raw: see bench/floor.py)",
+    )
+    parser.add_argument(
+        "--results-dir", type=Path, default=RESULTS, help="where to save (bench/results)"
+    )
+    parser.add_argument("--no-save", action="store_true", help="print the table only")
+    return parser
+
+
+def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Workload]:
+    if args.quick:
+        args.duration, args.warmup = 3, 1
+    known = available(args.product_id)
+    unknown = [w for w in args.workloads if w not in known]
+    if unknown:
+        parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    bad_targets = [t for t in args.targets if t not in TARGETS]
+    if bad_targets:
+        parser.error(f"unknown target(s) {', '.join(bad_targets)}; choose from floor, gateway")
+    if args.duration < 1 or args.warmup < 0:
+        parser.error("--duration must be at least 1 and --warmup at least 0")
+    if any(c < 1 for c in args.concurrency) or any(ms < 0 for ms in args.latency):
+        parser.error("concurrency must be at least 1 and latency at least 0")
+    return [known[name] for name in args.workloads]
+
+
+# --- the record ------------------------------------------------------------------------------
+
+
+def git(*argv: str) -> str:
+    try:
+        result = subprocess.run(
+            ["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip()
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def metadata(args: argparse.Namespace, pinning: Pinning, started: datetime) -> dict[str, Any]:
+    return {
+        "date": started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "git": {
+            "sha": git("rev-parse", "HEAD") or "unknown",
+            "short": git("rev-parse", "--short", "HEAD") or "unknown",
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        },
+        "cpu": {"count": os.cpu_count(), "model": cpu_model()},
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "wrk": load.wrk_version(),
+        "pinning": pinning.reason,
+        "settings": {
+            "latency_ms": args.latency,
+            "workloads": args.workloads,
+            "concurrency": args.concurrency,
+            "targets": args.targets,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "product_id": args.product_id,
+            "floor_client": args.floor_client,
+            "wrk_threads": 1,
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    workloads = validate(args, parser)
+    if load.wrk_path() is None:
+        say(f"error: {load.MISSING_WRK}")
+        return 2
+    pinning = detect_pinning()
+    say(f"pinning: {pinning.reason}")
+    if pinning.load_core is not None:
+        os.sched_setaffinity(0, {pinning.load_core})  # the runner stays off the target's core
+    started = datetime.now(UTC)
+    meta = metadata(args, pinning, started)
+
+    cells: list[Cell] = []
+    warnings: list[str] = []
+    with (
+        termination_as_interrupt(),
+        tempfile.TemporaryDirectory(prefix="bff-bench-") as tmp,
+        Children(Path(tmp), ROOT) as children,
+    ):
+        work_dir = Path(tmp)
+        try:
+            for latency_ms in args.latency:
+                say(f"starting services ({latency_ms:g} ms latency), gateway and floor")
+                stack = start_stack(children, pinning, latency_ms, work_dir, args.floor_client)
+                stack_cells, stack_warnings = run_stack(
+                    stack,
+                    workloads,
+                    args.targets,
+                    args.concurrency,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                    pinning=pinning,
+                    work_dir=work_dir,
+                )
+                cells += stack_cells
+                warnings += stack_warnings
+                stop_stack(children, stack)
+        except KeyboardInterrupt:
+            say("interrupted: stopping every process")
+            return 130
+        except (ChildFailed, RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            say(f"error: {exc}")
+            return 1
+
+    report.attach_ratios(cells)
+    meta["warnings"] = warnings
+    text = report.markdown(cells, meta)
+    print(text, end="")
+    if not args.no_save:
+        stem = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{meta['git']['short']}"
+        record = {**meta, "cells": [cell.to_json() for cell in cells]}
+        md, js = report.save(args.results_dir, stem, text, record)
+        say(f"saved {md.relative_to(ROOT) if md.is_relative_to(ROOT) else md} and {js.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
