@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,14 +21,40 @@ from bff.errors import Unauthenticated
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
 
 
+LEEWAY = 5
+CACHE_SIZE = 4096
+
+
 class TokenVerifier:
+    """Verifies tokens, remembering the ones it has verified until they expire.
+
+    Checking a signature costs more than the rest of a small GraphQL request; clients send
+    the same token many times. Only successfully verified tokens are remembered (keyed by
+    the whole token), and expiry is checked again on every use.
+    """
+
     def __init__(self, algorithm: str, key: str | bytes, issuer: str, audience: str) -> None:
         self.algorithm = algorithm
         self.key = key
         self.issuer = issuer
         self.audience = audience
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
-    def verify(self, token: str) -> Principal:
+    def verify(self, token: str, now: float | None = None) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, expires = cached
+            if (time.time() if now is None else now) <= expires + LEEWAY:
+                return principal
+            del self._verified[token]
+            raise Unauthenticated("Token expired")
+        principal = self._decode(token)
+        self._verified[token] = (principal, float(principal.claims["exp"]))
+        if len(self._verified) > CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _decode(self, token: str) -> Principal:
         try:
             claims = jwt.decode(
                 token,
@@ -36,7 +63,7 @@ class TokenVerifier:
                 audience=self.audience,
                 issuer=self.issuer,
                 options={"require": REQUIRED_CLAIMS},
-                leeway=5,
+                leeway=LEEWAY,
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("Token expired") from exc
