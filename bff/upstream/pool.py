@@ -1,8 +1,9 @@
-"""`UpstreamPool`: one configured upstream, its instances and its shared keep-alive client.
+"""`UpstreamPool`: one configured upstream, its instances and its transport stack.
 
-This is the boundary where httpx stops: transport failures become `UpstreamUnavailable`,
-time-outs `UpstreamTimeout`. HTTP statuses are passed up untouched in `UpstreamResponse`;
-typed clients decide what a status means for their service.
+This is the boundary where the HTTP client stops: transport failures become
+`UpstreamUnavailable`, time-outs `UpstreamTimeout`, unreadable answers `BadUpstreamResponse`.
+HTTP statuses are passed up untouched in `UpstreamResponse`; typed clients decide what a
+status means for their service.
 """
 
 from __future__ import annotations
@@ -12,22 +13,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 
 from bff.errors import BadUpstreamResponse, UpstreamTimeout, UpstreamUnavailable
 from bff.upstream.balancer import Balancer, NoInstanceAvailable, make_balancer
+from bff.upstream.http11 import (
+    MAX_BODY,
+    Headers,
+    ProtocolViolation,
+    TimedOut,
+    TransportError,
+)
 from bff.upstream.instance import Instance
-from bff.upstream.transport import BalancedTransport
-
-Params = Mapping[str, str | int] | None
+from bff.upstream.request import Params, build_request
+from bff.upstream.transport import BalancedTransport, Transport
 
 
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
     status: int
     body: bytes
-    headers: httpx.Headers
+    headers: Headers
     upstream: str
 
     def json(self) -> Any:
@@ -50,17 +56,20 @@ class UpstreamPool:
         total_timeout: float = 2.0,
         max_connections: int = 100,
         required: bool = True,
+        max_body: int = MAX_BODY,
     ) -> None:
         self.name = name
         self.required = required
         self.total_timeout = total_timeout
         self.balancer: Balancer = make_balancer(balancer, instances, zone)
-        self.transport = BalancedTransport(self.balancer, max_connections)
-        self._client = httpx.AsyncClient(
-            base_url=f"http://{name}",
-            transport=self.transport,
-            timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
+        self.transport = BalancedTransport(
+            self.balancer,
+            max_connections=max_connections,
+            connect_timeout=connect_timeout,
+            max_body=max_body,
         )
+        # The stack requests go through; a retry and a telemetry layer will wrap it here.
+        self._send: Transport = self.transport
 
     @property
     def instances(self) -> list[Instance]:
@@ -76,29 +85,26 @@ class UpstreamPool:
         headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
         """Send one request to an instance of this upstream within the total time budget."""
-        content = None if json is None else orjson.dumps(json)
-        send_headers = dict(headers or {})
-        if content is not None:
-            send_headers["Content-Type"] = "application/json"
+        request = build_request(method, path, params=params, json=json, headers=headers)
+        deadline = asyncio.get_running_loop().time() + self.total_timeout
         try:
-            async with asyncio.timeout(self.total_timeout):
-                response = await self._client.request(
-                    method, path, params=params, content=content, headers=send_headers
-                )
+            reply = await self._send.send(request, deadline)
         except NoInstanceAvailable as exc:
             raise UpstreamUnavailable(self.name, f"No healthy instance of {self.name}") from exc
-        except (TimeoutError, httpx.TimeoutException) as exc:
+        except TimedOut as exc:
             raise UpstreamTimeout(self.name) from exc
-        except httpx.HTTPError as exc:
+        except ProtocolViolation as exc:
+            raise BadUpstreamResponse(self.name) from exc
+        except TransportError as exc:
             raise UpstreamUnavailable(self.name) from exc
-        return UpstreamResponse(response.status_code, response.content, response.headers, self.name)
+        return UpstreamResponse(reply.status, reply.body, Headers(reply.headers), self.name)
 
     async def probe(self, instance: Instance, path: str = "/health", timeout: float = 0.5) -> bool:
         """Whether `instance` answers `path` with 2xx within `timeout`."""
+        deadline = asyncio.get_running_loop().time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                status = await self.transport.probe(instance, path)
-        except (TimeoutError, httpx.HTTPError):
+            status = await self.transport.probe(instance, path, deadline)
+        except TransportError:
             return False
         return 200 <= status < 300
 
@@ -108,4 +114,4 @@ class UpstreamPool:
         return sum(results)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._send.aclose()

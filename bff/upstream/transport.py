@@ -1,61 +1,95 @@
-"""An httpx transport that sends each request to an instance chosen by the balancer.
+"""The transport stack of a pool: each layer sends one request and returns the reply.
 
-Requests are addressed to the logical upstream (`http://users/users/1`); this transport
-rewrites the origin per attempt, so a retry transport wrapped around it (later) gets a fresh
-choice each time. Each instance has its own small connection pool: httpx's pool does work
-proportional to its size on every request, so many small pools beat one big one.
+    retry (later)        outermost, so that each attempt below is seen as its own attempt
+      └── telemetry      (later) a client span per attempt
+            └── BalancedTransport   the balancer picks an instance per attempt, and that
+                                    instance's `ConnectionPool` sends the request
+
+A `Transport` raises only the `TransportError` tree of `bff.upstream.http11` (and
+`NoInstanceAvailable`); `UpstreamPool` translates those into `bff.errors` at the package edge.
+Each instance has its own small connection pool (`max_connections` split over the
+instances), so a request's cost does not depend on how many connections exist.
 """
 
 from __future__ import annotations
 
 import math
-
-import httpx
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 from bff.upstream.balancer import Balancer
+from bff.upstream.connections import ConnectionPool
+from bff.upstream.http11 import MAX_BODY
 from bff.upstream.instance import Instance
+from bff.upstream.request import Request, build_request
 
 
-class BalancedTransport(httpx.AsyncBaseTransport):
-    def __init__(self, balancer: Balancer, max_connections: int) -> None:
+@dataclass(slots=True)
+class Reply:
+    """What one attempt got back, and from which instance.
+
+    Read-only by convention: one is built per call, and a frozen dataclass costs 3x as much.
+    """
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    instance: Instance
+
+
+class Transport(ABC):
+    """One layer of the stack: send a request once (or as the layer decides)."""
+
+    @abstractmethod
+    async def send(self, request: Request, deadline: float) -> Reply:
+        """The reply to `request` by `deadline` (loop time), or a `TransportError`."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release what the layer holds (connections), and what the layers below hold."""
+
+
+class BalancedTransport(Transport):
+    """Sends each attempt to the instance the balancer chooses now."""
+
+    def __init__(
+        self,
+        balancer: Balancer,
+        *,
+        max_connections: int,
+        connect_timeout: float,
+        max_body: int = MAX_BODY,
+    ) -> None:
         self.balancer = balancer
         per_instance = max(1, math.ceil(max_connections / max(1, len(balancer.instances))))
-        limits = httpx.Limits(
-            max_connections=per_instance,
-            max_keepalive_connections=per_instance,
-            keepalive_expiry=30.0,
-        )
-        self._routes: dict[int, tuple[httpx.URL, httpx.AsyncHTTPTransport]] = {
-            id(instance): (httpx.URL(instance.url), httpx.AsyncHTTPTransport(limits=limits))
+        self._pools: dict[int, ConnectionPool] = {
+            id(instance): ConnectionPool(
+                instance.url,
+                limit=per_instance,
+                connect_timeout=connect_timeout,
+                max_body=max_body,
+            )
             for instance in balancer.instances
         }
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    def pool_of(self, instance: Instance) -> ConnectionPool:
+        return self._pools[id(instance)]
+
+    async def send(self, request: Request, deadline: float) -> Reply:
         instance = self.balancer.choose()
-        origin, transport = self._routes[id(instance)]
-        request.url = request.url.copy_with(
-            scheme=origin.scheme, host=origin.host, port=origin.port
-        )
-        request.headers["Host"] = origin.netloc.decode("ascii")
-        request.extensions["bff.instance"] = instance
         instance.in_flight += 1
         try:
-            return await transport.handle_async_request(request)
+            status, headers, body = await self._pools[id(instance)].send(request, deadline)
         finally:
             instance.in_flight -= 1
+        return Reply(status, headers, body, instance)
 
-    async def probe(self, instance: Instance, path: str) -> int:
+    async def probe(self, instance: Instance, path: str, deadline: float) -> int:
         """GET `path` on one given instance (health checks); returns the status code."""
-        origin, transport = self._routes[id(instance)]
-        request = httpx.Request("GET", origin.join(path))
-        response = await transport.handle_async_request(request)
-        await response.aread()
-        await response.aclose()
-        return response.status_code
-
-    def instance_of(self, request: httpx.Request) -> Instance | None:
-        return request.extensions.get("bff.instance")
+        request = build_request("GET", path)
+        status, _, _ = await self._pools[id(instance)].send(request, deadline)
+        return status
 
     async def aclose(self) -> None:
-        for _, transport in self._routes.values():
-            await transport.aclose()
+        for pool in self._pools.values():
+            await pool.aclose()

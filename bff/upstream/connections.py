@@ -1,0 +1,238 @@
+"""`ConnectionPool`: the keep-alive connections to ONE upstream instance, at most `limit` open.
+
+Why per instance and this small: the work per request must not grow with the number of
+connections (httpx's pool scans its connections on every request). Here taking an idle
+connection is a list pop, giving it back is an append (LIFO, so the warmest connection is
+reused and surplus ones age out), and a request over the limit waits in a FIFO queue until a
+connection or a free slot is handed to it directly.
+
+Invariant: `_open` counts slots in use: connections idle, busy or being opened, plus slots
+handed to a waiter that is about to open one. It never exceeds `limit`.
+
+Nothing here is bound to an event loop when built (pools are built before the server's loop
+runs); the loop is taken on first use. `aclose` closes the pool for its loop: every connection
+is closed and later calls fail, so that no connection outlives the loop. A pool used from a
+new loop (a server started again, a test's next `asyncio.run`) starts afresh there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections import deque
+from urllib.parse import urlsplit
+
+from bff.upstream.http11 import (
+    MAX_BODY,
+    Answer,
+    ConnectFailed,
+    Connection,
+    ConnectionLost,
+    ConnectTimedOut,
+    TimedOut,
+)
+from bff.upstream.request import Request
+
+# Seconds an idle connection is kept: under the 5 s keep-alive of uvicorn and Node, so we
+# rarely pick a connection the server is closing at that very moment.
+KEEPALIVE_EXPIRY = 4.0
+
+
+class ConnectionPool:
+    """Sends requests to one instance over reused connections, queueing past `limit`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        limit: int,
+        connect_timeout: float,
+        keepalive_expiry: float = KEEPALIVE_EXPIRY,
+        max_body: int = MAX_BODY,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"upstream URL must be http(s)://host[:port], got {url!r}")
+        self.url = url
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.tls = parts.scheme == "https"
+        self.limit = max(1, limit)
+        self.connect_timeout = connect_timeout
+        self.keepalive_expiry = keepalive_expiry
+        self.max_body = max_body
+        self._prefix = parts.path.rstrip("/").encode("ascii")
+        self._host_field = parts.netloc.rpartition("@")[2].encode("idna")
+        self._ssl: ssl.SSLContext | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle: list[Connection] = []
+        self._open = 0
+        self._waiters: deque[asyncio.Future[Connection | None]] = deque()
+        self._every: set[Connection] = set()
+        self._closed = False
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
+
+    async def send(self, request: Request, deadline: float) -> Answer:
+        """One request on one connection; once more on a fresh one if an idle one was stale.
+
+        `deadline` (loop time) bounds everything: waiting for a slot, connecting, the answer.
+        """
+        data = b"%b %b%b HTTP/1.1\r\nHost: %b\r\n%b\r\n%b" % (
+            request.method.encode("ascii"),
+            self._prefix,
+            request.target,
+            self._host_field,
+            request.fields,
+            request.body,
+        )
+        head_only = request.head_only
+        conn = await self._acquire(deadline)
+        try:
+            try:
+                return await conn.exchange(data, deadline, head_only=head_only)
+            except ConnectionLost as lost:
+                if lost.received or not conn.used or not request.idempotent or self._closed:
+                    raise
+            # The server closed the kept-alive connection as we sent: it never saw the
+            # request. Same slot, a fresh connection, once.
+            conn = await self._connect(deadline)
+            return await conn.exchange(data, deadline, head_only=head_only)
+        finally:
+            self._release(conn)
+
+    async def aclose(self) -> None:
+        """Close every connection, busy ones included; queued and later calls fail."""
+        self._closed = True
+        self._open -= len(self._idle)  # busy connections give their slots back as they fail
+        self._idle.clear()
+        for conn in list(self._every):
+            conn.close()
+        self._every.clear()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(ConnectFailed(f"the pool of {self.url} is closed"))
+        await asyncio.sleep(0)  # let the transports run their connection_lost callbacks
+
+    # --- slots -----------------------------------------------------------------------------
+
+    async def _acquire(self, deadline: float) -> Connection:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind(loop)
+        if self._closed:
+            raise ConnectFailed(f"the pool of {self.url} is closed")
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and loop.time() - conn.idle_since < self.keepalive_expiry:
+                return conn
+            self._forget(conn)
+            self._open -= 1
+        if self._open < self.limit:
+            self._open += 1
+        else:
+            handed = await self._wait_for_slot(loop, deadline)
+            if handed is not None:
+                return handed
+        try:
+            return await self._connect(deadline)
+        except BaseException:
+            self._free_slot()
+            raise
+
+    async def _wait_for_slot(
+        self, loop: asyncio.AbstractEventLoop, deadline: float
+    ) -> Connection | None:
+        """Queue until a connection (or a free slot: None) is handed over, FIFO."""
+        waiter: asyncio.Future[Connection | None] = loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._give_back(waiter.result())  # handed over just as we gave up
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                raise TimedOut(f"no free connection to {self.url} in time") from exc
+            raise
+
+    def _release(self, conn: Connection) -> None:
+        """Back to the pool if it may carry another request; otherwise its slot is freed."""
+        if conn.reusable and not self._closed:
+            waiters = self._waiters
+            while waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(conn)
+                    return
+            conn.idle_since = self._loop.time() if self._loop else 0.0
+            self._idle.append(conn)
+        else:
+            self._forget(conn)
+            self._free_slot()
+
+    def _give_back(self, handed: Connection | None) -> None:
+        if handed is None:
+            self._free_slot()
+        else:
+            self._release(handed)
+
+    def _free_slot(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes to the waiter, which connects
+                return
+        self._open -= 1
+
+    def _forget(self, conn: Connection) -> None:
+        conn.close()
+        self._every.discard(conn)
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Take `loop` as ours; connections of a previous loop cannot be used from this one."""
+        for conn in self._every:
+            with contextlib.suppress(RuntimeError):  # "Event loop is closed": nothing to do
+                conn.close()
+        self._every = set()
+        self._idle = []
+        self._waiters = deque()
+        self._open = 0
+        self._closed = False
+        self._loop = loop
+
+    # --- connecting ------------------------------------------------------------------------
+
+    async def _connect(self, deadline: float) -> Connection:
+        loop = asyncio.get_running_loop()
+        tls = self._tls_context() if self.tls else None
+        try:
+            async with asyncio.timeout_at(min(deadline, loop.time() + self.connect_timeout)):
+                transport, conn = await loop.create_connection(
+                    lambda: Connection(self.max_body),
+                    self.host,
+                    self.port,
+                    ssl=tls,
+                    server_hostname=self.host if tls else None,
+                )
+        except TimeoutError as exc:
+            raise ConnectTimedOut(f"connecting to {self.url} timed out") from exc
+        except OSError as exc:
+            raise ConnectFailed(f"cannot connect to {self.url}: {exc}") from exc
+        conn.transport = transport  # uvloop calls connection_made only after returning
+        self._every.add(conn)
+        return conn
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
