@@ -15,7 +15,7 @@
     ├── PersistedQueryNotFound      PERSISTED_QUERY_NOT_FOUND (400)
     └── PersistedQueryRequired      PERSISTED_QUERY_REQUIRED  (400)
 
-Every layer raises from this tree and nothing else crosses a boundary: httpx errors stop in
+Every layer raises from this tree and nothing else crosses a boundary: transport errors stop in
 `bff.upstream`, HTTP statuses stop in `upstream_clients`. `to_graphql_error` and
 `to_http_response` render an error for the two doors of the gateway so that both agree.
 Only errors whose class says `expose = True` show their message to clients.

@@ -14,9 +14,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # package -> top-level modules it must never import
 FORBIDDEN: dict[str, set[str]] = {
-    "resolvers": {"httpx", "strawberry", "schema", "fastapi", "starlette"},
-    "upstream_clients": {"strawberry", "graphql", "schema", "resolvers", "fastapi", "starlette"},
-    "schema": {"httpx", "fastapi", "starlette"},
+    "resolvers": {"httpx", "httptools", "strawberry", "schema", "fastapi", "starlette"},
+    "upstream_clients": {
+        "httpx",
+        "httptools",
+        "strawberry",
+        "graphql",
+        "schema",
+        "resolvers",
+        "fastapi",
+        "starlette",
+    },  # fmt: skip
+    "schema": {"httpx", "httptools", "fastapi", "starlette"},
     "bff/upstream": {"strawberry", "graphql", "schema", "resolvers", "upstream_clients"},
     "bff/auth": {"strawberry", "graphql", "schema", "resolvers", "httpx", "upstream_clients"},
     "bff/config": {"strawberry", "graphql", "schema", "resolvers", "httpx", "upstream_clients"},
