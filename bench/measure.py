@@ -1,6 +1,8 @@
 """Measuring one stack: check the answers, then run every cell and account for it.
 
-A cell is (workload, target, concurrency). Around its timed wrk run we wait until the target
+A cell is (workload, target, concurrency). Targets are the gateway, the floor (`floor.py`) and
+the reference (`reference.py`); the workers phase measures the gateway alone, unpinned, with
+one worker and then with two (`run_workers`). Around its timed wrk run we wait until the target
 is idle and the services' counters stop moving (so a warm-up's or a previous cell's requests,
 still being answered by a slow target, are not counted), and read:
 
@@ -31,6 +33,7 @@ import orjson
 from bench import load
 from bench.procs import (
     Child,
+    Children,
     Pinning,
     core_busy_seconds,
     cpu_seconds,
@@ -38,12 +41,13 @@ from bench.procs import (
     own_cpu_seconds,
     peak_rss_mb,
     process_tree,
+    worker_pids,
 )
-from bench.report import Cell
-from bench.stack import Stack
+from bench.report import PINNED, WORKERS, WORKERS_CONCURRENCY, Cell
+from bench.stack import Stack, start_gateway, stop_server
 from bench.workloads import Workload
 
-TARGETS = ("floor", "gateway")
+TARGETS = ("floor", "gateway", "reference")
 SETTLE_TIMEOUT = 60.0  # seconds for a target to drain its queue after a run
 SETTLE_STEP = 0.25  # seconds between two looks at the counters
 IDLE_CPU = 0.03  # CPU seconds per step under which the target counts as idle
@@ -62,9 +66,8 @@ def headers_for(workload: Workload, target: str, stack: Stack) -> dict[str, str]
 
 
 def url_for(workload: Workload, target: str, stack: Stack) -> str:
-    if target == "gateway":
-        return f"{stack.gateway_url}/graphql"
-    return f"{stack.floor_url}{workload.floor_path}"
+    base = stack.servers[target].url
+    return f"{base}{workload.floor_path}" if target == "floor" else f"{base}/graphql"
 
 
 def ask(stack: Stack, workload: Workload, target: str) -> Any:
@@ -85,40 +88,65 @@ def ask(stack: Stack, workload: Workload, target: str) -> Any:
     return answer["data"]
 
 
-def check_answers(stack: Stack, workloads: Sequence[Workload]) -> list[str]:
-    """The gateway must answer without errors, and the floor must compute the same data (else
-    it does not do the same work). Returns warnings."""
+def measuring(stack: Stack, workload: Workload, targets: Sequence[str]) -> list[str]:
+    """The targets of `stack` that measure `workload`: those of the run, at the workload's
+    latencies; the reference, which makes no upstream calls, at whatever latency."""
+    return [
+        t
+        for t in targets
+        if t in stack.servers and (t == "reference" or workload.runs_at(stack.latency_ms))
+    ]
+
+
+def check_answers(stack: Stack, workloads: Sequence[Workload], targets: Sequence[str]) -> list[str]:
+    """Every target must answer without errors, and the floor and the reference must compute
+    the same data as the gateway (else they do not do the same work). Returns warnings."""
     warnings = []
     for workload in workloads:
-        if ask(stack, workload, "gateway") != ask(stack, workload, "floor"):
-            warnings.append(
-                f"{workload.name} at {stack.latency_ms:g} ms: the floor's data differs from "
-                "the gateway's"
-            )
+        answers = {t: ask(stack, workload, t) for t in measuring(stack, workload, targets)}
+        base = "gateway" if "gateway" in answers else next(iter(answers), "")
+        for target, data in answers.items():
+            if data != answers[base]:
+                warnings.append(
+                    f"{workload.name} at {stack.latency_ms:g} ms: the {target}'s data differs "
+                    f"from the {base}'s"
+                )
     return warnings
 
 
-def settle(stack: Stack, target: Child) -> int:
+@dataclass(frozen=True)
+class Settled:
+    calls: int  # the services' request count, no longer moving
+    # when the target itself last worked (CPU above IDLE_CPU in a step), to half a step;
+    # None if it was idle from the start
+    worked_until: float | None
+
+
+def settle(stack: Stack, target: Child) -> Settled:
     """The services' request count once it stops moving and the target is idle."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
+    worked_until = None
     calls, cpu = stack.upstream_requests(), cpu_seconds(process_tree(target.pid))
     while time.monotonic() < deadline:
         time.sleep(SETTLE_STEP)
         now_calls, now_cpu = stack.upstream_requests(), cpu_seconds(process_tree(target.pid))
-        if now_calls == calls and now_cpu - cpu <= IDLE_CPU:
-            return now_calls
+        working = now_cpu - cpu > IDLE_CPU
+        if now_calls == calls and not working:
+            return Settled(now_calls, worked_until)
+        if working:
+            worked_until = time.monotonic() - SETTLE_STEP / 2
         calls, cpu = now_calls, now_cpu
     say(f"warning: {target.name} still busy {SETTLE_TIMEOUT:.0f} s after a run")
-    return calls
+    return Settled(calls, worked_until)
 
 
 def probe_calls(stack: Stack, workload: Workload, target: str) -> float:
     """Upstream calls per request, exactly: sequential requests between two settles."""
-    child = stack.targets()[target][0]
-    before = settle(stack, child)
+    child = stack.servers[target].child
+    before = settle(stack, child).calls
     for _ in range(PROBE_REQUESTS):
         ask(stack, workload, target)
-    return (settle(stack, child) - before) / PROBE_REQUESTS
+    return (settle(stack, child).calls - before) / PROBE_REQUESTS
 
 
 @dataclass(frozen=True)
@@ -153,8 +181,10 @@ def measure(
     warmup: int,
     pinning: Pinning,
     script: Path,
+    phase: str = PINNED,
 ) -> Cell:
-    child, _ = stack.targets()[target]
+    server = stack.servers[target]
+    child = server.child
     url = url_for(workload, target, stack)
     prefix = pinning.prefix(pinning.load_core)
     calls_per_request = probe_calls(stack, workload, target)
@@ -163,13 +193,15 @@ def measure(
     settle(stack, child)
     before = snapshot(stack, child)
     result = load.run_wrk(url, script, concurrency=concurrency, duration=duration, prefix=prefix)
-    settle(stack, child)
+    wrk_done = time.monotonic()
+    settled = settle(stack, child)
     after = snapshot(stack, child)
     for c in (child, stack.services):
         if not c.alive():
             raise c.failed("died during the run")
     cores = [c for c in (pinning.target_core, pinning.load_core) if c is not None]
-    busy = sum(after.busy[c] - before.busy[c] for c in cores or after.busy)
+    cores = cores or [c for c in pinning.cores if c in after.busy] or list(after.busy)
+    busy = sum(after.busy[c] - before.busy[c] for c in cores)
     load_core = (
         None
         if pinning.load_core is None
@@ -184,17 +216,34 @@ def measure(
         upstream_per_request=calls_per_request,
         in_cell_calls=after.calls - before.calls,
         window_s=after.wall - before.wall,
+        active_s=max(settled.worked_until or wrk_done, wrk_done) - before.wall,
         target_cpu_s=after.target_cpu - before.target_cpu,
         services_cpu_s=after.services_cpu - before.services_cpu,
         load_core_busy_s=load_core,
         foreign_cpu_s=max(0.0, busy - (after.ours_cpu - before.ours_cpu)),
+        busy_s=busy,
+        cores=len(cores),
+        phase=phase,
+        workers=server.workers,
     )
 
 
-def peak_rss_of(child: Child) -> float | None:
-    """The largest VmHWM in the child's process tree (one worker's peak, with workers)."""
-    values = [v for v in (peak_rss_mb(pid) for pid in process_tree(child.pid)) if v is not None]
-    return max(values) if values else None
+def worker_rss_of(child: Child) -> list[float]:
+    """The peak RSS (VmHWM) of each process that answers requests: every worker of
+    `bff serve --workers N` (not its supervisor), or the server itself."""
+    values = (peak_rss_mb(pid) for pid in worker_pids(child.pid))
+    return [v for v in values if v is not None]
+
+
+def describe(cell: Cell) -> str:
+    """One progress line (stderr) per cell."""
+    target = cell.target if cell.phase == PINNED else f"{cell.target}-{cell.workers}w"
+    return (
+        f"  {target:<10} {cell.workload:<14} {cell.latency_ms:g} ms  "
+        f"c={cell.concurrency:<3} p50 {cell.load.p50_ms:8.2f} ms  "
+        f"{cell.load.rps:9.1f} req/s  {cell.upstream_per_request:.2f} calls/req  "
+        f"{cell.cpu_ms_per_request:6.2f} CPU ms/req  foreign {cell.foreign_pct:.0f}%"
+    )
 
 
 def run_stack(
@@ -208,19 +257,19 @@ def run_stack(
     pinning: Pinning,
     work_dir: Path,
 ) -> tuple[list[Cell], list[str]]:
-    """Every cell of one stack, then the targets' peak RSS over all of them."""
-    warnings = check_answers(stack, workloads)
+    """Every cell of one stack, then each target's peak RSS per worker over all of them."""
+    warnings = check_answers(stack, workloads, targets)
     for warning in warnings:
         say(f"warning: {warning}")
     cells: list[Cell] = []
     for workload in workloads:
-        for target in targets:
+        for target in measuring(stack, workload, targets):
             script = load.write_script(
                 work_dir / f"{workload.name}-{target}.lua",
                 workload.body,
                 headers_for(workload, target, stack),
             )
-            for concurrency in concurrencies:
+            for concurrency in workload.concurrencies(concurrencies):
                 cell = measure(
                     stack,
                     workload,
@@ -231,14 +280,61 @@ def run_stack(
                     pinning=pinning,
                     script=script,
                 )
-                say(
-                    f"  {target:<8} {workload.name:<14} {stack.latency_ms:g} ms  "
-                    f"c={concurrency:<3} p50 {cell.load.p50_ms:8.2f} ms  "
-                    f"{cell.load.rps:9.1f} req/s  {cell.upstream_per_request:.2f} calls/req  "
-                    f"{cell.cpu_ms_per_request:6.2f} CPU ms/req  foreign {cell.foreign_pct:.0f}%"
-                )
+                say(describe(cell))
                 cells.append(cell)
-    rss = {target: peak_rss_of(child) for target, (child, _) in stack.targets().items()}
+    rss = {target: worker_rss_of(server.child) for target, server in stack.servers.items()}
     for cell in cells:
-        cell.peak_rss_mb = rss[cell.target]
+        cell.worker_rss_mb = rss[cell.target]
+    return cells, warnings
+
+
+def run_workers(
+    children: Children,
+    stack: Stack,
+    workload: Workload,
+    *,
+    duration: int,
+    warmup: int,
+    pinning: Pinning,
+    work_dir: Path,
+) -> tuple[list[Cell], list[str]]:
+    """The gateway with one worker, then with `--workers 2`, each at `WORKERS_CONCURRENCY`.
+
+    `stack` must have been started unpinned with the gateway as its only target; the 2-worker
+    gateway replaces it on the same config. Each gateway's peak RSS per worker is read before
+    it stops.
+    """
+    cells: list[Cell] = []
+    warnings: list[str] = []
+    for workers in (1, 2):
+        if workers > 1:
+            stop_server(children, stack, "gateway")
+            stack.servers["gateway"] = start_gateway(children, pinning, stack, workers)
+        server = stack.servers["gateway"]
+        warnings += check_answers(stack, [workload], ["gateway"])
+        script = load.write_script(
+            work_dir / f"{workload.name}-gateway-{workers}w.lua",
+            workload.body,
+            headers_for(workload, "gateway", stack),
+        )
+        cell = measure(
+            stack,
+            workload,
+            "gateway",
+            WORKERS_CONCURRENCY,
+            duration=duration,
+            warmup=warmup,
+            pinning=pinning,
+            script=script,
+            phase=WORKERS,
+        )
+        cell.worker_rss_mb = worker_rss_of(server.child)
+        if len(cell.worker_rss_mb) != workers:
+            warnings.append(
+                f"`bff serve --workers {workers}` ran {len(cell.worker_rss_mb)} worker process(es)"
+            )
+        say(describe(cell))
+        cells.append(cell)
+    for warning in warnings:
+        say(f"warning: {warning}")
     return cells, warnings

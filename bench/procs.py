@@ -56,9 +56,10 @@ def _die_with_parent() -> None:
 class Pinning:
     """Which CPU each role runs on; `None` everywhere when pinning is not possible."""
 
-    target_core: int | None  # the measured server (gateway or floor)
+    target_core: int | None  # the measured server (gateway, floor or reference)
     load_core: int | None  # sample services, load generator and this runner
     reason: str  # why pinning is on or off, for the report
+    cores: tuple[int, ...] = ()  # every core the run may use (what "unpinned" spreads over)
 
     @property
     def enabled(self) -> bool:
@@ -71,12 +72,32 @@ class Pinning:
 
 def detect_pinning() -> Pinning:
     """Measured server on the first allowed core, everything else on the second, via taskset."""
-    cores = sorted(os.sched_getaffinity(0))
+    cores = tuple(sorted(os.sched_getaffinity(0)))
     if shutil.which("taskset") is None:
-        return Pinning(None, None, "taskset not found: processes are not pinned")
+        return Pinning(None, None, "taskset not found: processes are not pinned", cores)
     if len(cores) < 2:
-        return Pinning(None, None, f"only {len(cores)} usable core: processes are not pinned")
-    return Pinning(cores[0], cores[1], f"target on core {cores[0]}, the rest on core {cores[1]}")
+        reason = f"only {len(cores)} usable core: processes are not pinned"
+        return Pinning(None, None, reason, cores)
+    reason = f"target on core {cores[0]}, the rest on core {cores[1]}"
+    return Pinning(cores[0], cores[1], reason, cores)
+
+
+@contextlib.contextmanager
+def unpinned(pinning: Pinning) -> Iterator[Pinning]:
+    """No pinning for what starts inside: the runner (whose affinity every child inherits)
+    spreads over all of the run's cores again, and is put back on the load core afterwards."""
+    cores = set(pinning.cores) or os.sched_getaffinity(0)
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    reason = f"unpinned: every process may run on cores {_cores(cores)}"
+    try:
+        yield Pinning(None, None, reason, pinning.cores)
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _cores(cores: set[int]) -> str:
+    return ",".join(str(c) for c in sorted(cores))
 
 
 class Child:
@@ -274,19 +295,41 @@ def http_post(
 # --- /proc readers -------------------------------------------------------------------------
 
 
+def children_of(pid: int) -> list[int]:
+    """The direct children of `pid` (those of every thread), as far as /proc shows them."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found.extend(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
 def process_tree(pid: int) -> list[int]:
     """`pid` and all its descendants (uvicorn workers, if any), as far as /proc shows them."""
     found = [pid]
     index = 0
     while index < len(found):
-        current = found[index]
+        found.extend(children_of(found[index]))
         index += 1
-        task_dir = Path(f"/proc/{current}/task")
-        with contextlib.suppress(OSError):
-            for task in task_dir.iterdir():
-                with contextlib.suppress(OSError):
-                    found.extend(int(c) for c in (task / "children").read_text().split())
     return found
+
+
+def cmdline(pid: int) -> str:
+    """The command line of `pid`, arguments joined by spaces ("" once it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The processes of a server that answer requests: its children when it has any (the
+    supervisor of `bff serve --workers N` has one per worker), leaving out multiprocessing's
+    resource tracker; else the server itself."""
+    workers = [c for c in children_of(pid) if "resource_tracker" not in cmdline(c)]
+    return workers or [pid]
 
 
 def peak_rss_mb(pid: int) -> float | None:

@@ -1,10 +1,13 @@
-"""`python -m bench.run`: the gateway against the floor, under wrk, at each upstream latency.
+"""`python -m bench.run`: the gateway against the floor and the reference, under wrk.
 
 For each latency (default 0 ms and 10 ms) a fresh stack starts (`stack.py`): the sample
-services on one core, the gateway and the floor (`floor.py`) on the other. `measure.py` checks
-the answers and runs every (workload, target, concurrency) cell with wrk (`load.py`);
-`report.py` turns the cells into the table printed on stdout and saved, with a JSON record, as
-`bench/results/<UTC time>-<commit>.md/.json`. See bench/README.md.
+services on one core, the gateway, the floor (`floor.py`) and, in the first stack only, the
+reference (`reference.py`, no upstream calls) on the other. `measure.py` checks the answers and
+runs every (workload, target, concurrency) cell with wrk (`load.py`). Then the workers phase
+(unless `--skip-workers`): the gateway alone, nothing pinned, with one worker and with
+`--workers 2`. `report.py` turns the cells into the tables and goal lines printed on stdout
+and saved, with a JSON record, as `bench/results/<UTC time>-<commit>.md/.json`. See
+bench/README.md.
 
 Progress and problems go to stderr. Every child process is stopped on exit, Ctrl+C and SIGTERM
 included (`procs.py`); every wait has a deadline.
@@ -13,6 +16,7 @@ included (`procs.py`); every wait has a deadline.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import platform
 import subprocess
@@ -27,9 +31,16 @@ if not __package__:  # run as `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import load, report
-from bench.measure import TARGETS, run_stack, say
-from bench.procs import ChildFailed, Children, Pinning, detect_pinning, termination_as_interrupt
-from bench.report import Cell
+from bench.measure import TARGETS, run_stack, run_workers, say
+from bench.procs import (
+    ChildFailed,
+    Children,
+    Pinning,
+    detect_pinning,
+    termination_as_interrupt,
+    unpinned,
+)
+from bench.report import WORKERS_LATENCY_MS, WORKERS_WORKLOAD, Cell
 from bench.stack import start_stack, stop_stack
 from bench.workloads import DEFAULT_WORKLOADS, Workload, available
 
@@ -48,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run",
         description="Benchmark the gateway against the floor (the same upstream calls with no "
-        "gateway) with wrk, and save the table under bench/results/. Needs wrk on PATH; pins "
-        "processes to cores with taskset when available.",
+        "gateway) and the reference (stock strawberry answering from memory) with wrk, and "
+        "save the table under bench/results/. Needs wrk on PATH; pins processes to cores with "
+        "taskset when available.",
     )
     parser.add_argument(
         "--latency",
@@ -63,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda t: _csv(str, t),
         default=list(DEFAULT_WORKLOADS),
         metavar="NAME[,NAME...]",
-        help="dashboard, product, dashboard-100, dashboard-500 (default: dashboard,product)",
+        help="dashboard, product, dashboard-100, dashboard-500 (default: dashboard,product,"
+        "dashboard-500; dashboard-500 is measured at concurrency 1 and 0 ms only)",
     )
     parser.add_argument(
         "--concurrency",
@@ -77,7 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda t: _csv(str, t),
         default=list(TARGETS),
         metavar="NAME[,NAME...]",
-        help="floor, gateway (default: both; ratios need both)",
+        help="floor, gateway, reference (default: all three; ratios need the gateway and "
+        "the floor or the reference)",
+    )
+    parser.add_argument(
+        "--skip-workers",
+        action="store_true",
+        help="skip the workers phase (the gateway unpinned with one worker, then --workers 2)",
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per cell (10)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per cell (2)")
@@ -109,7 +128,9 @@ def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[
         parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(known)}")
     bad_targets = [t for t in args.targets if t not in TARGETS]
     if bad_targets:
-        parser.error(f"unknown target(s) {', '.join(bad_targets)}; choose from floor, gateway")
+        parser.error(
+            f"unknown target(s) {', '.join(bad_targets)}; choose from {', '.join(TARGETS)}"
+        )
     if args.duration < 1 or args.warmup < 0:
         parser.error("--duration must be at least 1 and --warmup at least 0")
     if any(c < 1 for c in args.concurrency) or any(ms < 0 for ms in args.latency):
@@ -140,6 +161,20 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+PACKAGES = ("strawberry-graphql", "graphql-core", "uvicorn", "uvloop", "httptools", "orjson")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of what the reference's and the gateway's costs depend on."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
 def metadata(args: argparse.Namespace, pinning: Pinning, started: datetime) -> dict[str, Any]:
     return {
         "date": started.strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -152,6 +187,7 @@ def metadata(args: argparse.Namespace, pinning: Pinning, started: datetime) -> d
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
         "wrk": load.wrk_version(),
+        "packages": package_versions(),
         "pinning": pinning.reason,
         "settings": {
             "latency_ms": args.latency,
@@ -162,9 +198,45 @@ def metadata(args: argparse.Namespace, pinning: Pinning, started: datetime) -> d
             "warmup_s": args.warmup,
             "product_id": args.product_id,
             "floor_client": args.floor_client,
+            "workers_phase": not args.skip_workers,
             "wrk_threads": 1,
         },
     }
+
+
+def workers_phase_wanted(args: argparse.Namespace, pinning: Pinning) -> bool:
+    if args.skip_workers:
+        return False
+    if "gateway" not in args.targets:
+        say("workers phase skipped: the gateway is not a target")
+        return False
+    if len(pinning.cores) < 2:
+        say("workers phase skipped: a second worker needs a second core")
+        return False
+    return True
+
+
+def workers_phase(
+    children: Children, pinning: Pinning, args: argparse.Namespace, work_dir: Path
+) -> tuple[list[Cell], list[str]]:
+    """The gateway alone with one worker, then `--workers 2`, with nothing pinned: the
+    services, wrk and the runner share every core with the workers."""
+    workload = available(args.product_id)[WORKERS_WORKLOAD]
+    with unpinned(pinning) as free:
+        say(f"workers phase: {free.reason}; one gateway worker, then two")
+        stack = start_stack(children, free, WORKERS_LATENCY_MS, work_dir, targets=["gateway"])
+        try:
+            return run_workers(
+                children,
+                stack,
+                workload,
+                duration=args.duration,
+                warmup=args.warmup,
+                pinning=free,
+                work_dir=work_dir,
+            )
+        finally:
+            stop_stack(children, stack)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,9 +262,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         work_dir = Path(tmp)
         try:
-            for latency_ms in args.latency:
-                say(f"starting services ({latency_ms:g} ms latency), gateway and floor")
-                stack = start_stack(children, pinning, latency_ms, work_dir, args.floor_client)
+            for index, latency_ms in enumerate(args.latency):
+                # the reference makes no upstream calls: the first stack measures it for all
+                targets = [t for t in args.targets if t != "reference" or index == 0]
+                if not targets:
+                    continue
+                say(f"starting services ({latency_ms:g} ms latency) and {', '.join(targets)}")
+                stack = start_stack(
+                    children,
+                    pinning,
+                    latency_ms,
+                    work_dir,
+                    targets=targets,
+                    floor_client=args.floor_client,
+                )
                 stack_cells, stack_warnings = run_stack(
                     stack,
                     workloads,
@@ -206,6 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cells += stack_cells
                 warnings += stack_warnings
                 stop_stack(children, stack)
+            if workers_phase_wanted(args, pinning):
+                workers_cells, workers_warnings = workers_phase(children, pinning, args, work_dir)
+                cells += workers_cells
+                warnings += workers_warnings
         except KeyboardInterrupt:
             say("interrupted: stopping every process")
             return 130

@@ -1,9 +1,10 @@
-"""The processes one latency setting needs: sample services, the gateway and the floor.
+"""The processes one latency setting needs: sample services and the servers to measure.
 
-Services (and, in `run.py`, the load generator and the runner) share one core; the gateway and
-the floor share the other, and only one of them is under load at a time. A fresh stack per
-latency setting, because the services take their latency at start-up and the gateway and
-floor take the services' ports.
+Services (and, in `run.py`, the load generator and the runner) share one core; the measured
+servers (the gateway, the floor and the reference) share the other, and only one of them is
+under load at a time. A fresh stack per latency setting, because the services take their
+latency at start-up and the gateway and floor take the services' ports. The reference needs no
+services at all (it answers from memory), so it is started in one stack only.
 
 The gateway config is generated: the six upstreams, a random HS256 secret, and rate and query
 limits raised so far that they never reject a benchmark request (their checks still run).
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import secrets
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,16 @@ SERVICES = ("users", "catalog", "orders", "reviews", "inventory", "auth")
 START_TIMEOUT = 60.0  # seconds; data generation and imports take a few on a loaded machine
 TOKEN_TTL = 7 * 24 * 3600  # a token valid for the whole of any run
 NEVER_LIMIT = 1_000_000_000
+READY_QUERY = "/graphql?query=%7B__typename%7D"  # `{__typename}` over GET: 200 once it serves
+
+
+@dataclass
+class Server:
+    """One measured server: its process (tree) and base URL."""
+
+    child: Child
+    url: str
+    workers: int = 1
 
 
 @dataclass
@@ -33,17 +45,12 @@ class Stack:
     latency_ms: float
     services: Child
     service_urls: dict[str, str]
-    gateway: Child
-    gateway_url: str
-    floor: Child
-    floor_url: str
     token: str
-
-    def targets(self) -> dict[str, tuple[Child, str]]:
-        return {"gateway": (self.gateway, self.gateway_url), "floor": (self.floor, self.floor_url)}
+    config_path: Path
+    servers: dict[str, Server] = field(default_factory=dict)  # by target name
 
     def children(self) -> tuple[Child, ...]:
-        return self.services, self.gateway, self.floor
+        return self.services, *(server.child for server in self.servers.values())
 
     def upstream_requests(self) -> int:
         """Requests served by all services so far (their `/_stats` counters, summed)."""
@@ -53,9 +60,9 @@ class Stack:
         return total
 
 
-def gateway_config(service_urls: dict[str, str], port: int, secret: str) -> dict[str, Any]:
+def gateway_config(service_urls: dict[str, str], secret: str) -> dict[str, Any]:
     return {
-        "server": {"host": "127.0.0.1", "port": port},
+        "server": {"host": "127.0.0.1"},
         "upstreams": {name: {"instances": [{"url": url}]} for name, url in service_urls.items()},
         "auth": {"jwt": {"algorithm": "HS256", "secret": secret}},
         "rate_limits": {"default": {"requests": NEVER_LIMIT, "per": "1s"}},
@@ -106,57 +113,94 @@ def service_urls_of(child: Child) -> dict[str, str]:
     return urls
 
 
+def _start_printing_url(children: Children, name: str, marker: str, argv: list[str]) -> Server:
+    """Start a bench server that binds port 0 and prints `<marker> http://…` once bound."""
+    child = children.start(name, argv)
+    lines = child.wait_for_line(lambda line: line.startswith(f"{marker} http://"), START_TIMEOUT)
+    url = next(line.split()[1] for line in lines if line.startswith(f"{marker} http://"))
+    return Server(child, url)
+
+
+def start_gateway(children: Children, pinning: Pinning, stack: Stack, workers: int = 1) -> Server:
+    """`bff serve` with the stack's config on a fresh port; `workers` > 1 adds `--workers`."""
+    port = free_port()
+    argv = [
+        *pinning.prefix(pinning.target_core),
+        sys.executable,
+        "-m",
+        "bff.cli",
+        "serve",
+        "--config",
+        str(stack.config_path),
+        "--port",
+        str(port),
+    ]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    suffix = "" if workers == 1 else f"-{workers}workers"
+    child = children.start(f"gateway-{stack.latency_ms:g}ms{suffix}", argv)
+    server = Server(child, f"http://127.0.0.1:{port}", workers)
+    child.wait_http_ok(f"{server.url}/healthz", START_TIMEOUT)
+    return server
+
+
+def start_floor(children: Children, pinning: Pinning, stack: Stack, floor_client: str) -> Server:
+    argv = [
+        *pinning.prefix(pinning.target_core),
+        sys.executable,
+        "-m",
+        "bench.floor",
+        "--client",
+        floor_client,
+        *(f"--upstream={name}={stack.service_urls[name]}" for name in SERVICES if name != "auth"),
+    ]
+    server = _start_printing_url(children, f"floor-{stack.latency_ms:g}ms", "floor", argv)
+    server.child.wait_http_ok(f"{server.url}/health", START_TIMEOUT)
+    return server
+
+
+def start_reference(children: Children, pinning: Pinning) -> Server:
+    argv = [*pinning.prefix(pinning.target_core), sys.executable, "-m", "bench.reference"]
+    server = _start_printing_url(children, "reference", "reference", argv)
+    server.child.wait_http_ok(f"{server.url}{READY_QUERY}", START_TIMEOUT)
+    return server
+
+
 def start_stack(
-    children: Children, pinning: Pinning, latency_ms: float, work_dir: Path, floor_client: str
+    children: Children,
+    pinning: Pinning,
+    latency_ms: float,
+    work_dir: Path,
+    *,
+    targets: Sequence[str],
+    floor_client: str = "raw",
 ) -> Stack:
+    """Services with `latency_ms`, a gateway config for them, and the servers of `targets`."""
     services = start_services(children, pinning, latency_ms)
     service_urls = service_urls_of(services)
-
-    port = free_port()
     config_path = work_dir / f"bff-{latency_ms:g}ms.yaml"
-    config = gateway_config(service_urls, port, secrets.token_urlsafe(32))
+    config = gateway_config(service_urls, secrets.token_urlsafe(32))
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    gateway = children.start(
-        f"gateway-{latency_ms:g}ms",
-        [
-            *pinning.prefix(pinning.target_core),
-            sys.executable,
-            "-m",
-            "bff.cli",
-            "serve",
-            "--config",
-            str(config_path),
-        ],
-    )
-    floor = children.start(
-        f"floor-{latency_ms:g}ms",
-        [
-            *pinning.prefix(pinning.target_core),
-            sys.executable,
-            "-m",
-            "bench.floor",
-            "--client",
-            floor_client,
-            *(f"--upstream={name}={service_urls[name]}" for name in SERVICES if name != "auth"),
-        ],
-    )
-    gateway_url = f"http://127.0.0.1:{port}"
-    gateway.wait_http_ok(f"{gateway_url}/healthz", START_TIMEOUT)
-    floor_line = floor.wait_for_line(lambda line: line.startswith("floor http://"), START_TIMEOUT)
-    floor_url = next(line.split()[1] for line in floor_line if line.startswith("floor http://"))
-    floor.wait_http_ok(f"{floor_url}/health", START_TIMEOUT)
-    return Stack(
-        latency_ms=latency_ms,
-        services=services,
-        service_urls=service_urls,
-        gateway=gateway,
-        gateway_url=gateway_url,
-        floor=floor,
-        floor_url=floor_url,
-        token=sign_token(config_path),
-    )
+    stack = Stack(latency_ms, services, service_urls, sign_token(config_path), config_path)
+    for target in targets:
+        if target == "gateway":
+            stack.servers[target] = start_gateway(children, pinning, stack)
+        elif target == "floor":
+            stack.servers[target] = start_floor(children, pinning, stack, floor_client)
+        elif target == "reference":
+            stack.servers[target] = start_reference(children, pinning)
+        else:
+            raise ValueError(f"unknown target {target!r}")
+    return stack
+
+
+def stop_server(children: Children, stack: Stack, target: str) -> None:
+    server = stack.servers.pop(target, None)
+    if server is not None:
+        children.stop(server.child)
 
 
 def stop_stack(children: Children, stack: Stack) -> None:
-    for child in (stack.floor, stack.gateway, stack.services):
-        children.stop(child)
+    for target in list(stack.servers):
+        stop_server(children, stack, target)
+    children.stop(stack.services)
