@@ -4,14 +4,17 @@ A concrete loader says which upstream call fetches a batch (`fetch`) and how a r
 back to its key (`key_of`); the base does the rest: one upstream call per batch with
 duplicates removed (aiodataloader's cache dedupes repeated keys), results realigned to keys,
 `None` for a key the upstream does not know, and the batch's error for every key when the
-call fails, so each field fed by it becomes null with its own path. The batch span and
-metric of the telemetry issue attach here.
+call fails, so each field fed by it becomes null with its own path. `load_settled` is the
+form a field of many parents uses: one value or exception per key, where `load_many` would
+fail every key for one key's error. The batch span and metric of the telemetry issue attach
+here.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Hashable, Iterable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
 
@@ -50,3 +53,25 @@ class BatchLoader(DataLoader[K, V | None], Generic[K, V, R]):
         except BffError as error:
             return [error] * len(keys)
         return list(self.collect(keys, records))
+
+    async def load_settled(self, keys: Sequence[K]) -> list[V | Exception | None]:
+        """One value or exception per key (duplicates kept, realigned), from one batch."""
+        load = self.load
+        futures = {key: load(key) for key in dict.fromkeys(keys)}
+        for future in futures.values():
+            # A batch settles all its keys at once: waiting for one key (not shared with other
+            # waiters, so a cancelled wait cancels no load) waits for the whole batch.
+            if not future.done():
+                try:
+                    await asyncio.wait((future,))
+                except asyncio.CancelledError:  # the batch still settles: nobody will read it
+                    for left in futures.values():
+                        left.add_done_callback(_forget)
+                    raise
+        settled = {key: f.exception() or f.result() for key, f in futures.items()}
+        return [settled[key] for key in keys]
+
+
+def _forget(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from bff.errors import Unauthenticated
 from resolvers.arguments import offset_after, page_size, parse_id
 from resolvers.context import RequestContext
-from upstream_clients.records import Order, Page, Product, User
+from resolvers.pages import Connection
+from upstream_clients.records import Order, Product, User
 
 
 async def me(ctx: RequestContext) -> User | None:
@@ -37,25 +38,16 @@ async def order(ctx: RequestContext, id: str) -> Order | None:
 
 async def products(
     ctx: RequestContext, category: str | None, first: int | None, after: str | None
-) -> Page[Product]:
+) -> Connection[Product]:
     offset = offset_after(after)
     limit = page_size(first, 20)
     page = await ctx.clients.catalog.list_products(category=category, limit=limit, offset=offset)
     for item in page.items:
         ctx.loaders.products.prime(item.id, item)
-    return page
+    return Connection(page)
 
 
-async def orders(ctx: RequestContext, first: int | None, after: str | None) -> Page[Order]:
+async def orders(ctx: RequestContext, first: int | None, after: str | None) -> Connection[Order]:
     offset = offset_after(after)
     limit = page_size(first, 20)
-    return await ctx.clients.orders.list_orders(limit=limit, offset=offset)
-
-
-async def orders_of_user(
-    ctx: RequestContext, user_id: int, first: int | None, after: str | None
-) -> Page[Order]:
-    key = (user_id, page_size(first, 10), offset_after(after))
-    page = await ctx.loaders.user_orders.load(key)
-    assert page is not None
-    return page
+    return Connection(await ctx.clients.orders.list_orders(limit=limit, offset=offset))

@@ -33,13 +33,8 @@ class Mutation:
     @strawberry.mutation(extensions=requires(Authenticated()))
     async def place_order(self, info: Ctx, input: PlaceOrderInput) -> Order:
         lines = [(line.product_id, line.quantity) for line in input.items]
-        order = Order.from_record(await mutations.place_order(info.context, lines))
-        assert order is not None
-        return order
+        return await mutations.place_order(info.context, lines)
 
     @strawberry.mutation(extensions=requires(Authenticated()))
     async def add_review(self, info: Ctx, input: AddReviewInput) -> Review:
-        review = await mutations.add_review(
-            info.context, input.product_id, input.rating, input.body
-        )
-        return Review.from_record(review)
+        return await mutations.add_review(info.context, input.product_id, input.rating, input.body)

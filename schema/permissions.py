@@ -5,6 +5,9 @@ costs no upstream call. `OwnerOr` needs to know whose resource it is: either fro
 object (`owner=` reads it from the source, e.g. `User.email`), or from the loaded value
 (`owner_of_result=`, e.g. `order(id)`), in which case authentication is checked first and
 ownership after loading.
+
+`before` and `after` take the principal and the parent (or the loaded value), so the
+execution fast path runs the very same checks per parent without building strawberry's `Info`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 from strawberry.extensions import FieldExtension
 from strawberry.types import Info
 
-from bff.auth import Authenticated, Requirement
+from bff.auth import Authenticated, Principal, Requirement
 
 OwnerFn = Callable[[Any], int | None]
 
@@ -34,27 +37,30 @@ class Requires(FieldExtension):
         self.owner = owner
         self.owner_of_result = owner_of_result
 
-    def before(self, source: Any, info: Info) -> None:
-        principal = info.context.principal
+    def before(self, principal: Principal, source: Any) -> None:
+        """Raise when `principal` may not read this field of `source`."""
         if self.owner_of_result is not None:
             _AUTHENTICATED.check(principal)
         else:
             self.requirement.check(principal, self.owner(source) if self.owner else None)
 
-    def after(self, result: Any, info: Info) -> Any:
+    def after(self, principal: Principal, result: Any) -> Any:
+        """`result`, or raise when `principal` may not see it."""
         if self.owner_of_result is not None and result is not None:
-            self.requirement.check(info.context.principal, self.owner_of_result(result))
+            self.requirement.check(principal, self.owner_of_result(result))
         return result
 
     def resolve(self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any) -> Any:
-        self.before(source, info)
-        return self.after(next_(source, info, **kwargs), info)
+        principal = info.context.principal
+        self.before(principal, source)
+        return self.after(principal, next_(source, info, **kwargs))
 
     async def resolve_async(
         self, next_: Callable[..., Any], source: Any, info: Info, **kwargs: Any
     ) -> Any:
-        self.before(source, info)
-        return self.after(await next_(source, info, **kwargs), info)
+        principal = info.context.principal
+        self.before(principal, source)
+        return self.after(principal, await next_(source, info, **kwargs))
 
 
 def requires(

@@ -1,29 +1,85 @@
 """The GraphQL object types of SPEC section 3. No I/O here: each field hands off to `resolvers`.
 
-A type is built from a frozen record (`from_record`); plain fields are copied so that graphql-
-core's default resolver reads them, and fields that need another upstream call a resolver.
+The value of an object type is the record `resolvers` return (a `records.Product` is a
+`Product`, a `resolvers.pages.Connection` a `ProductConnection`): plain fields read its
+attributes, so no object is built per record. A field that loads data declares its batch form
+(`schema.batch`), one function for every parent of a level; its strawberry resolver calls it
+for one parent. The forms below bind GraphQL arguments to the field logic in
+`resolvers.objects`, looked up when called.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import strawberry
 from strawberry.types import Info
 
 from bff.auth import OwnerOr
-from resolvers import objects, queries
-from resolvers.arguments import encode_cursor, page_size
+from resolvers import objects
 from resolvers.context import RequestContext
+from schema.batch import Args, batch, one
 from schema.permissions import requires
 from upstream_clients import records
 
 Ctx = Info[RequestContext, None]
+Parents = Sequence[Any]
 
 
 def given(value: Any) -> Any:
     """`None` for an argument the client left out (strawberry's UNSET), else the value."""
     return None if value is strawberry.UNSET else value
+
+
+def user_id(user: records.User) -> int:
+    return user.id
+
+
+# -- batch forms
+
+
+async def order_user(ctx: RequestContext, orders: Parents, args: Args) -> list[Any]:
+    return await objects.order_users(ctx, orders)
+
+
+async def line_product(ctx: RequestContext, lines: Parents, args: Args) -> list[Any]:
+    return await objects.line_products(ctx, lines)
+
+
+async def review_author(ctx: RequestContext, reviews: Parents, args: Args) -> list[Any]:
+    return await objects.review_authors(ctx, reviews)
+
+
+async def review_product(ctx: RequestContext, reviews: Parents, args: Args) -> list[Any]:
+    return await objects.review_products(ctx, reviews)
+
+
+async def product_stock(ctx: RequestContext, products: Parents, args: Args) -> list[Any]:
+    return await objects.stock(ctx, products)
+
+
+async def product_reviews(ctx: RequestContext, products: Parents, args: Args) -> list[Any]:
+    return await objects.first_reviews(ctx, products, args.get("first"))
+
+
+async def product_review_count(ctx: RequestContext, products: Parents, args: Args) -> list[Any]:
+    return await objects.review_counts(ctx, products)
+
+
+async def product_average_rating(ctx: RequestContext, products: Parents, args: Args) -> list[Any]:
+    return await objects.average_ratings(ctx, products)
+
+
+def user_email(ctx: RequestContext, users: Parents, args: Args) -> list[Any]:
+    return objects.emails(users)
+
+
+async def user_orders(ctx: RequestContext, users: Parents, args: Args) -> list[Any]:
+    return await objects.orders_of_users(ctx, users, args.get("first"), args.get("after"))
+
+
+# -- types
 
 
 @strawberry.type
@@ -36,22 +92,22 @@ class PageInfo:
 class User:
     id: strawberry.ID
     name: str
-    record: strawberry.Private[records.User]
 
-    @classmethod
-    def from_record(cls, r: records.User | None) -> User | None:
-        return None if r is None else cls(id=strawberry.ID(str(r.id)), name=r.name, record=r)
+    @strawberry.field(
+        extensions=requires(OwnerOr("users:read:email"), owner=user_id),
+        metadata=batch(user_email),
+    )
+    def email(self, info: Ctx) -> str | None:
+        return one(user_email, info, self)
 
-    @strawberry.field(extensions=requires(OwnerOr("users:read:email"), owner=lambda u: u.record.id))
-    def email(self) -> str | None:
-        return self.record.email
-
-    @strawberry.field(extensions=requires(OwnerOr("orders:read"), owner=lambda u: u.record.id))
+    @strawberry.field(
+        extensions=requires(OwnerOr("orders:read"), owner=user_id),
+        metadata=batch(user_orders),
+    )
     async def orders(
         self, info: Ctx, first: int | None = 10, after: str | None = strawberry.UNSET
     ) -> OrderConnection:
-        page = await queries.orders_of_user(info.context, self.record.id, first, given(after))
-        return OrderConnection.from_page(page)
+        return await one(user_orders, info, self, first=first, after=after)
 
 
 @strawberry.type
@@ -61,38 +117,22 @@ class Product:
     price: float
     currency: str
     category: str
-    record: strawberry.Private[records.Product]
 
-    @classmethod
-    def from_record(cls, r: records.Product | None) -> Product | None:
-        if r is None:
-            return None
-        return cls(
-            id=strawberry.ID(str(r.id)),
-            name=r.name,
-            price=r.price,
-            currency=r.currency,
-            category=r.category,
-            record=r,
-        )
-
-    @strawberry.field(description="Units available, from inventory.")
+    @strawberry.field(description="Units available, from inventory.", metadata=batch(product_stock))
     async def stock(self, info: Ctx) -> int | None:
-        return await objects.stock(info.context, self.record.id)
+        return await one(product_stock, info, self)
 
-    @strawberry.field
+    @strawberry.field(metadata=batch(product_reviews))
     async def reviews(self, info: Ctx, first: int | None = 5) -> list[Review]:
-        limit = page_size(first, 5)
-        found = await objects.reviews(info.context, self.record.id)
-        return [Review.from_record(r) for r in found[:limit]]
+        return await one(product_reviews, info, self, first=first)
 
-    @strawberry.field
+    @strawberry.field(metadata=batch(product_review_count))
     async def review_count(self, info: Ctx) -> int:
-        return len(await objects.reviews(info.context, self.record.id))
+        return await one(product_review_count, info, self)
 
-    @strawberry.field
+    @strawberry.field(metadata=batch(product_average_rating))
     async def average_rating(self, info: Ctx) -> float | None:
-        return objects.average_rating(await objects.reviews(info.context, self.record.id))
+        return await one(product_average_rating, info, self)
 
 
 @strawberry.type
@@ -100,34 +140,24 @@ class Review:
     id: strawberry.ID
     rating: int
     body: str
-    record: strawberry.Private[records.Review]
 
-    @classmethod
-    def from_record(cls, r: records.Review) -> Review:
-        return cls(id=strawberry.ID(str(r.id)), rating=r.rating, body=r.body, record=r)
-
-    @strawberry.field
+    @strawberry.field(metadata=batch(review_author))
     async def author(self, info: Ctx) -> User | None:
-        return User.from_record(await objects.user_by_id(info.context, self.record.user_id))
+        return await one(review_author, info, self)
 
-    @strawberry.field
+    @strawberry.field(metadata=batch(review_product))
     async def product(self, info: Ctx) -> Product | None:
-        return Product.from_record(
-            await objects.product_by_id(info.context, self.record.product_id)
-        )
+        return await one(review_product, info, self)
 
 
 @strawberry.type
 class OrderItem:
     quantity: int
     unit_price: float
-    record: strawberry.Private[records.OrderLine]
 
-    @strawberry.field
+    @strawberry.field(metadata=batch(line_product))
     async def product(self, info: Ctx) -> Product | None:
-        return Product.from_record(
-            await objects.product_by_id(info.context, self.record.product_id)
-        )
+        return await one(line_product, info, self)
 
 
 @strawberry.type
@@ -137,26 +167,10 @@ class Order:
     created_at: str
     total: float
     items: list[OrderItem]
-    record: strawberry.Private[records.Order]
 
-    @classmethod
-    def from_record(cls, r: records.Order | None) -> Order | None:
-        if r is None:
-            return None
-        return cls(
-            id=strawberry.ID(str(r.id)),
-            status=r.status,
-            created_at=r.created_at,
-            total=r.total,
-            items=[
-                OrderItem(quantity=i.quantity, unit_price=i.unit_price, record=i) for i in r.items
-            ],
-            record=r,
-        )
-
-    @strawberry.field
+    @strawberry.field(metadata=batch(order_user))
     async def user(self, info: Ctx) -> User | None:
-        return User.from_record(await objects.user_by_id(info.context, self.record.user_id))
+        return await one(order_user, info, self)
 
 
 @strawberry.type
@@ -172,14 +186,6 @@ class ProductConnection:
     page_info: PageInfo
     total_count: int
 
-    @classmethod
-    def from_page(cls, page: records.Page[records.Product]) -> ProductConnection:
-        nodes: list[Any] = [Product.from_record(r) for r in page.items]
-        edges = [
-            ProductEdge(cursor=encode_cursor(page.offset + i), node=n) for i, n in enumerate(nodes)
-        ]
-        return cls(nodes=nodes, edges=edges, page_info=page_info(page), total_count=page.total)
-
 
 @strawberry.type
 class OrderEdge:
@@ -193,19 +199,3 @@ class OrderConnection:
     edges: list[OrderEdge]
     page_info: PageInfo
     total_count: int
-
-    @classmethod
-    def from_page(cls, page: records.Page[records.Order]) -> OrderConnection:
-        nodes: list[Any] = [Order.from_record(r) for r in page.items]
-        edges = [
-            OrderEdge(cursor=encode_cursor(page.offset + i), node=n) for i, n in enumerate(nodes)
-        ]
-        return cls(nodes=nodes, edges=edges, page_info=page_info(page), total_count=page.total)
-
-
-def page_info(page: records.Page[Any]) -> PageInfo:
-    end = page.offset + len(page.items)
-    return PageInfo(
-        has_next_page=end < page.total,
-        end_cursor=encode_cursor(end - 1) if page.items else None,
-    )

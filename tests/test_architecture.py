@@ -24,7 +24,7 @@ FORBIDDEN: dict[str, set[str]] = {
         "resolvers",
         "fastapi",
         "starlette",
-    },  # fmt: skip
+    },
     "schema": {"httpx", "httptools", "fastapi", "starlette"},
     "bff/upstream": {"strawberry", "graphql", "schema", "resolvers", "upstream_clients"},
     "bff/auth": {"strawberry", "graphql", "schema", "resolvers", "httpx", "upstream_clients"},

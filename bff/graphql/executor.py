@@ -1,16 +1,19 @@
 """Run a GraphQL request against the strawberry schema with cached parsing and validation.
 
-Documents are parsed and validated once per distinct text (an LRU keyed by the document),
-which is most of the per-request CPU a repeated query costs. Request errors (syntax,
-validation, unknown operation, bad variables) come back as `RequestErrors` so the HTTP
-layer can give them the status the GraphQL-over-HTTP spec asks for.
+Documents are parsed and validated once per distinct text (an LRU keyed by the document).
+Each operation of a cached document is then planned once for the execution fast path
+(`bff.graphql.fastpath`), or marked as one for plain graphql-core execution (introspection,
+`@skip`/`@include`, anything unusual); both answer alike, and `reference=True` forces
+graphql-core. Request errors (syntax, validation, unknown operation, bad variables) come back
+as `RequestErrors` so the HTTP layer can give them the status the GraphQL-over-HTTP spec asks
+for.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -27,15 +30,28 @@ from graphql import (
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
+from bff.graphql.fastpath import OperationPlan, execute_plan, plan_operation
+
 MAX_TOKENS = 5000
 CACHE_SIZE = 512
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A parsed, validated document."""
+    """A parsed, validated document, and the fast-path plan of each operation run so far
+    (`None` where graphql-core runs it)."""
 
     document: DocumentNode
+    plans: dict[str | None, OperationPlan | None] = field(default_factory=dict, compare=False)
+
+    @property
+    def names(self) -> set[str]:
+        """The names of the document's operations."""
+        return {
+            d.name.value
+            for d in self.document.definitions
+            if isinstance(d, OperationDefinitionNode) and d.name is not None
+        }
 
 
 class RequestErrors(Exception):
@@ -47,8 +63,11 @@ class RequestErrors(Exception):
 
 
 class GraphQLExecutor:
-    def __init__(self, schema: GraphQLSchema, *, introspection: bool = True) -> None:
+    def __init__(
+        self, schema: GraphQLSchema, *, introspection: bool = True, fast: bool = True
+    ) -> None:
         self.schema = schema
+        self.fast = fast
         self.rules = list(specified_rules)
         if not introspection:
             self.rules.append(NoSchemaIntrospectionCustomRule)
@@ -102,19 +121,33 @@ class GraphQLExecutor:
         operation_name: str | None,
         variables: Mapping[str, Any] | None,
         context: Any,
+        reference: bool = False,
     ) -> ExecutionResult:
-        result = execute(
-            self.schema,
-            prepared.document,
-            context_value=context,
-            variable_values=dict(variables) if variables else None,
-            operation_name=operation_name,
-        )
-        if not isinstance(result, ExecutionResult):
-            result = await result
+        plan = None if reference or not self.fast else self.plan(prepared, operation_name)
+        if plan is not None:
+            result = await execute_plan(self.schema, plan, context, variables)
+        else:
+            executed = execute(
+                self.schema,
+                prepared.document,
+                context_value=context,
+                variable_values=dict(variables) if variables else None,
+                operation_name=operation_name,
+            )
+            result = executed if isinstance(executed, ExecutionResult) else await executed
         if result.data is None and result.errors and all(e.path is None for e in result.errors):
             raise RequestErrors(list(result.errors))  # variables could not be coerced
         return result
+
+    def plan(self, prepared: Prepared, operation_name: str | None) -> OperationPlan | None:
+        """The fast-path plan of the operation, made on first use; `None`: graphql-core."""
+        try:
+            return prepared.plans[operation_name]
+        except KeyError:
+            plan = plan_operation(self.schema, prepared.document, operation_name)
+            if plan is not None or operation_name is None or operation_name in prepared.names:
+                prepared.plans[operation_name] = plan  # not for any name a client makes up
+            return plan
 
 
 def is_mutation(operation: OperationDefinitionNode) -> bool:

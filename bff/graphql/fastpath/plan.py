@@ -1,0 +1,208 @@
+"""Plans: an operation compiled once into the fields to run on each object type, in order.
+
+Fields are grouped by response key with graphql-core's own `collect_fields` and
+`collect_subfields` (fragments merged, aliases kept, selection order as graphql-core makes it).
+Each field gets one way to be resolved for all parents of a level:
+
+- TYPENAME  `__typename`;
+- ATTR      a strawberry field without resolver: an attribute of the parent, read directly;
+- BATCH     a field that declared a batch form (`schema.batch`), called once per level; its
+            `Requires` checks run per parent, as strawberry would run them;
+- RESOLVE   anything else (root fields, mutations): the field's own graphql-core `resolve`
+            (strawberry's wrapper with its argument conversion and extensions), per parent.
+
+Arguments written without variables are coerced once here; the others per execution.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    ListValueNode,
+    ObjectValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    ValueNode,
+    VariableNode,
+    get_named_type,
+)
+from graphql.execution.collect_fields import (
+    FieldDetails,
+    FragmentDetails,
+    collect_fields,
+    collect_subfields,
+)
+from graphql.execution.values import VariableValues, get_argument_values
+
+from bff.graphql.fastpath.shapes import OBJECT, Shape, Unsupported, shape_of
+from bff.graphql.fastpath.support import choose_operation, unsupported
+from schema.batch import batch_of
+from schema.permissions import Requires
+
+TYPENAME, ATTR, BATCH, RESOLVE = range(4)
+DEFINITION = "strawberry-definition"
+NO_VARIABLES = VariableValues({}, {})
+
+
+@dataclass(slots=True, eq=False)
+class FieldPlan:
+    key: str
+    name: str
+    kind: int
+    parent_type: GraphQLObjectType
+    field_def: GraphQLField | None
+    nodes: list[FieldNode]
+    rank: int = 0  # position in its selection
+    shape: Shape | None = None
+    read: Callable[[Any], Any] | None = None  # ATTR
+    batch: Callable[..., Any] | None = None  # BATCH
+    batch_is_async: bool = False
+    checks: tuple[Requires, ...] = ()
+    python_names: dict[str, str] = field(default_factory=dict)
+    args: dict[str, Any] | None = None  # coerced once, or `None` when variables decide
+    null_message: str = ""
+
+
+@dataclass(slots=True, eq=False)
+class Selection:
+    """The fields one selection set asks of an object type, and an empty result to copy."""
+
+    type: GraphQLObjectType
+    fields: list[FieldPlan]
+    template: dict[str, None]
+
+
+@dataclass(slots=True, eq=False)
+class OperationPlan:
+    operation: OperationDefinitionNode
+    fragments: dict[str, FragmentDefinitionNode]
+    root: Selection
+    serial: bool
+
+
+def plan_operation(
+    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+) -> OperationPlan | None:
+    """The plan of the operation, or `None` when graphql-core must run it."""
+    operation = choose_operation(document, operation_name)
+    if operation is None:
+        return None
+    definitions = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    if unsupported(operation, definitions) is not None:
+        return None
+    root_type = schema.get_root_type(operation.operation)
+    if root_type is None:
+        return None
+    planner = Planner(schema, operation, {k: FragmentDetails(v) for k, v in definitions.items()})
+    try:
+        fields = collect_fields(schema, planner.fragments, NO_VARIABLES, root_type, operation)
+        root = planner.selection(root_type, fields.grouped_field_set)
+    except (Unsupported, RecursionError):
+        return None
+    serial = operation.operation == OperationType.MUTATION
+    return OperationPlan(operation, definitions, root, serial)
+
+
+class Planner:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        operation: OperationDefinitionNode,
+        fragments: dict[str, FragmentDetails],
+    ) -> None:
+        self.schema = schema
+        self.operation = operation
+        self.fragments = fragments
+
+    def selection(
+        self, type_: GraphQLObjectType, grouped: dict[str, list[FieldDetails]]
+    ) -> Selection:
+        fields = [self.field(type_, key, details) for key, details in grouped.items()]
+        for rank, planned in enumerate(fields):
+            planned.rank = rank
+        return Selection(type_, fields, dict.fromkeys(grouped))
+
+    def field(self, parent: GraphQLObjectType, key: str, details: list[FieldDetails]) -> FieldPlan:
+        nodes = [d.node for d in details]
+        name = nodes[0].name.value
+        if name == "__typename":
+            return FieldPlan(key, name, TYPENAME, parent, None, nodes)
+        field_def = parent.fields.get(name)
+        if field_def is None:
+            raise Unsupported(f"unknown field {parent.name}.{name}")
+        plan = FieldPlan(key, name, RESOLVE, parent, field_def, nodes)
+        plan.null_message = f"Cannot return null for non-nullable field {parent.name}.{name}."
+        plan.shape = shape = shape_of(field_def.type)
+        self.arguments(plan, field_def, nodes[0])
+        self.resolution(plan, field_def)
+        while shape.item is not None:
+            shape = shape.item
+        if shape.kind == OBJECT:
+            assert shape.object_type is not None
+            object_type = shape.object_type
+            sub = collect_subfields(
+                self.schema, self.fragments, NO_VARIABLES, self.operation, object_type, details
+            )
+            shape.selection = self.selection(object_type, sub.grouped_field_set)
+        return plan
+
+    @staticmethod
+    def arguments(plan: FieldPlan, field_def: GraphQLField, node: FieldNode) -> None:
+        if not (field_def.args or node.arguments):
+            plan.args = {}
+        elif not any(has_variables(arg.value) for arg in node.arguments or ()):
+            try:
+                plan.args = get_argument_values(field_def, node, NO_VARIABLES)
+            except Exception:  # left to each execution, which reports it as graphql-core does
+                plan.args = None
+
+    @staticmethod
+    def resolution(plan: FieldPlan, field_def: GraphQLField) -> None:
+        definition = field_def.extensions.get(DEFINITION)
+        if definition is None:
+            return
+        extensions = list(definition.extensions)
+        fn = batch_of(definition.metadata)
+        if fn is not None:
+            names = python_names(field_def)
+            if names is not None and all(isinstance(e, Requires) for e in extensions):
+                plan.kind, plan.batch, plan.python_names = BATCH, fn, names
+                plan.batch_is_async = inspect.iscoroutinefunction(fn)
+                plan.checks = tuple(reversed(extensions))  # the outermost one checks first
+        elif definition.is_basic_field and definition.default_resolver is getattr:
+            plan.kind, plan.read = ATTR, attrgetter(definition.python_name)
+
+
+def python_names(field_def: GraphQLField) -> dict[str, str] | None:
+    """GraphQL argument name -> Python name, when every argument is a scalar (or list of)."""
+    names = {}
+    for name, arg in field_def.args.items():
+        definition = arg.extensions.get(DEFINITION)
+        if definition is None or not isinstance(get_named_type(arg.type), GraphQLScalarType):
+            return None
+        names[name] = definition.python_name
+    return names
+
+
+def has_variables(value: ValueNode) -> bool:
+    if isinstance(value, VariableNode):
+        return True
+    if isinstance(value, ListValueNode):
+        return any(has_variables(v) for v in value.values)
+    if isinstance(value, ObjectValueNode):
+        return any(has_variables(f.value) for f in value.fields)
+    return False

@@ -1,0 +1,110 @@
+"""Shapes: a field's GraphQL output type compiled once into what completing a value needs.
+
+`[Review!]!` becomes a non-nullable LIST shape whose item is a non-nullable OBJECT shape; a
+leaf keeps the scalar's serializer. The built-in scalars get a serializer that passes a value
+of the exact Python type through untouched and asks graphql-core for anything else, so a
+value serializes exactly as graphql-core's `complete_leaf_value` would, errors included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from math import isfinite
+from typing import TYPE_CHECKING, Any
+
+from graphql import (
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    is_leaf_type,
+)
+from graphql.execution.executor import Executor
+from graphql.type.scalars import (
+    serialize_boolean,
+    serialize_float,
+    serialize_id,
+    serialize_int,
+    serialize_string,
+)
+
+if TYPE_CHECKING:
+    from bff.graphql.fastpath.plan import Selection
+
+LEAF, OBJECT, LIST = 0, 1, 2
+
+MIN_INT, MAX_INT = -(2**31), 2**31 - 1
+
+Serializer = Callable[[Any], Any]
+
+EXACT: dict[Any, type] = {serialize_string: str, serialize_id: str, serialize_boolean: bool}
+
+
+class Unsupported(Exception):
+    """The fast path does not handle this operation; graphql-core runs it instead."""
+
+
+class Shape:
+    __slots__ = ("exact", "item", "kind", "nullable", "object_type", "selection", "serialize")
+
+    def __init__(self, kind: int, nullable: bool) -> None:
+        self.kind = kind
+        self.nullable = nullable
+        self.serialize: Serializer | None = None
+        self.exact: type | None = None  # values of this type serialize to themselves
+        self.item: Shape | None = None
+        self.object_type: GraphQLObjectType | None = None
+        self.selection: Selection | None = None
+
+
+def shape_of(type_: GraphQLOutputType) -> Shape:
+    """The shape of `type_`; an OBJECT shape's `selection` is filled in by the planner."""
+    nullable = not isinstance(type_, GraphQLNonNull)
+    if not nullable:
+        type_ = type_.of_type
+    if isinstance(type_, GraphQLList):
+        shape = Shape(LIST, nullable)
+        shape.item = shape_of(type_.of_type)
+        return shape
+    if is_leaf_type(type_):
+        shape = Shape(LEAF, nullable)
+        shape.serialize = serializer(type_)  # type: ignore[arg-type]
+        shape.exact = EXACT.get(getattr(type_, "coerce_output_value", None))
+        return shape
+    if isinstance(type_, GraphQLObjectType):
+        if type_.is_type_of is not None:  # graphql-core would check every value
+            raise Unsupported(f"{type_.name} checks its values")
+        shape = Shape(OBJECT, nullable)
+        shape.object_type = type_
+        return shape
+    raise Unsupported(f"abstract type {type_}")
+
+
+def serializer(type_: GraphQLLeafType) -> Serializer:
+    complete: Serializer = partial(Executor.complete_leaf_value, type_)
+    coerce = getattr(type_, "coerce_output_value", None)
+    if coerce is serialize_string:
+        return lambda v: v if type(v) is str else complete(v)
+    if coerce is serialize_id:
+        return _id(complete)
+    if coerce is serialize_int:
+        return lambda v: v if type(v) is int and MIN_INT <= v <= MAX_INT else complete(v)
+    if coerce is serialize_float:
+        return lambda v: v if type(v) is float and isfinite(v) else complete(v)
+    if coerce is serialize_boolean:
+        return lambda v: v if type(v) is bool else complete(v)
+    return complete
+
+
+def _id(complete: Serializer) -> Serializer:
+    def serialize(v: Any) -> Any:
+        kind = type(v)
+        if kind is str:
+            return v
+        if kind is int:
+            return str(v)
+        return complete(v)
+
+    return serialize
