@@ -32,8 +32,11 @@ def warn_inactive(settings: Settings) -> None:
 def app_from_env() -> object:
     """uvicorn factory for `bff serve` (each worker process loads the config itself)."""
     from bff.app import create_app
+    from bff.serving import tune_gc
 
-    return create_app(load_or_exit(os.environ.get(CONFIG_ENV)))
+    app = create_app(load_or_exit(os.environ.get(CONFIG_ENV)))
+    tune_gc()
+    return app
 
 
 def run_uvicorn(app: object, host: str, port: int, workers: int = 1) -> None:
@@ -54,27 +57,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.server.host
     port = args.port or settings.server.port
     workers = args.workers or settings.server.workers
+    from bff.serving import tune_gc
+
     if path:
         os.environ[CONFIG_ENV] = os.path.abspath(path)
     from bff.app import create_app
 
     print(f"bff: serving on http://{host}:{port}/graphql", file=sys.stderr, flush=True)
-    run_uvicorn(None if workers > 1 else create_app(settings), host, port, workers)
+    if workers > 1:
+        run_uvicorn(None, host, port, workers)
+    else:
+        app = create_app(settings)
+        tune_gc()
+        run_uvicorn(app, host, port)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bff.app import create_app
     from bff.demo import banner, demo_settings, demo_token
-    from bff.serving import bind, serve_on
+    from bff.serving import bind, serve_on, tune_gc
     from services import SERVICE_NAMES
     from services.runner import RunningServices, ServiceSpec
 
     sock = bind(args.host, args.port)
     with RunningServices([ServiceSpec(name) for name in SERVICE_NAMES]) as running:
         settings = demo_settings(running.urls, host=args.host, port=sock.getsockname()[1])
+        app = create_app(settings)
+        tune_gc()
         print(banner(settings, demo_token(settings)), flush=True)
-        serve_on(create_app(settings), sock)
+        serve_on(app, sock)
     return 0
 
 
