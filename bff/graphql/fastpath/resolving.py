@@ -80,16 +80,8 @@ class Resolving:
         self, field: FieldPlan, args: dict[str, Any], sources: list[Any]
     ) -> list[Any]:
         """An `async def` form: its checks, like strawberry's, run with its I/O."""
-        values, allowed, parents = self._check(field, sources)
-        if not parents:
-            return values
-        try:
-            found = field.batch(self.context, parents, self._named(field, args))  # type: ignore[misc]
-        except Exception as error:
-            found = [error] * len(parents)
-        if is_awaitable(found):
-            return await self._merge_later(field, values, allowed, found)
-        return self._merge(field, values, allowed, found)
+        result = self._batch_now(field, args, sources)
+        return await result if is_awaitable(result) else result
 
     async def _merge_later(
         self, field: FieldPlan, values: list[Any], allowed: list[int], found: Any
