@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable
 from typing import Any
 
@@ -35,8 +36,11 @@ class Resolving:
         self.context = context
         self.principal = getattr(context, "principal", None)
         self.variables = variables
-        self.helpers = GraphQLResolveInfoHelpers(gather=gather_with_cancel, track=self._track)
         self._tracked: set[asyncio.Future[Any]] = set()
+        # `track` holds the set, not the engine: a bound method here would make a cycle that
+        # keeps every request's records alive until the cyclic collector's next full pass.
+        track = functools.partial(_track, self._tracked)
+        self.helpers = GraphQLResolveInfoHelpers(gather=gather_with_cancel, track=track)
 
     def arguments(self, field: FieldPlan) -> dict[str, Any]:
         if field.args is not None:
@@ -178,14 +182,6 @@ class Resolving:
             values[index] = value
         return values
 
-    def _track(self, values: Any) -> None:
-        """`info.async_helpers.track`: work a resolver leaves running is still settled."""
-        for value in values:
-            if is_awaitable(value):
-                future = asyncio.ensure_future(value)
-                self._tracked.add(future)
-                future.add_done_callback(self._tracked.discard)
-
     def info(self, field: FieldPlan, parent: Pos) -> GraphQLResolveInfo:
         assert field.field_def is not None
         path = None
@@ -208,6 +204,15 @@ class Resolving:
             None,
             self.helpers,
         )
+
+
+def _track(tracked: set[asyncio.Future[Any]], values: Any) -> None:
+    """`info.async_helpers.track`: work a resolver leaves running is still settled."""
+    for value in values:
+        if is_awaitable(value):
+            future = asyncio.ensure_future(value)
+            tracked.add(future)
+            future.add_done_callback(tracked.discard)
 
 
 def _read_one(read: Any, source: Any) -> Any:
