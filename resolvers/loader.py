@@ -2,12 +2,17 @@
 
 A concrete loader says which upstream call fetches a batch (`fetch`) and how a record maps
 back to its key (`key_of`); the base does the rest: one upstream call per batch with
-duplicates removed (aiodataloader's cache dedupes repeated keys), results realigned to keys,
-`None` for a key the upstream does not know, and the batch's error for every key when the
-call fails, so each field fed by it becomes null with its own path. `load_settled` is the
-form a field of many parents uses: one value or exception per key, where `load_many` would
-fail every key for one key's error. The batch span and metric of the telemetry issue attach
-here.
+duplicates removed, results realigned to keys, `None` for a key the upstream does not know,
+and the batch's error for every key when the call fails, so each field fed by it becomes null
+with its own path. The batch span and metric of the telemetry issue attach to `_run`.
+
+It keeps aiodataloader's `DataLoader` interface (`load`, `load_many`, `prime`, `clear`,
+`clear_all`) and its timing (keys requested within the same few loop turns share one batch),
+but batches lists of keys rather than single keys: `load_settled` — the form a field of many
+parents uses, one value or exception per key — costs one waiter per batch, where
+aiodataloader's machinery costs a future, a queue entry and a callback per key (about a sixth
+of a Dashboard's CPU before this). Settled values are kept per request, errors included, as
+aiodataloader keeps its settled futures.
 """
 
 from __future__ import annotations
@@ -26,14 +31,29 @@ V = TypeVar("V")
 R = TypeVar("R")
 
 
+class _Batch:
+    """Keys asked for within the same few loop turns; `done` settles when all have values."""
+
+    __slots__ = ("done", "keys", "values")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.keys: list[Any] = []
+        self.values: dict[Any, Any] = {}
+        self.done: asyncio.Future[None] = loop.create_future()
+
+
 class BatchLoader(DataLoader[K, V | None], Generic[K, V, R]):
     """Loads `V` by key through one batch call returning records `R`."""
 
     upstream: str = ""
 
     def __init__(self, clients: Clients) -> None:
-        super().__init__()
+        # aiodataloader's __init__ only stores options this class does not use.
         self.clients = clients
+        self._settled: dict[K, Any] = {}  # value, None or exception, per key
+        self._waiting: dict[K, _Batch] = {}  # keys of batches not settled yet
+        self._open: _Batch | None = None  # the batch still taking keys
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def fetch(self, keys: list[K]) -> Iterable[R]:
         """One upstream call for all `keys`."""
@@ -56,22 +76,127 @@ class BatchLoader(DataLoader[K, V | None], Generic[K, V, R]):
 
     async def load_settled(self, keys: Sequence[K]) -> list[V | Exception | None]:
         """One value or exception per key (duplicates kept, realigned), from one batch."""
-        load = self.load
-        futures = {key: load(key) for key in dict.fromkeys(keys)}
-        for future in futures.values():
-            # A batch settles all its keys at once: waiting for one key (not shared with other
-            # waiters, so a cancelled wait cancels no load) waits for the whole batch.
-            if not future.done():
-                try:
-                    await asyncio.wait((future,))
-                except asyncio.CancelledError:  # the batch still settles: nobody will read it
-                    for left in futures.values():
-                        left.add_done_callback(_forget)
-                    raise
-        settled = {key: f.exception() or f.result() for key, f in futures.items()}
-        return [settled[key] for key in keys]
+        settled = self._settled
+        batches = self._batches_for(keys) if not all(k in settled for k in keys) else ()
+        for batch in batches:
+            if not batch.done.done():
+                # shielded: a cancelled waiter must not cancel a batch others wait for
+                await asyncio.shield(batch.done)
+        return [settled[k] if k in settled else _value_in(batches, k) for k in keys]
+
+    def load(self, key: K) -> asyncio.Future[V | None]:  # type: ignore[override]
+        """A future of the value for `key`: its exception when the batch failed for it."""
+        if key is None:
+            raise TypeError("load() needs a key, got None")
+        future: asyncio.Future[V | None] = self._running_loop().create_future()
+        if key in self._settled:
+            _settle(future, self._settled[key])
+        else:
+            (batch,) = self._batches_for((key,))
+            batch.done.add_done_callback(lambda done: _deliver(future, done, batch, key))
+        return future
+
+    def load_many(self, keys: Iterable[K]) -> asyncio.Future[list[V | None]]:  # type: ignore[override]
+        return asyncio.gather(*(self.load(key) for key in keys))
+
+    def prime(self, key: K, value: V | None) -> BatchLoader[K, V, R]:  # type: ignore[override]
+        """Remember `value` for `key` unless the key is already known."""
+        if key not in self._settled and key not in self._waiting:
+            self._settled[key] = value
+        return self
+
+    def clear(self, key: K) -> BatchLoader[K, V, R]:  # type: ignore[override]
+        """Forget `key`: the next load asks the upstream again."""
+        self._settled.pop(key, None)
+        self._waiting.pop(key, None)
+        return self
+
+    def clear_all(self) -> BatchLoader[K, V, R]:  # type: ignore[override]
+        self._settled.clear()
+        self._waiting.clear()
+        return self
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def _batches_for(self, keys: Iterable[K]) -> list[_Batch]:
+        """The batches that will settle `keys`: queued or in flight, or the open one."""
+        settled, waiting = self._settled, self._waiting
+        batches: list[_Batch] = []
+        for key in keys:
+            if key in settled:
+                continue
+            batch = waiting.get(key)
+            if batch is None:
+                batch = self._open or self._open_batch()
+                batch.keys.append(key)
+                waiting[key] = batch
+            if batch not in batches:
+                batches.append(batch)
+        return batches
+
+    def _open_batch(self) -> _Batch:
+        loop = self._running_loop()
+        batch = self._open = _Batch(loop)
+        # Two loop turns before the keys are taken, as aiodataloader's dispatch takes: loads
+        # from tasks started in this turn (one per sibling field or list item) join this batch.
+        loop.call_soon(loop.call_soon, self._dispatch, batch)
+        return batch
+
+    def _dispatch(self, batch: _Batch) -> None:
+        if self._open is batch:
+            self._open = None
+        self._running_loop().create_task(self._run(batch))
+
+    async def _run(self, batch: _Batch) -> None:
+        keys, remember = batch.keys, True
+        try:
+            values = await self.batch_load_fn(keys)
+            if len(values) != len(keys):
+                name = type(self).__name__
+                raise TypeError(f"{name} returned {len(values)} values for {len(keys)} keys")
+            batch.values = dict(zip(keys, values, strict=True))
+        except asyncio.CancelledError:
+            batch.done.cancel()
+            raise
+        except Exception as error:  # a bug, not an upstream failure: not remembered
+            batch.values, remember = dict.fromkeys(keys, error), False
+        finally:
+            self._release(batch, remember)
+        batch.done.set_result(None)
+
+    def _release(self, batch: _Batch, remember: bool) -> None:
+        """Keys stop waiting for `batch`; their values are remembered unless cleared since."""
+        waiting, settled = self._waiting, self._settled
+        for key in batch.keys:
+            if waiting.get(key) is batch:
+                del waiting[key]
+                if remember and key in batch.values:
+                    settled[key] = batch.values[key]
 
 
-def _forget(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
+def _value_in(batches: Sequence[_Batch], key: Any) -> Any:
+    for batch in batches:
+        if key in batch.values:
+            return batch.values[key]
+    raise LookupError(key)  # unreachable: every waited key belongs to one of `batches`
+
+
+def _deliver(
+    future: asyncio.Future[Any], done: asyncio.Future[None], batch: _Batch, key: Any
+) -> None:
+    if done.cancelled():
+        future.cancel()
+    else:
+        _settle(future, _value_in((batch,), key))
+
+
+def _settle(future: asyncio.Future[Any], value: Any) -> None:
+    if future.done():
+        return
+    if isinstance(value, BaseException):
+        future.set_exception(value)
+    else:
+        future.set_result(value)
