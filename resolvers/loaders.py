@@ -65,7 +65,7 @@ class ReviewsLoader(BatchLoader[int, tuple[Review, ...], Review]):
         grouped: dict[int, list[Review]] = defaultdict(list)
         for review in records:
             grouped[review.product_id].append(review)
-        return [tuple(sorted(grouped[k], key=lambda r: r.id)) for k in keys]
+        return [tuple(sorted(grouped[k])) for k in keys]  # a review tuple starts with its id
 
 
 UserOrdersKey = tuple[int, int, int]  # user id, limit, offset

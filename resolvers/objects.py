@@ -81,7 +81,7 @@ async def average_ratings(ctx: RequestContext, products: Sequence[Product]) -> S
 def average(reviews: Sequence[Review]) -> float | None:
     if not reviews:
         return None
-    return round(sum(r.rating for r in reviews) / len(reviews), 2)
+    return round(sum([r.rating for r in reviews]) / len(reviews), 2)
 
 
 def emails(users: Sequence[User]) -> Settled:

@@ -56,7 +56,7 @@ class ServiceClient:
 
 def id_list(ids: Iterable[int]) -> str:
     """`1,2,3` for the batch endpoints, duplicates removed, order kept."""
-    return ",".join(str(i) for i in dict.fromkeys(ids))
+    return ",".join(map(str, dict.fromkeys(ids)))
 
 
 def short_detail(response: UpstreamResponse) -> str:

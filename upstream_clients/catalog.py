@@ -6,13 +6,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from upstream_clients.base import ServiceClient, id_list
-from upstream_clients.records import Page, Product
+from upstream_clients.records import Page, Product, make
 
 
 def product_record(d: Any) -> Product:
-    return Product(
-        int(d["id"]), str(d["name"]), float(d["price"]), str(d["currency"]), str(d["category"])
+    fields = (
+        int(d["id"]),
+        str(d["name"]),
+        float(d["price"]),
+        str(d["currency"]),
+        str(d["category"]),
     )
+    return make(Product, fields)
 
 
 class CatalogClient(ServiceClient):

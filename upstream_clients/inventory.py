@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from upstream_clients.base import ServiceClient, id_list
-from upstream_clients.records import Stock
+from upstream_clients.records import Stock, make
 
 
 def stock_record(d: Any) -> Stock:
-    return Stock(int(d["productId"]), int(d["available"]))
+    return make(Stock, (int(d["productId"]), int(d["available"])))
 
 
 class InventoryClient(ServiceClient):

@@ -6,15 +6,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from upstream_clients.base import ServiceClient, id_list
-from upstream_clients.records import Order, OrderLine, Page
+from upstream_clients.records import Order, OrderLine, Page, make
 
 
 def order_record(d: Any) -> Order:
     lines = tuple(
-        OrderLine(int(i["productId"]), int(i["quantity"]), float(i["unitPrice"]))
+        make(OrderLine, (int(i["productId"]), int(i["quantity"]), float(i["unitPrice"])))
         for i in d["items"]
     )
-    return Order(int(d["id"]), int(d["userId"]), str(d["status"]), str(d["createdAt"]), lines)
+    return make(
+        Order, (int(d["id"]), int(d["userId"]), str(d["status"]), str(d["createdAt"]), lines)
+    )
 
 
 class OrdersClient(ServiceClient):

@@ -6,13 +6,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from upstream_clients.base import ServiceClient, id_list
-from upstream_clients.records import Review
+from upstream_clients.records import Review, make
 
 
 def review_record(d: Any) -> Review:
-    return Review(
-        int(d["id"]), int(d["productId"]), int(d["userId"]), int(d["rating"]), str(d["body"])
-    )
+    fields = (int(d["id"]), int(d["productId"]), int(d["userId"]), int(d["rating"]), str(d["body"]))
+    return make(Review, fields)
 
 
 class ReviewsClient(ServiceClient):

@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from upstream_clients.base import ServiceClient, id_list
-from upstream_clients.records import User
+from upstream_clients.records import User, make
 
 
 def user_record(d: Any) -> User:
-    return User(int(d["id"]), str(d["name"]), str(d["email"]), str(d["createdAt"]))
+    return make(User, (int(d["id"]), str(d["name"]), str(d["email"]), str(d["createdAt"])))
 
 
 class UsersClient(ServiceClient):
