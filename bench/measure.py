@@ -157,6 +157,7 @@ class Snapshot:
     services_cpu: float
     ours_cpu: float  # every process of the run: stack, load generator, runner
     busy: dict[int, float]  # per core
+    worker_cpu: dict[int, float]  # per process answering requests (see `worker_pids`)
 
 
 def snapshot(stack: Stack, target: Child) -> Snapshot:
@@ -168,6 +169,7 @@ def snapshot(stack: Stack, target: Child) -> Snapshot:
         services_cpu=cpu_seconds(process_tree(stack.services.pid)),
         ours_cpu=cpu_seconds(ours) + own_cpu_seconds(),
         busy=core_busy_seconds(),
+        worker_cpu={pid: cpu_seconds([pid]) for pid in worker_pids(target.pid)},
     )
 
 
@@ -225,6 +227,11 @@ def measure(
         cores=len(cores),
         phase=phase,
         workers=server.workers,
+        worker_cpu_s=[
+            cpu - before.worker_cpu[pid]
+            for pid, cpu in after.worker_cpu.items()
+            if pid in before.worker_cpu
+        ],
     )
 
 

@@ -75,6 +75,7 @@ class Cell:
     phase: str = PINNED
     workers: int = 1  # processes of the target answering requests
     worker_rss_mb: list[float] = field(default_factory=list)  # peak RSS (VmHWM) of each
+    worker_cpu_s: list[float] = field(default_factory=list)  # CPU time of each in the window
     ratios: dict[str, float] = field(default_factory=dict)  # gateway rows: vs the floor
     ref_ratios: dict[str, float] = field(default_factory=dict)  # gateway rows: vs the reference
 
@@ -121,6 +122,11 @@ class Cell:
         return 100 * self.target_cpu_s / self.window_s if self.window_s else 0.0
 
     @property
+    def rps_per_core(self) -> float:
+        """Served req/s per core the target kept busy: its throughput with the CPU it got."""
+        return self.served_rps * 100 / self.target_cpu_pct if self.target_cpu_pct else 0.0
+
+    @property
     def load_core_pct(self) -> float | None:
         if self.load_core_busy_s is None or not self.window_s:
             return None
@@ -158,6 +164,7 @@ class Cell:
             "foreign_cpu_pct": self.foreign_pct,
             "peak_rss_mb": self.peak_rss_mb,
             "worker_peak_rss_mb": self.worker_rss_mb,
+            "worker_cpu_s": self.worker_cpu_s,
             "ratios_vs_floor": self.ratios,
             "ratios_vs_reference": self.ref_ratios,
         }
@@ -393,6 +400,15 @@ def _workers_line(cells: Sequence[Cell]) -> list[str]:
         f"{two.target_cpu_pct:.0f}% CPU (wrk's req/s: {one.load.rps:,.0f} and "
         f"{two.load.rps:,.0f})"
     )
+    if one.rps_per_core and two.worker_cpu_s:
+        kept = two.rps_per_core / one.rps_per_core
+        split = "/".join(f"{100 * s / sum(two.worker_cpu_s):.0f}%" for s in two.worker_cpu_s)
+        line += (
+            f"; per core of gateway CPU: 1 worker {one.rps_per_core:,.0f} req/s, 2 workers "
+            f"{two.rps_per_core:,.0f} req/s ({kept:.2f} kept; the two workers' CPU split "
+            f"{split}): with two cores to themselves, two workers would serve about "
+            f"{2 * kept:.2f}x one worker (a projection, not a measurement)"
+        )
     caveat = (
         f"  Caveat: this machine has {two.cores} cores and nothing is pinned, so the load "
         "generator and the six upstream services compete with the workers for the same cores"
