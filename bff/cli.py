@@ -30,7 +30,8 @@ def warn_inactive(settings: Settings) -> None:
 
 
 def app_from_env() -> object:
-    """uvicorn factory for `bff serve` (each worker process loads the config itself)."""
+    """uvicorn factory for `--workers N` where SO_REUSEPORT does not balance (each worker
+    process loads the config itself)."""
     from bff.app import create_app
     from bff.serving import tune_gc
 
@@ -49,15 +50,36 @@ def run_uvicorn(app: object, host: str, port: int, workers: int = 1) -> None:
         uvicorn.run(app, **options)  # type: ignore[arg-type]
 
 
+def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int:
+    """`bff serve --workers N`: a supervisor and N workers, each with its own socket."""
+    from bff.workers import Supervisor, SupervisorError
+
+    def announce(bound: int) -> None:
+        print(f"bff: serving on http://{host}:{bound}/graphql", file=sys.stderr, flush=True)
+
+    try:
+        return Supervisor(settings, host, port, workers).serve(announce)
+    except SupervisorError as error:
+        print(f"bff: {error}", file=sys.stderr)
+        return 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get(CONFIG_ENV)
     settings = load_or_exit(path)
     logging.getLogger().setLevel(settings.logging.level.upper())
     warn_inactive(settings)
     host = args.host or settings.server.host
-    port = args.port or settings.server.port
+    port = settings.server.port if args.port is None else args.port  # --port 0 is a port
     workers = args.workers or settings.server.workers
     from bff.serving import tune_gc
+    from bff.workers import REUSE_PORT_BALANCES
+
+    if workers > 1 and REUSE_PORT_BALANCES:
+        return serve_workers(settings, host, port, workers)
+    if workers > 1 and port == 0:  # uvicorn's workers would serve a port we cannot announce
+        print("bff: --port 0 needs SO_REUSEPORT when --workers > 1; give a port", file=sys.stderr)
+        return 2
 
     if path:
         os.environ[CONFIG_ENV] = os.path.abspath(path)
