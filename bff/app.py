@@ -27,7 +27,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from bff.auth import TokenVerifier
-from bff.config import Settings
+from bff.config import ConfigError, Settings
 from bff.graphql.endpoint import GraphQLEndpoint
 from bff.graphql.executor import GraphQLExecutor
 from bff.http.authentication import AuthenticationStage
@@ -36,8 +36,17 @@ from bff.http.graphiql import static_app
 from bff.http.health import healthz, readyz_endpoint
 from bff.upstream import Upstreams
 from schema import schema
+from upstream_clients import Clients
 
 log = logging.getLogger("bff")
+
+
+def check_upstreams(settings: Settings) -> None:
+    """Refuse a config without an upstream the schema calls: better than a 500 per request."""
+    missing = [name for name in Clients.upstreams() if name not in settings.upstreams]
+    if missing:
+        names = ", ".join(missing)
+        raise ConfigError([f"upstreams: missing {names} (the schema's fields call every one)"])
 
 
 def token_verifier(settings: Settings) -> TokenVerifier | None:
@@ -52,6 +61,7 @@ def token_verifier(settings: Settings) -> TokenVerifier | None:
 
 
 def create_app(settings: Settings) -> Starlette:
+    check_upstreams(settings)
     upstreams = Upstreams.from_settings(settings)
 
     @asynccontextmanager

@@ -16,12 +16,27 @@ CONFIG_ENV = "BFF_CONFIG"
 
 
 def load_or_exit(path: str | None) -> Settings:
+    from bff.app import check_upstreams
+
     try:
-        return load_settings(path)
+        settings = load_settings(path)
+        check_upstreams(settings)
+        return settings
     except ConfigError as error:
         where = path or "defaults"
         print(f"bff: invalid configuration ({where}):\n{error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type of `--workers`: 0 or less is a mistake, not one worker."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
 
 
 def warn_inactive(settings: Settings) -> None:
@@ -119,8 +134,11 @@ def cmd_services(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from bff.app import check_upstreams
+
     try:
         settings = load_settings(args.file)
+        check_upstreams(settings)
     except ConfigError as error:
         print(f"{args.file}: invalid\n{error}", file=sys.stderr)
         return 1
@@ -151,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help=f"path to bff.yaml (default: ${CONFIG_ENV})")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int)
+    serve.add_argument("--workers", type=positive_int)
     serve.set_defaults(run=cmd_serve)
 
     services = commands.add_parser("services", help="run the sample REST services")

@@ -45,6 +45,12 @@ def child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
 
 
+EVERY_UPSTREAM = {
+    name: [f"http://127.0.0.1:{9101 + i}"]
+    for i, name in enumerate(("users", "catalog", "orders", "reviews", "inventory", "auth"))
+}
+
+
 def write_config(path: Path, data: Mapping[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(dict(data)), encoding="utf-8")
     return path
@@ -170,14 +176,14 @@ def test_schema_prints_the_sdl() -> None:
 
 
 def test_check_config_accepts_a_valid_file(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "bff.yaml", valid_config({"users": ["http://127.0.0.1:9101"]}))
+    config = write_config(tmp_path / "bff.yaml", valid_config(EVERY_UPSTREAM))
     result = run_bff("check-config", str(config))
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
 
 
 def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
-    data = valid_config({"users": ["http://127.0.0.1:9101"]})
+    data = valid_config(EVERY_UPSTREAM)
     data["upstreams"]["users"]["instances"][0]["url"] = "not a url"
     config = write_config(tmp_path / "bff.yaml", data)
     result = run_bff("check-config", str(config))
@@ -188,7 +194,7 @@ def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
 
 
 def test_check_config_names_an_unknown_key(tmp_path: Path) -> None:
-    data = valid_config({"users": ["http://127.0.0.1:9101"]})
+    data = valid_config(EVERY_UPSTREAM)
     data["upstreams"]["users"]["timeout"]["totl"] = "1s"
     config = write_config(tmp_path / "bff.yaml", data)
     result = run_bff("check-config", str(config))
@@ -196,11 +202,34 @@ def test_check_config_names_an_unknown_key(tmp_path: Path) -> None:
     assert "upstreams.users.timeout.totl" in result.stderr
 
 
+def test_check_config_refuses_a_config_missing_an_upstream_the_schema_calls(
+    tmp_path: Path,
+) -> None:
+    data = valid_config(EVERY_UPSTREAM)
+    del data["upstreams"]["catalog"], data["upstreams"]["reviews"]
+    config = write_config(tmp_path / "bff.yaml", data)
+    result = run_bff("check-config", str(config))
+    assert result.returncode != 0
+    assert "upstreams: missing catalog, reviews" in result.stderr
+    serve = run_bff("serve", "--config", str(config))
+    assert serve.returncode == 2
+    assert "upstreams: missing catalog, reviews" in serve.stderr
+    assert "Traceback" not in serve.stderr
+
+
 # --- bff serve ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("workers", ["0", "-2", "two"])
+def test_serve_refuses_a_worker_count_below_one(tmp_path: Path, workers: str) -> None:
+    config = write_config(tmp_path / "bff.yaml", valid_config(EVERY_UPSTREAM))
+    result = run_bff("serve", "--config", str(config), "--workers", workers)
+    assert result.returncode == 2
+    assert "--workers" in result.stderr
+
+
 def test_serve_refuses_an_invalid_config_with_exit_2(tmp_path: Path) -> None:
-    data = valid_config({"users": ["http://127.0.0.1:9101"]})
+    data = valid_config(EVERY_UPSTREAM)
     data["upstreams"]["users"]["instances"][0]["url"] = "ftp://nowhere"
     config = write_config(tmp_path / "bff.yaml", data)
     result = run_bff("serve", "--config", str(config))

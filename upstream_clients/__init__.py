@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from bff.upstream import UpstreamPool
 from upstream_clients.auth import AuthClient
@@ -25,6 +25,11 @@ class Clients:
     reviews: ReviewsClient
     inventory: InventoryClient
     auth: AuthClient
+
+    @classmethod
+    def upstreams(cls) -> tuple[str, ...]:
+        """The upstream names the clients call: each needs a section under `upstreams`."""
+        return tuple(f.name for f in fields(cls))
 
     @classmethod
     def bind(cls, pools: Mapping[str, UpstreamPool], headers: Mapping[str, str]) -> Clients:
