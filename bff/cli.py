@@ -15,13 +15,18 @@ log = logging.getLogger("bff")
 CONFIG_ENV = "BFF_CONFIG"
 
 
-def load_or_exit(path: str | None) -> Settings:
+def usable_settings(path: str | None) -> Settings:
+    """The settings at `path`, valid and naming every upstream the schema calls."""
     from bff.app import check_upstreams
 
+    settings = load_settings(path)
+    check_upstreams(settings)
+    return settings
+
+
+def load_or_exit(path: str | None) -> Settings:
     try:
-        settings = load_settings(path)
-        check_upstreams(settings)
-        return settings
+        return usable_settings(path)
     except ConfigError as error:
         where = path or "defaults"
         print(f"bff: invalid configuration ({where}):\n{error}", file=sys.stderr)
@@ -134,11 +139,8 @@ def cmd_services(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from bff.app import check_upstreams
-
     try:
-        settings = load_settings(args.file)
-        check_upstreams(settings)
+        settings = usable_settings(args.file)
     except ConfigError as error:
         print(f"{args.file}: invalid\n{error}", file=sys.stderr)
         return 1
@@ -186,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from bff.serving import LOG_FORMAT
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:

@@ -20,6 +20,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 START_TIMEOUT = 10.0
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # of `bff` and of each of its workers
 
 
 def tune_gc() -> None:

@@ -37,7 +37,7 @@ from typing import NoReturn
 import uvicorn
 
 from bff.config import Settings
-from bff.serving import bind, run, server_for, tune_gc
+from bff.serving import LOG_FORMAT, bind, run, server_for, tune_gc
 
 # Linux balances connections over a SO_REUSEPORT group; BSD and macOS have the option but
 # do not balance, so they keep uvicorn's shared socket.
@@ -46,7 +46,6 @@ START_TIMEOUT = 30.0  # seconds for every worker to serve before the supervisor 
 STOP_TIMEOUT = 10.0  # seconds for workers to finish in-flight requests before they are killed
 CRASH_LIMIT = 5  # this many worker deaths within CRASH_WINDOW seconds: a restart would not help
 CRASH_WINDOW = 10.0
-LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # as in `bff.cli.main`
 
 
 class SupervisorError(Exception):
