@@ -2,6 +2,8 @@
 
 Stages, outermost first, and why in this order:
 
+0. `RequestStage`: gives the request its `RequestState` (request id, later principal, client
+   and trace ids), first of all so that every later stage, route and log line shares them.
 1. `ErrorsStage`: the last net, outermost so that a bug in any later stage or route still
    becomes a masked JSON 500 with the detail in the log.
 2. `AuthenticationStage`: resolves the principal once per request; a bad token is refused
@@ -34,6 +36,7 @@ from bff.http.authentication import AuthenticationStage
 from bff.http.errors import ErrorsStage
 from bff.http.graphiql import static_app
 from bff.http.health import healthz, readyz_endpoint
+from bff.http.request_stage import RequestStage
 from bff.upstream import Upstreams
 from schema import schema
 from upstream_clients import Clients
@@ -82,6 +85,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/readyz", readyz_endpoint(lambda: upstreams, probes), methods=["GET"]),
     ]
     middleware = [
+        Middleware(RequestStage),
         Middleware(ErrorsStage),
         Middleware(AuthenticationStage, verifier=token_verifier(settings)),
     ]

@@ -7,7 +7,6 @@ principal the auth stage resolved, execute, mask errors, answer with orjson.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,12 +15,11 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from bff.auth import ANONYMOUS, Principal
 from bff.graphql.executor import GraphQLExecutor, RequestErrors, is_mutation
 from bff.graphql.masking import format_errors
 from bff.graphql.protocol import GRAPHQL_RESPONSE, MalformedRequest, negotiate, read_request
-from bff.http.authentication import PRINCIPAL_KEY
 from bff.http.graphiql import graphiql_html, wants_graphiql
+from bff.http.state import request_state
 from bff.upstream import UpstreamPool
 from resolvers.context import RequestContext
 
@@ -65,9 +63,9 @@ class GraphQLEndpoint:
         operation = self.executor.operation(prepared, gql.operation_name)
         if request.method == "GET" and is_mutation(operation):
             raise MalformedRequest("Mutations are only accepted over POST", 405)
-        principal: Principal = request.scope.get(PRINCIPAL_KEY, ANONYMOUS)
-        request_id = uuid.uuid4().hex
-        context = RequestContext.build(principal, self.pools, request_id)
+        state = request_state(request.scope)
+        request_id = state.request_id
+        context = RequestContext.build(state.principal, self.pools, request_id)
         result = await self.executor.execute(
             prepared,
             operation_name=gql.operation_name,

@@ -3,7 +3,7 @@
 No `Authorization` header means anonymous; a header that is present but not a valid token
 (expired, bad signature, `alg: none`, wrong audience, malformed) is refused here with 401,
 so no resolver ever runs for a caller who tried and failed to authenticate. The principal is
-left in the ASGI scope, where the GraphQL endpoint and passthrough routes read it.
+left in the request's `RequestState`, where the GraphQL endpoint and passthrough routes read it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bff.auth import ANONYMOUS, TokenVerifier, bearer_token
 from bff.errors import Unauthenticated
 from bff.http.responses import error_response
+from bff.http.state import request_state
 
-PRINCIPAL_KEY = "bff.principal"
 OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/graphiql/static")
 
 
@@ -44,5 +44,5 @@ class AuthenticationStage:
         except Unauthenticated as error:
             await error_response(error, accept)(scope, receive, send)
             return
-        scope[PRINCIPAL_KEY] = principal
+        request_state(scope).principal = principal
         await self.app(scope, receive, send)
