@@ -723,3 +723,15 @@ def test_aclose_fails_calls_in_flight_and_refuses_new_ones(run: Run) -> None:
         assert [s.target for s in server.seen] == ["/busy"]  # the GET was not sent again
 
     run(scenario())
+
+
+def test_request_gains_a_header_per_attempt() -> None:
+    from bff.upstream.request import build_request
+
+    request = build_request("GET", "/x", headers={"A": "1"})
+    traced = request.with_header("traceparent", "00-abc-def-01")
+    assert traced.fields == request.fields + b"traceparent: 00-abc-def-01\r\n"
+    assert request.fields == b"A: 1\r\n"
+    for name, value in [("x", "a\r\nB: 2"), ("x\n", "1"), ("a:b", "1"), ("x", "\0")]:
+        with pytest.raises(ValueError):
+            request.with_header(name, value)

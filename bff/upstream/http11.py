@@ -54,6 +54,15 @@ class ConnectionLost(TransportError):
         self.received = received
 
 
+class StaleConnection(ConnectionLost):
+    """A reused keep-alive connection closed before any byte of the answer: the server most
+    likely closed it while idle and never saw the request. Raised by `ConnectionPool.send`
+    (one attempt per call) so the layer above decides whether and where to send it again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, received=False)
+
+
 class ProtocolViolation(TransportError):
     """The upstream answered something that is not a well-formed HTTP/1.1 response."""
 

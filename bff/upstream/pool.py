@@ -64,6 +64,7 @@ class UpstreamPool:
         self.balancer: Balancer = make_balancer(balancer, instances, zone)
         self.transport = BalancedTransport(
             self.balancer,
+            upstream=name,
             max_connections=max_connections,
             connect_timeout=connect_timeout,
             max_body=max_body,

@@ -46,6 +46,13 @@ class Request:
     fields: bytes  # rendered header lines, each ending in CRLF, framing included
     body: bytes
 
+    def with_header(self, name: str, value: str) -> Request:
+        """A copy with one more header line (per-attempt fields such as `traceparent`)."""
+        line = f"{name}: {value}\r\n"
+        if line.count("\n") != 1 or line.count("\r") != 1 or "\0" in line or ":" in name:
+            raise ValueError("header names and values must not contain CR, LF or NUL")
+        return Request(self.method, self.target, self.fields + line.encode("latin-1"), self.body)
+
     @property
     def idempotent(self) -> bool:
         return self.method in IDEMPOTENT

@@ -41,8 +41,11 @@ class Transport(ABC):
     """One layer of the stack: send a request once (or as the layer decides)."""
 
     @abstractmethod
-    async def send(self, request: Request, deadline: float) -> Reply:
-        """The reply to `request` by `deadline` (loop time), or a `TransportError`."""
+    async def send(self, request: Request, deadline: float, attempt: int = 1) -> Reply:
+        """The reply to `request` by `deadline` (loop time), or a `TransportError`.
+
+        `attempt` counts the tries of one call (1 = the first): layers below a retry layer
+        see each try as its own attempt (client spans, outlier accounting)."""
 
     @abstractmethod
     async def aclose(self) -> None:
@@ -56,10 +59,12 @@ class BalancedTransport(Transport):
         self,
         balancer: Balancer,
         *,
+        upstream: str = "",
         max_connections: int,
         connect_timeout: float,
         max_body: int = MAX_BODY,
     ) -> None:
+        self.upstream = upstream  # the upstream's name, for layers that report per upstream
         self.balancer = balancer
         per_instance = max(1, math.ceil(max_connections / max(1, len(balancer.instances))))
         self._pools: dict[int, ConnectionPool] = {
@@ -75,7 +80,7 @@ class BalancedTransport(Transport):
     def pool_of(self, instance: Instance) -> ConnectionPool:
         return self._pools[id(instance)]
 
-    async def send(self, request: Request, deadline: float) -> Reply:
+    async def send(self, request: Request, deadline: float, attempt: int = 1) -> Reply:
         instance = self.balancer.choose()
         instance.in_flight += 1
         try:
