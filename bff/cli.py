@@ -63,11 +63,18 @@ def app_from_env() -> object:
 def run_uvicorn(app: object, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
-    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
     if workers > 1:
-        uvicorn.run("bff.cli:app_from_env", factory=True, workers=workers, **options)
+        uvicorn.run(
+            "bff.cli:app_from_env",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
     else:
-        uvicorn.run(app, **options)  # type: ignore[arg-type]
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)  # type: ignore[arg-type]
 
 
 def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import uvicorn
 
@@ -189,7 +189,7 @@ class Supervisor:
         deadline: float | None = time.monotonic() + START_TIMEOUT
         while not self.stopping:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            waiting = [w.process.sentinel for w in self.workers]
+            waiting: list[Any] = [w.process.sentinel for w in self.workers]
             waiting += [w.pipe for w in self.workers if not w.serving]
             wait([wake, *waiting], timeout)
             while _drain(wake):

@@ -71,12 +71,12 @@ class ReviewsLoader(BatchLoader[int, tuple[Review, ...], Review]):
 UserOrdersKey = tuple[int, int, int]  # user id, limit, offset
 
 
-class UserOrdersLoader(BatchLoader[UserOrdersKey, Page[Order], Page[Order]]):
+class UserOrdersLoader(BatchLoader[UserOrdersKey, Page[Order], Page[Order] | BaseException]):
     """A page of one user's orders: the service has no batch form, so one call per key."""
 
     upstream = "orders"
 
-    async def fetch(self, keys: list[UserOrdersKey]) -> Iterable[Page[Order]]:
+    async def fetch(self, keys: list[UserOrdersKey]) -> Iterable[Page[Order] | BaseException]:
         orders = self.clients.orders
         return await asyncio.gather(
             *(orders.list_orders(user_id=u, limit=n, offset=o) for u, n, o in keys),
@@ -84,9 +84,10 @@ class UserOrdersLoader(BatchLoader[UserOrdersKey, Page[Order], Page[Order]]):
         )
 
     def collect(
-        self, keys: Sequence[UserOrdersKey], records: Iterable[Page[Order]]
+        self, keys: Sequence[UserOrdersKey], records: Iterable[Page[Order] | BaseException]
     ) -> list[Page[Order] | None]:
-        return list(records)  # a failed page stays an exception: aiodataloader raises it
+        # A failed page stays an exception, which load_settled hands on for that key alone.
+        return list(records)  # type: ignore[arg-type]
 
 
 class Loaders:

@@ -18,7 +18,10 @@ from bff.errors import BffError
 
 log = logging.getLogger("bff.errors")
 
-INTERNAL = {"message": "Internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+INTERNAL: dict[str, Any] = {
+    "message": "Internal server error",
+    "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+}
 
 
 def format_error(error: GraphQLError, request_id: str = "") -> dict[str, Any]:

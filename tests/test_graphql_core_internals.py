@@ -1,0 +1,129 @@
+"""The graphql-core internals the fast path builds on, pinned by name and shape.
+
+The fast path (bff/graphql/fastpath) reuses graphql-core's field collection, argument and
+variable coercion, leaf serialization and resolve-info types instead of copying them. Those
+are not all public API, so an upgrade could move them: this file fails loudly, naming what
+moved, before a differential test fails obscurely. pyproject.toml bounds the version to the
+minor series these checks were written against.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import tomllib
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+from graphql.execution.collect_fields import (
+    FieldDetails,
+    FragmentDetails,
+    collect_fields,
+    collect_subfields,
+)
+from graphql.execution.executor import Executor, default_field_resolver
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from graphql.pyutils import Path as ResponsePath
+from graphql.pyutils import gather_with_cancel, is_awaitable, is_iterable
+from graphql.type.definition import GraphQLResolveInfo, GraphQLResolveInfoHelpers
+from graphql.type.scalars import (
+    serialize_boolean,
+    serialize_float,
+    serialize_id,
+    serialize_int,
+    serialize_string,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def leading_parameters(function: Callable[..., Any]) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+@pytest.mark.parametrize(
+    ("function", "expected"),
+    [
+        (collect_fields, ["schema", "fragments", "variable_values", "runtime_type", "operation"]),
+        (
+            collect_subfields,
+            [
+                "schema",
+                "fragments",
+                "variable_values",
+                "operation",
+                "return_type",
+                "field_details_list",
+            ],
+        ),
+        (get_argument_values, ["type_def", "node", "variable_values"]),
+        (get_variable_values, ["schema", "var_def_nodes", "inputs"]),
+        (Executor.complete_leaf_value, ["return_type", "result"]),
+    ],
+    ids=lambda value: getattr(value, "__qualname__", ""),
+)
+def test_functions_keep_their_leading_parameters(
+    function: Callable[..., Any], expected: list[str]
+) -> None:
+    assert leading_parameters(function)[: len(expected)] == expected
+
+
+@pytest.mark.parametrize(
+    ("record", "fields"),
+    [
+        (VariableValues, ("sources", "coerced")),
+        (FieldDetails, ("node",)),
+        (FragmentDetails, ("definition",)),
+        (GraphQLResolveInfoHelpers, ("gather", "track")),
+        (
+            GraphQLResolveInfo,
+            (
+                "field_name",
+                "field_nodes",
+                "return_type",
+                "parent_type",
+                "path",
+                "schema",
+                "fragments",
+                "root_value",
+                "operation",
+                "variable_values",
+                "context",
+                "is_awaitable",
+            ),
+        ),
+    ],
+    ids=lambda value: getattr(value, "__name__", ""),
+)
+def test_records_keep_their_fields(record: type, fields: tuple[str, ...]) -> None:
+    assert tuple(record._fields[: len(fields)]) == fields  # type: ignore[attr-defined]
+
+
+def test_helpers_are_callable() -> None:
+    for helper in (
+        default_field_resolver,
+        gather_with_cancel,
+        is_awaitable,
+        is_iterable,
+        serialize_boolean,
+        serialize_float,
+        serialize_id,
+        serialize_int,
+        serialize_string,
+    ):
+        assert callable(helper)
+    assert ResponsePath(None, "a", None).as_list() == ["a"]
+
+
+def test_installed_version_is_within_the_declared_bound() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (spec,) = [d for d in project["dependencies"] if d.startswith("graphql-core")]
+    low, high = re.fullmatch(r"graphql-core>=([\d.]+),<([\d.]+)", spec).groups()  # type: ignore[union-attr]
+
+    def parts(text: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
+
+    assert parts(low) <= parts(version("graphql-core")) < parts(high)
