@@ -253,8 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bff.request_id import install_log_records
     from bff.serving import LOG_FORMAT
 
+    install_log_records()  # before any handler formats LOG_FORMAT's request_id
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
