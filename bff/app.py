@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
@@ -37,6 +38,7 @@ from bff.http.errors import ErrorsStage
 from bff.http.graphiql import static_app
 from bff.http.health import healthz, readyz_endpoint
 from bff.http.request_stage import RequestStage
+from bff.rendering.errors import http_exception_response
 from bff.request_id import install_log_records
 from bff.routes.graphql import GraphQLEndpoint
 from bff.upstream import Upstreams
@@ -97,7 +99,12 @@ def create_app(
         Middleware(ErrorsStage),
         Middleware(AuthenticationStage, verifier=token_verifier(settings)),
     ]
-    app = Starlette(lifespan=lifespan, routes=routes, middleware=middleware)
+    app = Starlette(
+        lifespan=lifespan,
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: http_exception_response},
+    )
     app.state.settings = settings
     app.state.upstreams = upstreams
     return app

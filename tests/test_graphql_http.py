@@ -200,6 +200,19 @@ def test_get_without_a_query_is_400(gql: GraphQLClient) -> None:
 def test_other_methods_are_405(method: str, gql: GraphQLClient) -> None:
     response = gql.http.request(method, "/graphql", json={"query": "{ __typename }"})
     assert response.status_code == 405
+    assert "POST" in response.headers["allow"]
+    assert media_type(response) == JSON
+    assert [e["extensions"]["code"] for e in checked_errors(response)] == ["BAD_USER_INPUT"]
+
+
+@pytest.mark.parametrize("path", ["/nope", "/graphiql/static/nope.js", "/graphql/extra"])
+def test_an_unknown_path_is_a_coded_404(path: str, gql: GraphQLClient) -> None:
+    """Even the router's own refusals carry the gateway's error body, and the request id."""
+    response = gql.http.get(path, headers={"Accept": GRAPHQL_RESPONSE})
+    assert response.status_code == 404
+    assert media_type(response) == GRAPHQL_RESPONSE
+    assert [e["extensions"]["code"] for e in checked_errors(response)] == ["NOT_FOUND"]
+    assert response.headers["x-request-id"]
 
 
 # --- malformed POST requests --------------------------------------------------------------------

@@ -18,9 +18,11 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import Response
 
-from bff.errors import BffError, error_body
+from bff.errors import BadUserInput, BffError, NotFound, error_body
 from bff.rendering.media import GRAPHQL_RESPONSE, JSON, NotAcceptable, negotiate
 from bff.request_id import current_request_id
 
@@ -101,3 +103,19 @@ def error_response(
     if error.status == 401:
         all_headers.setdefault("WWW-Authenticate", 'Bearer error="invalid_token"')
     return errors_response([error_body(error)], status or error.status, media_type, all_headers)
+
+
+def http_exception_response(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route 404, wrong method 405, a missing static file)
+    with the gateway's error body instead of plain text."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    headers = exc.headers if isinstance(exc, HTTPException) else None
+    error: BffError
+    if status == 404:
+        error = NotFound()
+    elif 400 <= status < 500:
+        detail = exc.detail if isinstance(exc, HTTPException) else ""
+        error = BadUserInput(detail or "Bad request")
+    else:
+        error = BffError()
+    return error_response(error, request.headers.get("accept"), status=status, headers=headers)
