@@ -3,7 +3,8 @@
 Stages, outermost first, and why in this order:
 
 0. `RequestStage`: gives the request its `RequestState` (request id, later principal, client
-   and trace ids), first of all so that every later stage, route and log line shares them.
+   and trace ids) and sets the request id for its log lines (`bff.request_id`), first of all
+   so that every later stage, route and log line shares them.
 1. `ErrorsStage`: the last net, outermost so that a bug in any later stage or route still
    becomes a masked JSON 500 with the detail in the log.
 2. `AuthenticationStage`: resolves the principal once per request; a bad token is refused
@@ -21,22 +22,25 @@ Routes: `/graphql` (GraphQL over HTTP and GraphiQL), `/graphiql/static` (its ass
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from bff.auth import TokenVerifier
 from bff.config import ConfigError, Settings
-from bff.graphql.endpoint import GraphQLEndpoint
 from bff.graphql.executor import GraphQLExecutor
 from bff.http.authentication import AuthenticationStage
 from bff.http.errors import ErrorsStage
 from bff.http.graphiql import static_app
 from bff.http.health import healthz, readyz_endpoint
 from bff.http.request_stage import RequestStage
+from bff.rendering.errors import http_exception_response
+from bff.request_id import install_log_records
+from bff.routes.graphql import GraphQLEndpoint
 from bff.upstream import Upstreams
 from schema import schema
 from upstream_clients import Clients
@@ -63,8 +67,12 @@ def token_verifier(settings: Settings) -> TokenVerifier | None:
     return TokenVerifier(auth.jwt.algorithm, key, auth.issuer, auth.audience)
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(
+    settings: Settings, *, graphiql_headers: Mapping[str, str] | None = None
+) -> Starlette:
+    """The gateway; `graphiql_headers` prefill GraphiQL's header editor (the demo's token)."""
     check_upstreams(settings)
+    install_log_records()
     upstreams = Upstreams.from_settings(settings)
 
     @asynccontextmanager
@@ -73,7 +81,9 @@ def create_app(settings: Settings) -> Starlette:
         await upstreams.aclose()
 
     executor = GraphQLExecutor(schema._schema, introspection=settings.server.introspection)
-    graphql = GraphQLEndpoint(executor, upstreams, graphiql=settings.server.graphiql)
+    graphql = GraphQLEndpoint(
+        executor, upstreams, graphiql=settings.server.graphiql, graphiql_headers=graphiql_headers
+    )
     probes = {
         name: (u.health_check.path, u.health_check.timeout)
         for name, u in settings.upstreams.items()
@@ -89,7 +99,12 @@ def create_app(settings: Settings) -> Starlette:
         Middleware(ErrorsStage),
         Middleware(AuthenticationStage, verifier=token_verifier(settings)),
     ]
-    app = Starlette(lifespan=lifespan, routes=routes, middleware=middleware)
+    app = Starlette(
+        lifespan=lifespan,
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: http_exception_response},
+    )
     app.state.settings = settings
     app.state.upstreams = upstreams
     return app

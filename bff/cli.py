@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from bff.config import ConfigError, Settings, inactive_sections, load_settings
 
@@ -129,14 +131,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from services import SERVICE_NAMES
     from services.runner import RunningServices, ServiceSpec
 
-    sock = bind(args.host, args.port)
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as error:
+        print(
+            f"bff: cannot listen on {args.host}:{args.port}: {bind_problem(error)}", file=sys.stderr
+        )
+        return 1
     with RunningServices([ServiceSpec(name) for name in SERVICE_NAMES]) as running:
         settings = demo_settings(running.urls, host=args.host, port=sock.getsockname()[1])
-        app = create_app(settings)
+        token = demo_token(settings)
+        app = create_app(settings, graphiql_headers={"Authorization": f"Bearer {token}"})
         tune_gc()
-        print(banner(settings, demo_token(settings)), flush=True)
+        print(banner(settings, token), flush=True)
         serve_on(app, sock)
     return 0
+
+
+def bind_problem(error: OSError) -> str:
+    """Why a port could not be bound, in words a user can act on."""
+    if error.errno == errno.EADDRINUSE:
+        return "the port is already in use (another bff demo?); choose one with --port"
+    if error.errno == errno.EACCES:
+        return "permission denied; choose a port above 1023 with --port"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return "this machine has no such address; choose another with --host"
+    return error.strerror or type(error).__name__
 
 
 def cmd_services(args: argparse.Namespace) -> int:
@@ -163,40 +183,87 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def version() -> str:
+    """The installed distribution's version (the source tree's, when run uninstalled)."""
+    try:
+        return metadata.version("bff")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from services import add_service_arguments
 
     parser = argparse.ArgumentParser(prog="bff", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {version()}", help="print the version"
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to run (see COMMAND -h)"
+    )
 
-    demo = commands.add_parser("demo", help="run the sample services and the gateway")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
+    demo = commands.add_parser(
+        "demo",
+        help="run the sample services and the gateway, with a ready token",
+        description="Run the six sample services and the gateway in one process with embedded "
+        "defaults (no config file, no Redis); print the URLs, a token for user 1 and an example.",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    demo.add_argument(
+        "--port", type=int, default=8000, help="gateway port, 0 for any free one (%(default)s)"
+    )
     demo.set_defaults(run=cmd_demo)
 
-    serve = commands.add_parser("serve", help="run the gateway from a config file")
-    serve.add_argument("--config", help=f"path to bff.yaml (default: ${CONFIG_ENV})")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=positive_int)
+    serve = commands.add_parser(
+        "serve",
+        help="run the gateway from a config file",
+        description="Run the gateway. The config file is validated first; keys whose feature is "
+        "not active yet are warned about.",
+    )
+    serve.add_argument(
+        "--config", metavar="FILE", help=f"path to bff.yaml (default: ${CONFIG_ENV}, else defaults)"
+    )
+    serve.add_argument("--host", help="address to listen on (default: server.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="worker processes sharing the port (default: server.workers)",
+    )
     serve.set_defaults(run=cmd_serve)
 
-    services = commands.add_parser("services", help="run the sample REST services")
+    services = commands.add_parser(
+        "services",
+        help="run the sample REST services",
+        description="Run the sample shop's REST services; each prints its URL, then `ready`.",
+    )
     add_service_arguments(services)
     services.set_defaults(run=cmd_services)
 
-    check = commands.add_parser("check-config", help="validate a config file")
-    check.add_argument("file")
+    check = commands.add_parser(
+        "check-config",
+        help="validate a config file",
+        description="Validate a config file: every problem is printed with its key; exit 1 if "
+        "any. Keys whose feature is not active yet are warned about.",
+    )
+    check.add_argument("file", metavar="FILE", help="the YAML config file to check")
     check.set_defaults(run=cmd_check_config)
 
-    schema = commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    schema = commands.add_parser(
+        "schema",
+        help="print the GraphQL schema (SDL)",
+        description="Print the gateway's GraphQL schema in SDL.",
+    )
     schema.set_defaults(run=cmd_schema)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bff.request_id import install_log_records
     from bff.serving import LOG_FORMAT
 
+    install_log_records()  # before any handler formats LOG_FORMAT's request_id
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)

@@ -1,7 +1,8 @@
 """`bff demo`: the sample shop and the gateway in one process, with embedded defaults.
 
 The signing secret is random per run (the demo never ships a known key), and a token for
-user 1 (who holds every scope) is printed so the protected fields can be tried at once.
+user 1 (who holds every scope) is printed, and filled into GraphiQL's headers, so the
+protected fields can be tried at once.
 """
 
 from __future__ import annotations
@@ -12,17 +13,11 @@ from typing import Any
 
 from bff.auth import TokenSigner
 from bff.config import Settings, settings_from_dict
+from bff.http.graphiql import DEFAULT_QUERY
 
 DEMO_SCOPES = ("orders:read", "users:read:email")
 
-EXAMPLE_QUERY = """query Dashboard {
-  orders(first: 20) {
-    nodes { id status total
-      user { id name }
-      items { quantity product { id name price stock averageRating } }
-    }
-  }
-}"""
+EXAMPLE_QUERY = DEFAULT_QUERY  # what GraphiQL opens with
 
 
 def demo_settings(
@@ -70,7 +65,7 @@ def banner(settings: Settings, token: str) -> str:
         f"      -H 'Authorization: Bearer {token}' \\",
         """      -d '{"query": "{ orders(first: 2) { nodes { id total user { name } } } }"}'""",
         "",
-        "  example query for GraphiQL (paste the token as an Authorization header):",
+        "  GraphiQL opens with this query, the token already in its Headers tab:",
         *("    " + line for line in EXAMPLE_QUERY.splitlines()),
         "",
         "Press Ctrl+C to stop.",

@@ -20,7 +20,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 START_TIMEOUT = 10.0
-LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # of `bff` and of each of its workers
+# Of `bff` and of each of its workers; `request_id` is "-" outside a request (`bff.request_id`).
+LOG_FORMAT = "%(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
 def tune_gc() -> None:

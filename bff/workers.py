@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 import uvicorn
 
 from bff.config import Settings
+from bff.request_id import install_log_records
 from bff.serving import LOG_FORMAT, bind, run, server_for, tune_gc
 
 # Linux balances connections over a SO_REUSEPORT group; BSD and macOS have the option but
@@ -92,6 +93,7 @@ def worker_main(settings: Settings, host: str, port: int, supervisor: Connection
     """
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_quietly)
+    install_log_records()  # before any handler formats LOG_FORMAT's request_id
     logging.basicConfig(level=settings.logging.level.upper(), format=LOG_FORMAT)
     from bff.app import create_app  # here, so the idle supervisor never loads the app
 

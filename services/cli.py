@@ -66,7 +66,9 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
         help="service i (in the order above) listens on PORT_BASE + 10*i + instance; "
         "0 picks free ports (default: %(default)s)",
     )
-    parser.add_argument("--instances", type=int, default=1, help="instances of each service")
+    parser.add_argument(
+        "--instances", type=int, default=1, help="instances of each service (%(default)s)"
+    )
     parser.add_argument(
         "--latency",
         type=parse_latency,

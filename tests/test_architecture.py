@@ -1,8 +1,16 @@
-"""Guard the layering: data flows one way, and each layer imports only from those below it."""
+"""Guard the layering: data flows one way, and each layer imports only from those below it.
+
+`ALLOWED` is the one table of which of our layers may import which. A layer is a top-level
+package (`schema`, `resolvers`, `upstream_clients`, `services`) or a direct child of `bff`
+(`bff.http`, `bff.graphql`, `bff.errors`, ...). Every layer on disk must have a row, so a new
+package is placed deliberately; the table itself must have no cycle, so no edit of it can
+bring back one like the old `bff.http` <-> `bff.graphql`.
+"""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,53 +19,182 @@ import bff.errors
 from bff import errors
 
 ROOT = Path(__file__).resolve().parent.parent
+TOP_PACKAGES = ("bff", "schema", "resolvers", "upstream_clients", "services")
 
-# package -> top-level modules it must never import
-FORBIDDEN: dict[str, set[str]] = {
-    "resolvers": {"httpx", "httptools", "strawberry", "schema", "fastapi", "starlette"},
-    "upstream_clients": {
-        "httpx",
-        "httptools",
-        "strawberry",
-        "graphql",
-        "schema",
+# What a layer may import besides itself. Kernel first, then the data path from the bottom
+# (upstream HTTP) to the top (routes, the app and its commands).
+KERNEL = {"bff.errors", "bff.config", "bff.request_id"}
+ALLOWED: dict[str, set[str]] = {
+    # kernel: nothing else of ours
+    "bff.errors": set(),
+    "bff.config": set(),
+    "bff.request_id": set(),
+    # principal, policy, tokens
+    "bff.auth": KERNEL,
+    # side layer (spans, metrics, logs): imported by the seams, imports only the kernel
+    "bff.telemetry": KERNEL | {"bff.auth"},
+    # data path, bottom up
+    "bff.upstream": KERNEL | {"bff.telemetry"},
+    "upstream_clients": KERNEL | {"bff.upstream"},
+    "resolvers": KERNEL | {"bff.auth", "bff.telemetry", "bff.upstream", "upstream_clients"},
+    "schema": KERNEL | {"bff.auth", "upstream_clients", "resolvers"},
+    "bff.rendering": KERNEL,  # media types and every error body, below http and graphql
+    "bff.graphql": KERNEL
+    | {"bff.auth", "bff.telemetry", "bff.rendering", "upstream_clients", "resolvers", "schema"},
+    "bff.http": KERNEL | {"bff.auth", "bff.telemetry", "bff.rendering", "bff.upstream"},
+    "bff.routes": KERNEL
+    | {
+        "bff.auth",
+        "bff.telemetry",
+        "bff.rendering",
+        "bff.upstream",
+        "upstream_clients",
         "resolvers",
-        "fastapi",
-        "starlette",
+        "schema",
+        "bff.graphql",
+        "bff.http",
     },
+    # the app and its commands, on top
+    "bff.serving": set(),
+    "bff.demo": KERNEL | {"bff.auth", "bff.http"},
+    "bff.app": KERNEL
+    | {
+        "bff.auth",
+        "bff.telemetry",
+        "bff.upstream",
+        "upstream_clients",
+        "schema",
+        "bff.graphql",
+        "bff.http",
+        "bff.routes",
+    },
+    "bff.workers": KERNEL | {"bff.serving", "bff.app"},
+    "bff.cli": KERNEL | {"bff.serving", "bff.app", "bff.demo", "bff.workers", "schema", "services"},
+    # the sample services stand alone: they know nothing of the gateway
+    "services": set(),
+}
+
+# Layer -> third-party top-level modules it must never import.
+ONLY_TELEMETRY = {"opentelemetry", "prometheus_client"}
+FORBIDDEN: dict[str, set[str]] = {
+    "resolvers": {"httpx", "httptools", "strawberry", "fastapi", "starlette"},
+    "upstream_clients": {"httpx", "httptools", "strawberry", "graphql", "fastapi", "starlette"},
     "schema": {"httpx", "httptools", "fastapi", "starlette"},
-    "bff/upstream": {"strawberry", "graphql", "schema", "resolvers", "upstream_clients"},
-    "bff/auth": {"strawberry", "graphql", "schema", "resolvers", "httpx", "upstream_clients"},
-    "bff/config": {"strawberry", "graphql", "schema", "resolvers", "httpx", "upstream_clients"},
-    "services": {"bff", "schema", "resolvers", "upstream_clients", "strawberry"},
+    "bff.upstream": {"strawberry", "graphql", "starlette"},
+    "bff.auth": {"strawberry", "graphql", "httpx"},
+    "bff.config": {"strawberry", "graphql", "httpx", "starlette"},
+    "bff.rendering": {"strawberry", "httpx"},
+    "services": {"strawberry"},
 }
 
 
+def python_files() -> Iterator[Path]:
+    for top in TOP_PACKAGES:
+        yield from sorted((ROOT / top).rglob("*.py"))
+
+
+def layer_of_path(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:2]) if parts[0] == "bff" and len(parts) > 1 else parts[0]
+
+
+def layer_of_module(module: str) -> str | None:
+    """Our layer of a dotted module name, `None` for a third-party module."""
+    parts = module.split(".")
+    if parts[0] not in TOP_PACKAGES:
+        return None
+    return ".".join(parts[:2]) if parts[0] == "bff" and len(parts) > 1 else parts[0]
+
+
 def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports, anywhere in it (relative imports resolved)."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    package = path.relative_to(ROOT).parent.parts
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                found.add(".".join([*base, *([node.module] if node.module else [])]))
+            elif node.module:
+                found.add(node.module)
     return found
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_layer_does_not_import_upward(package: str) -> None:
-    offenders = []
-    for path in sorted((ROOT / package).rglob("*.py")):
-        for module in imported_modules(path):
-            top = module.split(".")[0]
-            if top in FORBIDDEN[package] or module.startswith(tuple(FORBIDDEN[package])):
-                offenders.append(f"{path.relative_to(ROOT)} imports {module}")
+def violations(layer: str, modules: Iterable[str]) -> list[str]:
+    """The modules among `modules` that code in `layer` must not import."""
+    bad = []
+    for module in sorted(modules):
+        target, top = layer_of_module(module), module.split(".")[0]
+        if target is not None:
+            if target != layer and target not in ALLOWED[layer]:
+                bad.append(module)
+        elif top in FORBIDDEN.get(layer, set()) or (
+            top in ONLY_TELEMETRY and layer != "bff.telemetry"
+        ):
+            bad.append(module)
+    return bad
+
+
+def cycle_through(start: str) -> bool:
+    """Whether the allowed directions lead from `start` back to itself."""
+    stack, seen = list(ALLOWED.get(start, ())), set()
+    while stack:
+        layer = stack.pop()
+        if layer == start:
+            return True
+        if layer not in seen:
+            seen.add(layer)
+            stack.extend(ALLOWED.get(layer, ()))
+    return False
+
+
+def test_every_layer_has_a_row() -> None:
+    layers = {layer_of_path(p) for p in python_files()}
+    assert layers - set(ALLOWED) == set(), "place the new package in ALLOWED"
+
+
+def test_the_allowed_directions_have_no_cycle() -> None:
+    assert [layer for layer in ALLOWED if cycle_through(layer)] == []
+
+
+def test_http_and_graphql_do_not_import_each_other() -> None:
+    assert violations("bff.http", ["bff.graphql.executor"]) == ["bff.graphql.executor"]
+    assert violations("bff.graphql", ["bff.http.state"]) == ["bff.http.state"]
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_layer_imports_only_what_the_table_allows(layer: str) -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in python_files()
+        if layer_of_path(path) == layer
+        for module in violations(layer, imported_modules(path))
+    ]
     assert offenders == []
+
+
+def test_the_guard_sees_violations() -> None:
+    """The checker itself, on made-up imports and on a real file."""
+    assert violations("resolvers", ["schema.types", "starlette.requests", "bff.errors"]) == [
+        "schema.types",
+        "starlette.requests",
+    ]
+    assert violations("bff.upstream", ["opentelemetry.trace"]) == ["opentelemetry.trace"]
+    assert violations("bff.telemetry", ["opentelemetry.trace", "bff.errors"]) == []
+    assert violations("bff.errors", ["bff.config"]) == ["bff.config"]
+    assert layer_of_path(ROOT / "bff" / "graphql" / "fastpath" / "plan.py") == "bff.graphql"
+    assert layer_of_path(ROOT / "schema" / "types.py") == "schema"
+    routes = imported_modules(ROOT / "bff" / "routes" / "graphql.py")
+    assert {"bff.graphql.executor", "bff.http.state"} <= routes
+    assert violations("bff.http", routes) != []
 
 
 def test_errors_kernel_imports_nothing_of_ours() -> None:
     modules = imported_modules(Path(bff.errors.__file__))
-    assert {m for m in modules if m.split(".")[0] in {"bff", "schema", "resolvers"}} == set()
+    assert {m for m in modules if layer_of_module(m) is not None} == set()
 
 
 def test_error_tree_has_exactly_the_spec_codes() -> None:

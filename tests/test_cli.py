@@ -6,8 +6,11 @@ and are always stopped (then killed if they linger) in `finally`.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import queue
+import re
 import socket
 import subprocess
 import sys
@@ -15,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from importlib import metadata
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ import pytest
 import yaml
 from graphql import build_schema
 
+from bff.cli import build_parser
 from schema import sdl
 from services import RunningServices
 from tests.support import SECRET
@@ -149,12 +154,49 @@ def wait_for(
     pytest.fail(f"{url} did not answer within {deadline} s")
 
 
+def graphiql_config(page: str) -> dict[str, object]:
+    """The JSON config object the GraphiQL page embeds (`var config = {...};`)."""
+    match = re.search(r"var config = (\{.*?\});\n", page)
+    assert match is not None, page
+    config: dict[str, object] = json.loads(match.group(1))
+    return config
+
+
 # --- the console script -------------------------------------------------------------------------
 
 
 def test_the_console_script_is_bff_cli_main() -> None:
     (script,) = entry_points(group="console_scripts", name="bff")
     assert script.value == "bff.cli:main"
+
+
+def test_version_prints_the_installed_version() -> None:
+    result = run_bff("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"bff {metadata.version('bff')}"
+
+
+def parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from parsers(sub)
+
+
+def test_every_command_and_option_has_help_text() -> None:
+    missing = [
+        f"{parser.prog} {action.dest}"
+        for parser in parsers(build_parser())
+        for action in parser._actions
+        if not action.help or action.help == argparse.SUPPRESS
+    ]
+    assert missing == []
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {c.dest for c in commands._choices_actions} == {
+        "demo", "serve", "services", "check-config", "schema",
+    }  # fmt: skip
+    assert all(c.help for c in commands._choices_actions)
 
 
 # --- bff schema ---------------------------------------------------------------------------------
@@ -277,6 +319,9 @@ def test_demo_prints_a_url_and_a_token_that_work(tmp_path: Path) -> None:
         page = httpx.get(graphiql, headers={"Accept": "text/html"}, trust_env=False)
         assert page.status_code == 200
         assert "graphiql" in page.text.lower()
+        config = graphiql_config(page.text)
+        assert str(config["defaultQuery"]).startswith("query Dashboard {")
+        assert json.loads(str(config["defaultHeaders"])) == {"Authorization": f"Bearer {token}"}
         response = httpx.post(
             graphiql,
             json={"query": "{ me { id } orders(first: 2) { nodes { id } } }"},
@@ -290,6 +335,20 @@ def test_demo_prints_a_url_and_a_token_that_work(tmp_path: Path) -> None:
         assert body["data"]["me"] == {"id": "1"}
         assert len(body["data"]["orders"]["nodes"]) == 2
         assert not refused_after_banner, "the banner was printed before the port listened"
+
+
+def test_demo_on_a_taken_port_says_so_in_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_bff("demo", "--port", str(port))
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"127.0.0.1:{port}" in lines[0] and "already in use" in lines[0]
+    assert "Traceback" not in result.stderr
 
 
 # --- bff services -------------------------------------------------------------------------------

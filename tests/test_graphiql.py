@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 
 from bff.http.graphiql import (
+    DEFAULT_QUERY,
     GRAPHIQL_ACCEPT,
     GRAPHIQL_ASSETS,
     GRAPHIQL_STATIC_DIR,
@@ -159,7 +160,13 @@ def test_missing_asset_is_404() -> None:
 def test_page_config_defaults() -> None:
     page = graphiql_html()
     config = _config(page)
-    assert config == {"endpoint": "/graphql", "accept": GRAPHIQL_ACCEPT, "defaultQuery": None}
+    assert config == {
+        "endpoint": "/graphql",
+        "accept": GRAPHIQL_ACCEPT,
+        "defaultQuery": DEFAULT_QUERY,
+        "defaultHeaders": None,
+    }
+    assert DEFAULT_QUERY.startswith("query Dashboard {")
     assert GRAPHIQL_ACCEPT == "application/graphql-response+json, application/json"
     assert "isHeadersEditorEnabled: true" in page
     assert "headers: { accept: config.accept }" in page

@@ -88,19 +88,29 @@ def test_accept_application_json_gets_application_json(gql: GraphQLClient) -> No
     assert response.json() == {"data": {"__typename": "Query"}}
 
 
-def test_no_accept_header_gets_graphql_response_json(gql: GraphQLClient) -> None:
+def test_no_accept_header_gets_legacy_json(gql: GraphQLClient) -> None:
+    """The spec's SHOULD for legacy clients: no Accept is treated as `application/json`."""
     request = gql.http.build_request("POST", "/graphql", json={"query": "{ __typename }"})
     del request.headers["accept"]
     response = gql.http.send(request)
     assert response.status_code == 200
-    assert media_type(response) == GRAPHQL_RESPONSE
+    assert media_type(response) == JSON
+
+
+@pytest.mark.parametrize("accept", [None, "*/*"])
+def test_a_legacy_client_gets_request_errors_with_200(
+    accept: str | None, gql: GraphQLClient
+) -> None:
+    response = post(gql.http, {"query": "{ nope }"}, accept=accept)
+    assert_request_error(response, 200, JSON)
 
 
 @pytest.mark.parametrize(
     ("accept", "expected"),
     [
-        ("*/*", GRAPHQL_RESPONSE),
-        ("application/*", GRAPHQL_RESPONSE),
+        ("*/*", JSON),
+        ("application/*", JSON),
+        (f"{GRAPHQL_RESPONSE}, */*;q=0.5", GRAPHQL_RESPONSE),
         (f"{GRAPHQL_RESPONSE}, {JSON}", GRAPHQL_RESPONSE),
         (f"{JSON}, {GRAPHQL_RESPONSE}", JSON),
         (f"{JSON};q=0.9, {GRAPHQL_RESPONSE}", GRAPHQL_RESPONSE),
@@ -133,7 +143,7 @@ def test_get_with_a_query_string(gql: GraphQLClient) -> None:
         "/graphql", params={"query": "{ product(id: 2) { id } }"}, headers={"Accept": "*/*"}
     )
     assert response.status_code == 200
-    assert media_type(response) == GRAPHQL_RESPONSE
+    assert media_type(response) == JSON
     assert response.json() == {"data": {"product": {"id": "2"}}}
 
 
@@ -190,6 +200,19 @@ def test_get_without_a_query_is_400(gql: GraphQLClient) -> None:
 def test_other_methods_are_405(method: str, gql: GraphQLClient) -> None:
     response = gql.http.request(method, "/graphql", json={"query": "{ __typename }"})
     assert response.status_code == 405
+    assert "POST" in response.headers["allow"]
+    assert media_type(response) == JSON
+    assert [e["extensions"]["code"] for e in checked_errors(response)] == ["BAD_USER_INPUT"]
+
+
+@pytest.mark.parametrize("path", ["/nope", "/graphiql/static/nope.js", "/graphql/extra"])
+def test_an_unknown_path_is_a_coded_404(path: str, gql: GraphQLClient) -> None:
+    """Even the router's own refusals carry the gateway's error body, and the request id."""
+    response = gql.http.get(path, headers={"Accept": GRAPHQL_RESPONSE})
+    assert response.status_code == 404
+    assert media_type(response) == GRAPHQL_RESPONSE
+    assert [e["extensions"]["code"] for e in checked_errors(response)] == ["NOT_FOUND"]
+    assert response.headers["x-request-id"]
 
 
 # --- malformed POST requests --------------------------------------------------------------------
@@ -379,7 +402,7 @@ def test_a_graphql_get_is_not_served_html(gql: GraphQLClient) -> None:
     response = gql.http.get(
         "/graphql", params={"query": "{ __typename }"}, headers={"Accept": "*/*"}
     )
-    assert media_type(response) == GRAPHQL_RESPONSE
+    assert media_type(response) == JSON
 
 
 def test_graphiql_off_serves_no_html(locked: httpx.Client) -> None:

@@ -16,6 +16,25 @@ from bff.config import keys
 from bff.config.base import HttpUrl, NonBlank, Problem, Section, problems_error
 from bff.config.units import Duration
 
+# RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output (256 bits).
+MIN_HS256_SECRET_BYTES = 32
+
+
+def _hs256_secret_problem(secret: SecretStr | None) -> str | None:
+    """What is wrong with an HS256 secret, never quoting it; None when it will do."""
+    if secret is None:
+        return None
+    size = len(secret.get_secret_value().encode("utf-8"))
+    if size == 0:
+        return "must not be empty"
+    if size < MIN_HS256_SECRET_BYTES:
+        return (
+            f"too short ({size} bytes); HS256 needs at least {MIN_HS256_SECRET_BYTES} bytes "
+            "(RFC 7518), e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    return None
+
 
 class JwtConfig(Section):
     algorithm: Literal["HS256", "RS256", "ES256"] = Field(
@@ -25,8 +44,9 @@ class JwtConfig(Section):
     )
     secret: SecretStr | None = Field(
         None,
-        description="Shared secret for HS256. Required when the `jwt` section is written with "
-        "HS256; prefer the BFF_AUTH__JWT__SECRET environment variable to keep it out of files.",
+        description="Shared secret for HS256, at least 32 bytes. Required when the `jwt` section "
+        "is written with HS256; prefer the BFF_AUTH__JWT__SECRET environment variable to keep "
+        "it out of files.",
     )
     private_key_file: Path | None = Field(
         None,
@@ -51,8 +71,9 @@ class JwtConfig(Section):
     def _keys_fit_algorithm(self) -> JwtConfig:
         problems: list[Problem] = []
         if self.algorithm == "HS256":
-            if self.secret is not None and not self.secret.get_secret_value():
-                problems.append(Problem(("secret",), "must not be empty"))
+            problem = _hs256_secret_problem(self.secret)
+            if problem is not None:
+                problems.append(Problem(("secret",), problem))
             for name in ("private_key_file", "public_key_file"):
                 if getattr(self, name) is not None:
                     problems.append(

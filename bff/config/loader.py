@@ -25,6 +25,7 @@ __all__ = [
     "ConfigError",
     "inactive_sections",
     "load_settings",
+    "not_yet_built",
     "settings_from_dict",
 ]
 
@@ -141,20 +142,27 @@ def settings_from_dict(data: Mapping[str, Any]) -> Settings:
 
 
 # Config paths whose features do not exist yet, with what is missing. `*` matches any upstream
-# name or list item. Delete an entry when its feature lands.
+# name or list item. Delete an entry when its feature lands. This is the one list: the warnings
+# of `bff serve` / `bff check-config` and the "Not active yet" notes of docs/config.md
+# (`python -m bff.config.reference docs/config.md`) are made from it.
 NOT_YET_BUILT: tuple[tuple[str, str], ...] = (
     ("routes", "REST passthrough is not built yet"),
     ("rate_limits", "rate limiting is not built yet"),
     ("persisted_queries", "persisted queries are not built yet"),
-    ("telemetry.exporter", "trace export is not built yet"),
+    ("telemetry", "trace export is not built yet"),
     ("auth.token_format", "opaque tokens are not built yet"),
     ("auth.store", "the Redis token store is not built yet"),
+    ("auth.refresh_ttl", "refresh tokens are not built yet"),
     ("auth.trusted_issuers", "external identity providers are not built yet"),
     ("upstreams.*.balancer", "balancers other than round_robin are not built yet"),
     ("upstreams.*.retries", "retries are not built yet"),
-    ("upstreams.*.health_check", "active health checks are not built yet"),
+    ("upstreams.*.health_check.interval", "active health checks are not built yet"),
+    ("upstreams.*.health_check.unhealthy_threshold", "active health checks are not built yet"),
+    ("upstreams.*.health_check.healthy_threshold", "active health checks are not built yet"),
     ("upstreams.*.outlier", "outlier detection is not built yet"),
+    ("upstreams.*.instances.*.weight", "the weighted balancer is not built yet"),
     ("upstreams.*.instances.*.zone", "zone-aware balancing is not built yet"),
+    ("server.zone", "zone-aware balancing is not built yet"),
     ("redis", "the Redis backend is not built yet"),
     ("limits", "query depth, alias and cost limits are not built yet"),
     ("server.max_body", "the request body limit is not built yet"),
@@ -163,11 +171,26 @@ NOT_YET_BUILT: tuple[tuple[str, str], ...] = (
 )
 
 
-def inactive_sections(settings: Settings) -> list[str]:
-    """One warning per key the user wrote, away from its default, whose feature is not built.
+def not_yet_built(path: tuple[str, ...]) -> str | None:
+    """What is missing for the key at `path` (`*` for any name or item), or None if active.
 
-    "Wrote" means present in the file or the environment (pydantic's `model_fields_set`), so a
-    default never warns, and neither does a key written with its default value.
+    A key is inactive when an entry names it or a section above it.
+    """
+    for pattern, message in NOT_YET_BUILT:
+        parts = tuple(pattern.split("."))
+        if len(parts) <= len(path) and all(
+            p == "*" or p == k for p, k in zip(parts, path, strict=False)
+        ):
+            return message
+    return None
+
+
+def inactive_sections(settings: Settings) -> list[str]:
+    """One warning per key the user wrote whose feature is not built.
+
+    "Wrote" means present in the file or the environment (pydantic's `model_fields_set`),
+    whatever the value: a key left out never warns, a key written always does (even with its
+    default value, since the user may expect it to do something).
     """
     warnings: list[str] = []
     for pattern, message in NOT_YET_BUILT:
@@ -178,7 +201,7 @@ def inactive_sections(settings: Settings) -> list[str]:
 
 
 def _written(node: Any, pattern: tuple[str, ...], loc: Loc = ()) -> list[tuple[Loc, Any]]:
-    """The (path, value) pairs below `node` matching `pattern` that were set to a non-default."""
+    """The (path, value) pairs below `node` matching `pattern` that were written."""
     head, rest = pattern[0], pattern[1:]
     if head == "*":
         items: list[tuple[str | int, Any]] = (
@@ -190,7 +213,6 @@ def _written(node: Any, pattern: tuple[str, ...], loc: Loc = ()) -> list[tuple[L
     value = getattr(node, head)
     if rest:
         return _written(value, rest, (*loc, head))
-    field = type(node).model_fields[head]
-    if head in node.model_fields_set and value != field.get_default(call_default_factory=True):
+    if head in node.model_fields_set:
         return [((*loc, head), value)]
     return []

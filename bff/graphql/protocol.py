@@ -1,9 +1,8 @@
-"""GraphQL over HTTP: reading a request and choosing the response media type.
+"""GraphQL over HTTP: reading a GraphQL request from a GET query string or a POST body.
 
-Follows the GraphQL-over-HTTP spec: `application/graphql-response+json` is preferred (and
-assumed when the client sends no Accept header); the legacy `application/json` answers every
-well-formed request with 200. A request that is not a well-formed GraphQL request at all
-(bad JSON, no `query`) is a 400 under either media type.
+A request that is not a well-formed GraphQL request at all (bad JSON, no `query`) is a
+`MalformedRequest`, answered 400 (or the status it names) under either media type; the media
+type of the answer is chosen in `bff.rendering.media`.
 """
 
 from __future__ import annotations
@@ -14,12 +13,11 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 
 
 class MalformedRequest(Exception):
-    """Not a GraphQL-over-HTTP request: answered 400, or 415/406 when `status` says so."""
+    """Not a GraphQL-over-HTTP request: answered 400, or 405/415 when `status` says so."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -33,35 +31,6 @@ class GraphQLRequest:
     operation_name: str | None
     variables: dict[str, Any] | None
     extensions: dict[str, Any] | None
-
-
-def negotiate(accept: str | None) -> str:
-    """The response media type for an Accept header, or `MalformedRequest` (406)."""
-    if not accept or not accept.strip():
-        return GRAPHQL_RESPONSE
-    best: tuple[float, int, str] | None = None
-    for position, part in enumerate(accept.split(",")):
-        media, *params = (p.strip() for p in part.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        media = media.lower()
-        if media in (GRAPHQL_RESPONSE, "application/*", "*/*"):
-            chosen = GRAPHQL_RESPONSE
-        elif media == JSON:
-            chosen = JSON
-        else:
-            continue
-        if quality > 0 and (best is None or (quality, -position) > (best[0], best[1])):
-            best = (quality, -position, chosen)
-    if best is None:
-        raise MalformedRequest(f"Acceptable media types: {GRAPHQL_RESPONSE}, {JSON}", 406)
-    return best[2]
 
 
 def _json_param(raw: Any, name: str) -> dict[str, Any] | None:

@@ -12,8 +12,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bff.auth import ANONYMOUS, TokenVerifier, bearer_token
 from bff.errors import Unauthenticated
-from bff.http.responses import error_response
 from bff.http.state import request_state
+from bff.rendering.errors import error_response
 
 OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/graphiql/static")
 

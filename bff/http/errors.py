@@ -10,7 +10,8 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bff.errors import BffError
-from bff.http.responses import error_response
+from bff.rendering.errors import error_response
+from bff.request_id import current_request_id
 
 log = logging.getLogger("bff.errors")
 
@@ -34,8 +35,20 @@ class ErrorsStage:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            log.exception(
+                "unhandled error on %s %s (request %s)",
+                scope.get("method"),
+                scope.get("path"),
+                current_request_id(),
+            )
             if started:
                 raise
             error = exc if isinstance(exc, BffError) and exc.expose else BffError()
-            await error_response(error)(scope, receive, send)
+            await error_response(error, accept_header(scope))(scope, receive, send)
+
+
+def accept_header(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            return str(value.decode("latin-1"))
+    return None

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from starlette.staticfiles import StaticFiles
 
 __all__ = [
+    "DEFAULT_QUERY",
     "GRAPHIQL_ACCEPT",
     "GRAPHIQL_ASSETS",
     "GRAPHIQL_STATIC_DIR",
@@ -30,6 +32,16 @@ GRAPHIQL_STATIC_DIR: Path = Path(__file__).resolve().parent.parent / "static" / 
 
 #: Accept header the in-browser fetcher sends with every GraphQL request.
 GRAPHIQL_ACCEPT = "application/graphql-response+json, application/json"
+
+#: The query a fresh editor opens with: the Dashboard, the gateway's reference query.
+DEFAULT_QUERY = """query Dashboard {
+  orders(first: 20) {
+    nodes { id status total
+      user { id name }
+      items { quantity product { id name price stock averageRating } }
+    }
+  }
+}"""
 
 #: Asset files the page references, relative to ``static_prefix``, in load order.
 GRAPHIQL_ASSETS: tuple[str, ...] = (
@@ -92,6 +104,9 @@ html, body {{ height: 100%; margin: 0; overflow: hidden; }}
   if (config.defaultQuery !== null) {{
     props.defaultQuery = config.defaultQuery;
   }}
+  if (config.defaultHeaders !== null) {{
+    props.defaultHeaders = config.defaultHeaders;
+  }}
   ReactDOM.createRoot(document.getElementById("graphiql")).render(
     React.createElement(GraphiQL, props)
   );
@@ -105,20 +120,24 @@ html, body {{ height: 100%; margin: 0; overflow: hidden; }}
 def graphiql_html(
     endpoint: str = "/graphql",
     static_prefix: str = "/graphiql/static",
-    default_query: str | None = None,
+    default_query: str | None = DEFAULT_QUERY,
+    default_headers: Mapping[str, str] | None = None,
 ) -> str:
     """Return the GraphiQL HTML page.
 
     ``endpoint`` is the GraphQL URL the IDE POSTs to, ``static_prefix`` the URL path where
     :func:`static_app` is mounted, and ``default_query`` an optional query shown in a fresh
-    editor. The header editor is enabled (e.g. ``{"Authorization": "Bearer ..."}``), but
-    headers are not persisted to the browser's local storage, so tokens do not linger.
+    editor (the Dashboard by default). The header editor is enabled and starts with
+    ``default_headers`` when given (``bff demo`` fills in its token as
+    ``{"Authorization": "Bearer ..."}``); headers are not persisted to the browser's local
+    storage, so tokens do not linger.
     """
     prefix = html.escape(static_prefix.rstrip("/"), quote=True)
     config = {
         "endpoint": endpoint,
         "accept": GRAPHIQL_ACCEPT,
         "defaultQuery": default_query,
+        "defaultHeaders": None if not default_headers else json.dumps(default_headers, indent=2),
     }
     return _PAGE.format(prefix=prefix, config=_script_json(config))
 

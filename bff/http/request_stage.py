@@ -1,8 +1,9 @@
 """Request stage: the outermost stage, where a request gets its `RequestState` and id.
 
 It runs before anything can fail, so the errors stage, the access log and every route see the
-same request id; the id is echoed in the `X-Request-Id` response header so a client can quote
-it in a support ticket.
+same request id, and sets it as the context's request id (`bff.request_id`) so that every
+log line written while serving the request carries it. The id is echoed in the `X-Request-Id`
+response header so a client can quote it in a support ticket.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bff.http.state import STATE_KEY, RequestState, new_request_id
+from bff.request_id import REQUEST_ID
 
 
 class RequestStage:
@@ -34,4 +36,8 @@ class RequestStage:
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        token = REQUEST_ID.set(state.request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)

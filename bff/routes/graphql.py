@@ -11,22 +11,22 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from bff.errors import BadUserInput
 from bff.graphql.executor import GraphQLExecutor, RequestErrors, is_mutation
-from bff.graphql.masking import format_errors
-from bff.graphql.protocol import GRAPHQL_RESPONSE, MalformedRequest, negotiate, read_request
+from bff.graphql.protocol import MalformedRequest, read_request
 from bff.http.graphiql import graphiql_html, wants_graphiql
 from bff.http.state import request_state
+from bff.rendering.errors import error_response, format_errors, request_errors_response
+from bff.rendering.media import JSON, NotAcceptable, negotiate
 from bff.upstream import UpstreamPool
 from resolvers.context import RequestContext
 
 
-def graphql_response(body: Mapping[str, Any], media_type: str, status: int = 200) -> Response:
-    headers = {"Allow": "GET, POST"} if status == 405 else None
-    return Response(orjson.dumps(body), status, headers=headers, media_type=media_type)
+def graphql_response(body: Mapping[str, Any], media_type: str) -> Response:
+    return Response(orjson.dumps(body), 200, media_type=media_type)
 
 
 class GraphQLEndpoint:
@@ -36,26 +36,34 @@ class GraphQLEndpoint:
         pools: Mapping[str, UpstreamPool],
         *,
         graphiql: bool = True,
+        graphiql_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.executor = executor
         self.pools = pools
         self.graphiql = graphiql
+        self.graphiql_headers = graphiql_headers
 
     async def endpoint(self, request: Request) -> Response:
         accept = request.headers.get("accept")
         if request.method == "GET" and self.graphiql and wants_graphiql(accept):
-            return HTMLResponse(graphiql_html(endpoint=request.url.path))
+            page = graphiql_html(request.url.path, default_headers=self.graphiql_headers)
+            return HTMLResponse(page)
         try:
             media_type = negotiate(accept)
-        except MalformedRequest as error:
-            return graphql_response(self.error_body(error.message), "application/json", 406)
+        except NotAcceptable as error:
+            return error_response(BadUserInput(str(error)), status=406, media_type=JSON)
         try:
             return await self.handle(request, media_type)
         except MalformedRequest as error:
-            return graphql_response(self.error_body(error.message), media_type, error.status)
+            headers = {"Allow": "GET, POST"} if error.status == 405 else None
+            return error_response(
+                BadUserInput(error.message),
+                status=error.status,
+                media_type=media_type,
+                headers=headers,
+            )
         except RequestErrors as error:
-            status = 400 if media_type == GRAPHQL_RESPONSE else 200
-            return graphql_response({"errors": format_errors(error.errors)}, media_type, status)
+            return request_errors_response(error.errors, media_type)
 
     async def handle(self, request: Request, media_type: str) -> Response:
         gql = await read_request(request)
@@ -64,8 +72,7 @@ class GraphQLEndpoint:
         if request.method == "GET" and is_mutation(operation):
             raise MalformedRequest("Mutations are only accepted over POST", 405)
         state = request_state(request.scope)
-        request_id = state.request_id
-        context = RequestContext.build(state.principal, self.pools, request_id)
+        context = RequestContext.build(state.principal, self.pools, state.request_id)
         result = await self.executor.execute(
             prepared,
             operation_name=gql.operation_name,
@@ -74,10 +81,6 @@ class GraphQLEndpoint:
         )
         body: dict[str, Any] = {}
         if result.errors:
-            body["errors"] = format_errors(result.errors, request_id)
+            body["errors"] = format_errors(result.errors)
         body["data"] = result.data
         return graphql_response(body, media_type)
-
-    @staticmethod
-    def error_body(message: str) -> dict[str, Any]:
-        return {"errors": format_errors([GraphQLError(message)])}
