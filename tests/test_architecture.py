@@ -61,6 +61,7 @@ ALLOWED: dict[str, set[str]] = {
     | {
         "bff.auth",
         "bff.telemetry",
+        "bff.rendering",
         "bff.upstream",
         "upstream_clients",
         "schema",
