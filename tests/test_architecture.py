@@ -193,6 +193,18 @@ def test_the_guard_sees_violations() -> None:
     assert violations("bff.http", routes) != []
 
 
+def test_error_bodies_are_rendered_only_in_bff_rendering() -> None:
+    """Stages and routes call `bff.rendering.errors`; none builds an `{"errors": ...}` body."""
+    rendering = ROOT / "bff" / "rendering"
+    builders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "bff").rglob("*.py"))
+        if rendering not in path.parents
+        and ('{"errors"' in path.read_text() or "{'errors'" in path.read_text())
+    ]
+    assert builders == []
+
+
 def test_errors_kernel_imports_nothing_of_ours() -> None:
     modules = imported_modules(Path(bff.errors.__file__))
     assert {m for m in modules if layer_of_module(m) is not None} == set()
