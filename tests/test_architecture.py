@@ -61,6 +61,7 @@ ALLOWED: dict[str, set[str]] = {
     | {
         "bff.auth",
         "bff.telemetry",
+        "bff.rendering",
         "bff.upstream",
         "upstream_clients",
         "schema",
@@ -190,6 +191,18 @@ def test_the_guard_sees_violations() -> None:
     routes = imported_modules(ROOT / "bff" / "routes" / "graphql.py")
     assert {"bff.graphql.executor", "bff.http.state"} <= routes
     assert violations("bff.http", routes) != []
+
+
+def test_error_bodies_are_rendered_only_in_bff_rendering() -> None:
+    """Stages and routes call `bff.rendering.errors`; none builds an `{"errors": ...}` body."""
+    rendering = ROOT / "bff" / "rendering"
+    builders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "bff").rglob("*.py"))
+        if rendering not in path.parents
+        and ('{"errors"' in path.read_text() or "{'errors'" in path.read_text())
+    ]
+    assert builders == []
 
 
 def test_errors_kernel_imports_nothing_of_ours() -> None:

@@ -224,6 +224,31 @@ def test_check_config_accepts_a_valid_file(tmp_path: Path) -> None:
     assert "ok" in result.stdout
 
 
+def test_check_config_warns_on_every_key_not_active_yet(tmp_path: Path) -> None:
+    data = valid_config(EVERY_UPSTREAM)
+    data["limits"] = {"max_depth": 10}  # the default value: still written, still no effect
+    data["server"]["max_body"] = "2MB"
+    config = write_config(tmp_path / "bff.yaml", data)
+    result = run_bff("check-config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "bff: warning: limits: query depth, alias and cost limits are not built yet; "
+        "this section has no effect",
+        "bff: warning: server.max_body: the request body limit is not built yet; "
+        "this setting has no effect",
+    ]
+    assert result.stdout.startswith(f"{config}: ok")
+
+
+def test_check_config_refuses_a_short_hs256_secret(tmp_path: Path) -> None:
+    data = valid_config(EVERY_UPSTREAM)
+    data["auth"]["jwt"]["secret"] = "x"
+    config = write_config(tmp_path / "bff.yaml", data)
+    result = run_bff("check-config", str(config))
+    assert result.returncode != 0
+    assert "auth.jwt.secret: too short (1 byte); HS256 needs at least 32 bytes" in result.stderr
+
+
 def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
     data = valid_config(EVERY_UPSTREAM)
     data["upstreams"]["users"]["instances"][0]["url"] = "not a url"

@@ -321,7 +321,8 @@ def test_hs256_without_secret() -> None:
 def test_hs256_secret_shorter_than_32_bytes_is_refused(secret: str) -> None:
     [error] = errors_of({"auth": {"jwt": {"algorithm": "HS256", "secret": secret}}})
     size = len(secret.encode())
-    assert error.startswith(f"auth.jwt.secret: too short ({size} bytes); HS256 needs at least 32")
+    unit = "byte" if size == 1 else "bytes"
+    assert error.startswith(f"auth.jwt.secret: too short ({size} {unit}); HS256 needs at least 32")
     assert secret not in error
 
 

@@ -173,6 +173,14 @@ def test_page_config_defaults() -> None:
     assert 'href="/graphiql/static/graphiql.min.css"' in page
 
 
+def test_default_headers_are_prefilled_and_escaped() -> None:
+    headers = {"Authorization": "Bearer a.b.c</script><script>alert(1)</script>"}
+    page = graphiql_html(default_headers=headers)
+    assert "</script><script>alert(1)" not in page
+    assert json.loads(str(_config(page)["defaultHeaders"])) == headers
+    assert "props.defaultHeaders = config.defaultHeaders" in page
+
+
 def test_custom_endpoint_and_prefix() -> None:
     page = graphiql_html(endpoint="/api/graphql", static_prefix="/assets/gql/")
     assert _config(page)["endpoint"] == "/api/graphql"

@@ -380,6 +380,8 @@ def test_a_browser_gets_graphiql_served_from_the_gateway(gql: GraphQLClient) -> 
     page = gql.http.get("/graphql", headers={"Accept": BROWSER_ACCEPT})
     assert page.status_code == 200
     assert media_type(page) == "text/html"
+    assert page.headers["cache-control"] == "no-store"
+    assert "query Dashboard" in page.text
     refs = AssetRefs()
     refs.feed(page.text)
     assert len(refs.urls) >= 4, refs.urls

@@ -28,8 +28,9 @@ def _hs256_secret_problem(secret: SecretStr | None) -> str | None:
     if size == 0:
         return "must not be empty"
     if size < MIN_HS256_SECRET_BYTES:
+        unit = "byte" if size == 1 else "bytes"
         return (
-            f"too short ({size} bytes); HS256 needs at least {MIN_HS256_SECRET_BYTES} bytes "
+            f"too short ({size} {unit}); HS256 needs at least {MIN_HS256_SECRET_BYTES} bytes "
             "(RFC 7518), e.g. the output of "
             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
         )

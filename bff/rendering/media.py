@@ -8,6 +8,8 @@ in status codes: under `application/json` a well-formed request with errors is a
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 
@@ -16,6 +18,7 @@ class NotAcceptable(Exception):
     """The client accepts neither media type (answered 406)."""
 
 
+@lru_cache(maxsize=256)  # clients send a handful of distinct headers: parse each once
 def negotiate(accept: str | None) -> str:
     """The response media type for an Accept header, or `NotAcceptable`.
 

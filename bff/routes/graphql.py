@@ -24,6 +24,8 @@ from bff.rendering.media import JSON, NotAcceptable, negotiate
 from bff.upstream import UpstreamPool
 from resolvers.context import RequestContext
 
+NO_STORE = {"Cache-Control": "no-store"}
+
 
 def graphql_response(body: Mapping[str, Any], media_type: str) -> Response:
     return Response(orjson.dumps(body), 200, media_type=media_type)
@@ -47,7 +49,7 @@ class GraphQLEndpoint:
         accept = request.headers.get("accept")
         if request.method == "GET" and self.graphiql and wants_graphiql(accept):
             page = graphiql_html(request.url.path, default_headers=self.graphiql_headers)
-            return HTMLResponse(page)
+            return HTMLResponse(page, headers=NO_STORE)  # it may hold the demo's token
         try:
             media_type = negotiate(accept)
         except NotAcceptable as error:
