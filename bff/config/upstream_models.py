@@ -70,7 +70,10 @@ class OutlierConfig(Section):
         5, ge=1, description="Failed calls in a row that eject an instance (passive checking)."
     )
     ejection: Duration = Field(
-        30.0, gt=0, description="How long an ejected instance stays out before it is tried again."
+        30.0,
+        gt=0,
+        description="How long an ejected instance stays out the first time; each repeated "
+        "ejection lasts this times the number of ejections (at most 10x).",
     )
 
 
@@ -96,6 +99,13 @@ class UpstreamConfig(Section):
     )
     max_connections: int = Field(
         100, ge=1, description="Most connections open to the whole pool at once."
+    )
+    max_queue: int = Field(
+        1000,
+        ge=0,
+        description="Requests that may wait for a connection while all `max_connections` are "
+        "busy (each within `timeout.total`); past that, a request fails at once with "
+        "`UPSTREAM_UNAVAILABLE`.",
     )
     required: bool = Field(
         True, description="Whether /readyz needs a healthy instance of this upstream."
