@@ -1,7 +1,7 @@
 """`Weighted`: smooth weighted round robin, as nginx does it.
 
 Each pick, every candidate's running score grows by its weight; the highest score wins and
-gives back the total weight. Weights 1:3 give `b b a b` rather than `a b b b`: the heavy
+gives back the total weight. Weights 1:3 give `b a b b` rather than `a b b b`: the heavy
 instance's share is spread out instead of arriving in bursts, and the split is exact over
 every cycle of `sum(weights)` picks. Scores of instances out of the candidate set are kept,
 so an instance coming back does not start with a burst.
