@@ -10,7 +10,7 @@ once, here, so every strategy gets them for free (the shape of Envoy's `chooseHo
    the switch either way is logged once.
 
 The candidate list is cached and rebuilt only when `invalidate()` is called (a health or
-ejection change) or an ejection expires, so a choice costs a clock read and a `pick`.
+ejection change) or an ejection expires (checked lazily, on the next choice), so a choice costs a clock read and a `pick`.
 Decisions are pure functions of the instances' state and the injected clock.
 """
 
@@ -53,8 +53,9 @@ class Balancer(ABC):
         self._has_local = zone is not None and any(i.zone == zone for i in self.instances)
 
     def invalidate(self) -> None:
-        """An instance's health or ejection changed: rebuild the candidates on next use."""
-        self._valid_until = -math.inf
+        """An instance's health or ejection changed: rebuild the candidates now, so that a
+        zone failover or panic is logged when it happens, not at the next request."""
+        self._refresh(self.clock())
 
     def candidates(self, now: float | None = None) -> list[Instance]:
         """The instances a strategy may pick from now (see the module docstring)."""

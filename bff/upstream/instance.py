@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 EWMA_ALPHA = 0.1
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Instance:
     """An address of an upstream service and what the gateway knows about it now."""
 

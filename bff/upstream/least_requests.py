@@ -33,15 +33,23 @@ class LeastRequests(Balancer):
         self.random = (rng or random.Random()).random
         self._for: list[Instance] | None = None
         self._cumulative: list[int] = []
+        self._equal = True
 
     def pick(self, candidates: list[Instance]) -> Instance:
         if candidates is not self._for:  # the base keeps one list until something changes
             self._for = candidates
             self._cumulative = list(accumulate(i.weight for i in candidates))
-        cumulative = self._cumulative
-        total = cumulative[-1]
-        a = candidates[bisect_right(cumulative, self.random() * total)]
-        b = candidates[bisect_right(cumulative, self.random() * total)]
+            self._equal = len({i.weight for i in candidates}) == 1
+        random = self.random
+        if self._equal:
+            n = len(candidates)
+            a = candidates[int(random() * n)]
+            b = candidates[int(random() * n)]
+        else:
+            cumulative = self._cumulative
+            total = cumulative[-1]
+            a = candidates[bisect_right(cumulative, random() * total)]
+            b = candidates[bisect_right(cumulative, random() * total)]
         # fewer in flight per weight wins: a.in/a.w <= b.in/b.w without dividing
         if b.in_flight * a.weight < a.in_flight * b.weight:
             return b

@@ -28,18 +28,29 @@ class Weighted(Balancer):
         name: str = "",
     ) -> None:
         super().__init__(instances, zone, clock=clock, name=name)
-        self._scores: dict[Instance, int] = {}
+        self._kept: dict[Instance, int] = {}  # scores of instances out of the current list
+        self._for: list[Instance] | None = None
+        self._scores: list[int] = []
+        self._weights: list[int] = []
+        self._total = 0
 
     def pick(self, candidates: list[Instance]) -> Instance:
-        scores = self._scores
-        total = 0
-        best = candidates[0]
-        best_score = None
-        for instance in candidates:
-            score = scores.get(instance, 0) + instance.weight
-            scores[instance] = score
-            total += instance.weight
-            if best_score is None or score > best_score:
-                best, best_score = instance, score
-        scores[best] -= total
-        return best
+        if candidates is not self._for:  # the base keeps one list until something changes
+            self._switch(candidates)
+        scores, weights = self._scores, self._weights
+        best = 0
+        best_score = scores[0] = scores[0] + weights[0]
+        for k in range(1, len(scores)):
+            score = scores[k] = scores[k] + weights[k]
+            if score > best_score:
+                best, best_score = k, score
+        scores[best] -= self._total
+        return candidates[best]
+
+    def _switch(self, candidates: list[Instance]) -> None:
+        if self._for is not None:
+            self._kept.update(zip(self._for, self._scores, strict=True))
+        self._for = candidates
+        self._scores = [self._kept.get(i, 0) for i in candidates]
+        self._weights = [i.weight for i in candidates]
+        self._total = sum(self._weights)
