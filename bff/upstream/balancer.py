@@ -10,7 +10,8 @@ once, here, so every strategy gets them for free (the shape of Envoy's `chooseHo
    the switch either way is logged once.
 
 The candidate list is cached and rebuilt only when `invalidate()` is called (a health or
-ejection change) or an ejection expires (checked lazily, on the next choice), so a choice costs a clock read and a `pick`.
+ejection change) or an ejection expires (checked lazily, on the next choice), so a choice
+costs a clock read and a `pick`.
 Decisions are pure functions of the instances' state and the injected clock.
 """
 
