@@ -439,3 +439,45 @@ def test_admin_upstreams_can_be_turned_off(shop: RunningServices) -> None:
             trust_env=False,
         )
     assert response.status_code == 404
+
+
+# --- what a POST may and may not retry --------------------------------------------------------
+
+
+def post_verify(urls: Sequence[str]) -> list[int | str]:
+    """Two POST /verify calls through a round-robin pool over `urls` (default 2 attempts)."""
+
+    async def scenario() -> list[int | str]:
+        pool = UpstreamPool("auth", [Instance(u) for u in urls])
+        results: list[int | str] = []
+        try:
+            for _ in range(2):
+                try:
+                    response = await pool.request(
+                        "POST", "/verify", json={"username": "nobody", "password": "x"}
+                    )
+                    results.append(response.status)
+                except UpstreamUnavailable as exc:
+                    results.append(type(exc).__name__)
+        finally:
+            await pool.aclose()
+        return results
+
+    return asyncio.run(scenario())
+
+
+def test_a_post_that_could_not_connect_is_retried_elsewhere(shop: RunningServices) -> None:
+    dead = KillableInstances("auth", 1).start()
+    dead_url = dead.urls[0]
+    dead.stop()
+    assert post_verify([dead_url, shop.url("auth")]) == [401, 401]  # both answered, by the live
+
+
+def test_a_post_that_got_a_503_is_not_retried(shop: RunningServices) -> None:
+    with KillableInstances("auth", 1, ServiceOptions(failure_rate=1.0)) as failing:
+        urls = [failing.urls[0], shop.url("auth")]
+        with httpx.Client(trust_env=False) as http:
+            for url in urls:
+                http.post(f"{url}/_stats/reset")
+        assert post_verify(urls) == [503, 401]  # the 503 passes up: the POST may have acted
+        assert counts(urls) == [1, 1]
