@@ -148,7 +148,11 @@ class BalancedTransport(Transport):
             pool = self._probes[id(instance)] = ConnectionPool(
                 instance.url, limit=1, connect_timeout=self.connect_timeout
             )
-        status, _, _ = await pool.send(build_request("GET", path), deadline)
+        request = build_request("GET", path)
+        try:
+            status, _, _ = await pool.send(request, deadline)
+        except StaleConnection:  # the server closed the idle probe connection: not a verdict
+            status, _, _ = await pool.send(request, deadline)
         return status
 
     async def aclose(self) -> None:
