@@ -135,23 +135,3 @@ class Balancer(ABC):
                 )
             else:
                 log.warning("upstream %s: zone %s usable again; failing back", self.name, self.zone)
-
-
-class RoundRobin(Balancer):
-    """Each candidate in turn."""
-
-    def __init__(
-        self,
-        instances: Sequence[Instance],
-        zone: str | None = None,
-        *,
-        clock: Clock = time.monotonic,
-        name: str = "",
-    ) -> None:
-        super().__init__(instances, zone, clock=clock, name=name)
-        self._next = 0
-
-    def pick(self, candidates: list[Instance]) -> Instance:
-        chosen = candidates[self._next % len(candidates)]
-        self._next += 1
-        return chosen

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from bff.upstream.balancer import Balancer, Clock, RoundRobin
+from bff.upstream.balancer import Balancer, Clock
 from bff.upstream.instance import Instance
 from bff.upstream.least_requests import LeastRequests
+from bff.upstream.round_robin import RoundRobin
 from bff.upstream.weighted import Weighted
 
 BALANCERS: dict[str, type[Balancer]] = {
