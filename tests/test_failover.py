@@ -230,7 +230,7 @@ def test_failing_instance_is_ejected_with_growing_back_off(shop: RunningServices
             shop,
             [{"url": bad.urls[0]}, {"url": good.urls[0]}],
             retries={"attempts": 1},
-            outlier={"consecutive_failures": 2, "ejection": "300ms"},
+            outlier={"consecutive_failures": 2, "ejection": "2s"},
         )
         with gateway(config) as (url, upstreams):
             bad_instance = upstreams["users"].instances[0]
@@ -240,6 +240,8 @@ def test_failing_instance_is_ejected_with_growing_back_off(shop: RunningServices
             assert state["state"] == "ejected"
             assert state["reason"] == "2 consecutive failures, last: status 503"
             assert state["ejections"] == 1
+            ready = httpx.get(f"{url}/readyz", trust_env=False).json()["upstreams"]["users"]
+            assert ready["usable"] == 1  # readiness agrees with routing
             first = bad_instance.ejected_until - bad_instance.since
             assert errors_of(lookups(url, 6)) == []  # all on the good one meanwhile
 
@@ -248,8 +250,8 @@ def test_failing_instance_is_ejected_with_growing_back_off(shop: RunningServices
             assert bad_instance.ejections == 2
             second = bad_instance.ejected_until - bad_instance.since
         assert counts(bad.urls) == [4]
-    assert first == pytest.approx(0.3)
-    assert second == pytest.approx(0.6)  # the back-off grows
+    assert first == pytest.approx(2.0)
+    assert second == pytest.approx(4.0)  # the back-off grows
 
 
 def test_retries_hide_a_failing_instance(shop: RunningServices) -> None:

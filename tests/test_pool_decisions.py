@@ -11,7 +11,7 @@ import pytest
 
 from bff.upstream import Instance, LeastRequests, RoundRobin, Weighted, make_balancer
 from bff.upstream.budget import RetryBudget
-from bff.upstream.health import HealthSettings, HealthVerdicts
+from bff.upstream.health import HealthChecker, HealthSettings, HealthVerdicts
 from bff.upstream.http11 import (
     ConnectFailed,
     ConnectionLost,
@@ -269,6 +269,18 @@ def test_the_first_probe_decides_at_once() -> None:
     assert verdicts.observe(a, False, 0.0) and not a.healthy
     b.healthy = False
     assert verdicts.observe(b, True, 0.0) and b.healthy
+
+
+def test_probe_delays_are_jittered_within_bounds() -> None:
+    async def never(instance: Instance) -> bool:
+        raise AssertionError("not probed here")
+
+    settings = HealthSettings(interval=2.0)
+    checker = HealthChecker(pool(1), never, HealthVerdicts(settings), rng=random.Random(11))
+    firsts = [checker.delay(first=True) for _ in range(200)]
+    laters = [checker.delay(first=False) for _ in range(200)]
+    assert all(0 <= d <= 2.0 for d in firsts) and max(firsts) - min(firsts) > 1.5
+    assert all(1.8 <= d <= 2.2 for d in laters) and len(set(laters)) > 100
 
 
 # --- retry eligibility and budget ------------------------------------------------------------

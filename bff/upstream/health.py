@@ -132,13 +132,20 @@ class HealthChecker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _watch(self, instance: Instance) -> None:
+    def delay(self, first: bool) -> float:
+        """Seconds before the next probe: the first at a random point of one interval (N
+        gateways started together do not probe in step), then the interval +- `JITTER`."""
         interval = self.verdicts.settings.interval
-        await asyncio.sleep(self.random.uniform(0, interval))  # N gateways do not probe in step
+        if first:
+            return self.random.uniform(0, interval)
+        return interval * self.random.uniform(1 - JITTER, 1 + JITTER)
+
+    async def _watch(self, instance: Instance) -> None:
+        await asyncio.sleep(self.delay(first=True))
         while True:
             ok = await self._safe_probe(instance)
             self.verdicts.observe(instance, ok, self.clock())
-            await asyncio.sleep(interval * self.random.uniform(1 - JITTER, 1 + JITTER))
+            await asyncio.sleep(self.delay(first=False))
 
     async def _safe_probe(self, instance: Instance) -> bool:
         try:
