@@ -306,6 +306,8 @@ def test_retry_after_errors() -> None:
     assert not retry_after_error(POST, StaleConnection("x"))
     assert not retry_after_error(GET, TimedOut("x"))  # the total budget ran out
     assert not retry_after_error(GET, ConnectionLost("x", received=True))
+    assert retry_after_error(GET, ConnectionLost("x", received=False))  # reset mid-request
+    assert not retry_after_error(POST, ConnectionLost("x", received=False))
     unsent = ConnectionLost("x", received=False)
     unsent.request_sent = False  # type: ignore[attr-defined]
     assert retry_after_error(POST, unsent)

@@ -3,7 +3,8 @@
 When (pure, `retry_after_error` / `retry_after_status`):
 
 - idempotent requests (GET, HEAD, ...: every batch load is a GET) that failed to connect, hit a
-  stale kept-alive connection, or got 502/503/504;
+  stale kept-alive connection (`StaleConnection`) or a connection closed before any byte of
+  the answer (an instance killed mid-request), or got 502/503/504;
 - any request, POST included, only when it provably never left: the connection could not be
   opened (`ConnectFailed`, `ConnectTimedOut`), or the error says `request_sent = False`.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 
 from bff.upstream.budget import RetryBudget
-from bff.upstream.http11 import ConnectFailed, ConnectTimedOut, StaleConnection, TransportError
+from bff.upstream.http11 import ConnectFailed, ConnectionLost, ConnectTimedOut, TransportError
 from bff.upstream.instance import Instance
 from bff.upstream.request import Request
 from bff.upstream.transport import AVOID, Reply, Transport
@@ -35,7 +36,9 @@ def retry_after_error(request: Request, error: TransportError) -> bool:
         return True  # no connection, no byte sent
     if getattr(error, "request_sent", True) is False:
         return True
-    return request.idempotent and isinstance(error, StaleConnection)
+    # a stale kept-alive connection, or one reset before any byte of the answer (an instance
+    # killed mid-request): the request may be sent again when doing it twice is harmless
+    return request.idempotent and isinstance(error, ConnectionLost) and not error.received
 
 
 class RetryTransport(Transport):
