@@ -16,7 +16,7 @@ The app is a plain Starlette app: the gateway has a handful of routes and no use
 FastAPI's per-request extras (its middleware costs about 30 µs of CPU a request, measured).
 
 Routes: `/graphql` (GraphQL over HTTP and GraphiQL), `/graphiql/static` (its assets),
-`/healthz`, `/readyz`.
+`/healthz`, `/readyz`, `/admin/upstreams` (unless `server.admin` is off).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from starlette.routing import Mount, Route
 from bff.auth import TokenVerifier
 from bff.config import ConfigError, Settings
 from bff.graphql.executor import GraphQLExecutor
+from bff.http.admin_upstreams import admin_routes
 from bff.http.authentication import AuthenticationStage
 from bff.http.errors import ErrorsStage
 from bff.http.graphiql import static_app
@@ -77,22 +78,24 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await upstreams.aclose()
+        # Every instance is probed once before serving (bounded by its probe timeout), so
+        # routing and /readyz start from facts; the checks then run until shutdown.
+        await upstreams.start()
+        try:
+            yield
+        finally:
+            await upstreams.aclose()
 
     executor = GraphQLExecutor(schema._schema, introspection=settings.server.introspection)
     graphql = GraphQLEndpoint(
         executor, upstreams, graphiql=settings.server.graphiql, graphiql_headers=graphiql_headers
     )
-    probes = {
-        name: (u.health_check.path, u.health_check.timeout)
-        for name, u in settings.upstreams.items()
-    }
     routes = [
         Route("/graphql", graphql.endpoint, methods=["GET", "POST"]),
         Mount("/graphiql/static", app=static_app(), name="graphiql-static"),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz_endpoint(lambda: upstreams, probes), methods=["GET"]),
+        Route("/readyz", readyz_endpoint(lambda: upstreams), methods=["GET"]),
+        *admin_routes(settings.server.admin, upstreams),
     ]
     middleware = [
         Middleware(RequestStage),

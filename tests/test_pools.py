@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bff.app import create_app
 from bff.errors import UpstreamTimeout, UpstreamUnavailable
 from bff.serving import BackgroundServer
 from bff.upstream import Instance, RoundRobin, UpstreamPool, make_balancer
@@ -81,6 +82,7 @@ def test_an_instance_back_to_health_is_chosen_again() -> None:
     balancer = RoundRobin([a, b])
     assert picks(balancer, 3) == [a.url] * 3
     b.healthy = True
+    balancer.invalidate()  # what the health checker calls on every change
     assert set(picks(balancer, 2)) == {a.url, b.url}
 
 
@@ -98,6 +100,7 @@ def test_zone_failover_when_no_instance_is_healthy_there() -> None:
     balancer = RoundRobin([a, b, c, d], zone="dc1")
     assert set(picks(balancer, 4)) == {b.url, d.url}
     c.healthy = True
+    balancer.invalidate()
     assert picks(balancer, 3) == [c.url] * 3
 
 
@@ -111,13 +114,22 @@ def test_no_zone_uses_every_zone() -> None:
     assert set(picks(RoundRobin([a, b, c]), 3)) == {a.url, b.url, c.url}
 
 
-def test_no_healthy_instance_is_no_instance_available() -> None:
-    a, b = instances("dc1", "dc2")
-    a.healthy = b.healthy = False
-    with pytest.raises(NoInstanceAvailable):
-        RoundRobin([a, b], zone="dc1").choose()
+def test_no_instance_at_all_is_no_instance_available() -> None:
     with pytest.raises(NoInstanceAvailable):
         RoundRobin([]).choose()
+
+
+def test_panic_mode_uses_every_instance_when_none_is_usable() -> None:
+    a, b = instances(None, None)
+    a.healthy = b.healthy = False
+    balancer = RoundRobin([a, b])
+    assert set(picks(balancer, 4)) == {a.url, b.url}
+    assert balancer.panic is True
+    assert balancer.usable_count() == 0
+    b.healthy = True
+    balancer.invalidate()
+    assert picks(balancer, 3) == [b.url] * 3
+    assert balancer.panic is False
 
 
 def test_make_balancer_builds_round_robin() -> None:
@@ -205,18 +217,19 @@ def test_pool_request_to_a_slow_service_is_upstream_timeout(
     assert caught.value.upstream == "users"
 
 
-def test_pool_with_no_healthy_instance_is_upstream_unavailable(shop: RunningServices) -> None:
-    async def scenario() -> None:
+def test_pool_in_panic_mode_still_sends_to_its_instance(shop: RunningServices) -> None:
+    """Every instance marked unusable: the pool sends anyway rather than failing at once."""
+
+    async def scenario() -> int:
         instance = Instance(shop.url("catalog"))
         instance.healthy = False
         pool = UpstreamPool("catalog", [instance])
         try:
-            await pool.request("GET", "/products/1")
+            return (await pool.request("GET", "/products/1")).status
         finally:
             await pool.aclose()
 
-    with pytest.raises(UpstreamUnavailable):
-        asyncio.run(scenario())
+    assert asyncio.run(scenario()) == 200
 
 
 # --- connections: keep-alive and the connection limit ------------------------------------------
@@ -279,25 +292,35 @@ def test_gateway_spreads_lookups_evenly_over_instances(
     assert calls.per_instance("users") == [5, 5]
 
 
-def test_a_dead_instance_fails_its_share_without_health_checks(
+def test_a_dead_instance_fails_its_share_without_retries_until_checked_out(
     shop: RunningServices, calls: UpstreamCalls
 ) -> None:
-    """No health checking yet, and no retry (attempts 1): each turn of the dead instance fails.
-
-    The live instance answers the other half, so the failure is partial and named.
-    """
+    """No retry (attempts 1), and a dead instance marked healthy by hand after start-up:
+    each of its turns fails, partially and named, until outlier detection ejects it."""
     live = shop.urls["users"][0]
     urls = {**shop.urls, "users": [live, closed_port_url()]}
-    settings = gateway_settings(urls, {"retries": {"attempts": 1}})
-    with running_gateway(settings) as url:
-        client = GraphQLClient(url)
+    settings = gateway_settings(
+        urls,
+        {
+            "retries": {"attempts": 1},
+            "outlier": {"consecutive_failures": 3},
+            "health_check": {"interval": "1h"},  # only the start-up probe
+        },
+    )
+    app = create_app(settings)
+    with BackgroundServer(app) as server:
+        pool = app.state.upstreams["users"]
+        pool.instances[1].healthy = True  # the start-up check found it dead: pretend it did not
+        pool.balancer.invalidate()
+        client = GraphQLClient(server.url)
         try:
-            bodies = [client.execute(USER, {"id": str(uid)}) for uid in range(31, 39)]
+            bodies = [client.execute(USER, {"id": str(uid)}) for uid in range(31, 43)]
         finally:
             client.close()
     answered = [b for b in bodies if "errors" not in b]
     failed = [b for b in bodies if "errors" in b]
-    assert len(answered) == len(failed) == 4
+    assert len(failed) == 3  # then ejected: the live instance answers everything else
+    assert len(answered) == 9
     for body in answered:
         assert body["data"]["user"]["name"]
     for body in failed:
@@ -306,7 +329,7 @@ def test_a_dead_instance_fails_its_share_without_health_checks(
         assert error["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
         assert error["extensions"]["upstream"] == "users"
         assert error["path"] == ["user"]
-    assert calls.per_instance("users")[0] == 4
+    assert calls.per_instance("users")[0] == 9
 
 
 def test_concurrent_requests_through_one_connection_all_succeed(

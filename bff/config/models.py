@@ -65,6 +65,11 @@ class ServerConfig(Section):
     zone: str | None = Field(
         None, description="Zone of this gateway; instances in the same zone are preferred."
     )
+    admin: bool = Field(
+        True,
+        description="Serve `GET /admin/upstreams` (the pools' state) to tokens with scope "
+        "`admin`; false answers 404.",
+    )
     max_body: ByteSize = Field(
         1_000_000, ge=1, description="Largest request body accepted; larger ones get 413."
     )

@@ -47,7 +47,9 @@ class RetriesConfig(Section):
 
 
 class HealthCheckConfig(Section):
-    path: str = Field("/health", description="Path probed on each instance; 200 means healthy.")
+    path: str = Field(
+        "/health", description="Path probed on each instance; a 2xx answer is a good probe."
+    )
     interval: Duration = Field(2.0, gt=0, description="Time between two probes of an instance.")
     timeout: Duration = Field(0.5, gt=0, description="A probe slower than this has failed.")
     unhealthy_threshold: int = Field(
@@ -67,10 +69,16 @@ class HealthCheckConfig(Section):
 
 class OutlierConfig(Section):
     consecutive_failures: int = Field(
-        5, ge=1, description="Failed calls in a row that eject an instance (passive checking)."
+        5,
+        ge=1,
+        description="Failed calls in a row (no connection, time-out or 5xx) that eject an "
+        "instance (passive checking); at most half a pool is ejected at once.",
     )
     ejection: Duration = Field(
-        30.0, gt=0, description="How long an ejected instance stays out before it is tried again."
+        30.0,
+        gt=0,
+        description="How long an ejected instance stays out the first time; each repeated "
+        "ejection lasts this times the number of ejections (at most 10x).",
     )
 
 
@@ -86,7 +94,9 @@ class UpstreamConfig(Section):
     timeout: TimeoutConfig = Field(default_factory=TimeoutConfig, description="Call timeouts.")
     retries: RetriesConfig = Field(
         default_factory=RetriesConfig,
-        description="Retries on another instance after a connect failure or a 502/503/504.",
+        description="Retries of idempotent calls on another instance after a connect failure, "
+        "a connection lost before the answer, or a 502/503/504 (a POST only when it never "
+        "left); within `timeout.total` and a retry budget of 20 % of the calls in flight.",
     )
     health_check: HealthCheckConfig = Field(
         default_factory=HealthCheckConfig, description="Active health checking."
@@ -96,6 +106,13 @@ class UpstreamConfig(Section):
     )
     max_connections: int = Field(
         100, ge=1, description="Most connections open to the whole pool at once."
+    )
+    max_queue: int = Field(
+        1000,
+        ge=0,
+        description="Requests that may wait for a connection while all `max_connections` are "
+        "busy (each within `timeout.total`); past that, a request fails at once with "
+        "`UPSTREAM_UNAVAILABLE`.",
     )
     required: bool = Field(
         True, description="Whether /readyz needs a healthy instance of this upstream."

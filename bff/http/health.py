@@ -1,10 +1,14 @@
 """`/healthz` (the process is alive) and `/readyz` (it can serve: every required upstream has
-an instance that answers its health check)."""
+an instance the balancer would use).
+
+Readiness reads the state the health checks and outlier detection keep (no probe per call),
+so readiness and routing agree: an instance the balancer will not pick is not counted. A pool
+in panic mode still sends requests to its instances, but is not ready.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -18,25 +22,17 @@ async def healthz(request: Request) -> JSONResponse:
 
 def readyz_endpoint(
     pools: Callable[[], Mapping[str, UpstreamPool]],
-    probes: Mapping[str, tuple[str, float]],
-) -> Callable[[Request], object]:
-    """`probes` maps an upstream to its health-check path and timeout."""
-
+) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def readyz(request: Request) -> JSONResponse:
-        current = pools()
-        names = list(current)
-        counts = await asyncio.gather(
-            *(current[n].usable_instances(*probes.get(n, ("/health", 0.5))) for n in names)
-        )
         upstreams = {
             name: {
-                "usable": count,
-                "instances": len(current[name].instances),
-                "required": current[name].required,
+                "usable": pool.usable_count(),
+                "instances": len(pool.instances),
+                "required": pool.required,
             }
-            for name, count in zip(names, counts, strict=True)
+            for name, pool in pools().items()
         }
-        ready = all(u["usable"] > 0 for u in upstreams.values() if u["required"])
+        ready = all(u["usable"] for u in upstreams.values() if u["required"])
         body = {"status": "ready" if ready else "not ready", "upstreams": upstreams}
         return JSONResponse(body, 200 if ready else 503)
 

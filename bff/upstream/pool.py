@@ -4,11 +4,16 @@ This is the boundary where the HTTP client stops: transport failures become
 `UpstreamUnavailable`, time-outs `UpstreamTimeout`, unreadable answers `BadUpstreamResponse`.
 HTTP statuses are passed up untouched in `UpstreamResponse`; typed clients decide what a
 status means for their service.
+
+The pool owns the per-instance state machines (the balancer, `OutlierDetector`,
+`HealthVerdicts`) and wires them: a health or ejection change invalidates the balancer's
+candidates. Health checks run only between `start()` and `stop()` (the app's lifespan).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +21,9 @@ from typing import Any
 import orjson
 
 from bff.errors import BadUpstreamResponse, UpstreamTimeout, UpstreamUnavailable
-from bff.upstream.balancer import Balancer, NoInstanceAvailable, make_balancer
+from bff.upstream.balancer import Balancer, Clock, NoInstanceAvailable
+from bff.upstream.budget import RetryBudget
+from bff.upstream.health import HealthChecker, HealthSettings, HealthVerdicts
 from bff.upstream.http11 import (
     MAX_BODY,
     Headers,
@@ -25,7 +32,10 @@ from bff.upstream.http11 import (
     TransportError,
 )
 from bff.upstream.instance import Instance
+from bff.upstream.outlier import OutlierDetector
 from bff.upstream.request import Params, build_request
+from bff.upstream.retry import RetryTransport
+from bff.upstream.strategies import make_balancer
 from bff.upstream.transport import BalancedTransport, Transport
 
 
@@ -55,22 +65,53 @@ class UpstreamPool:
         connect_timeout: float = 0.5,
         total_timeout: float = 2.0,
         max_connections: int = 100,
+        max_queue: int = 1000,
         required: bool = True,
         max_body: int = MAX_BODY,
+        attempts: int = 2,
+        health: HealthSettings | None = None,
+        consecutive_failures: int = 5,
+        ejection: float = 30.0,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.name = name
         self.required = required
         self.total_timeout = total_timeout
-        self.balancer: Balancer = make_balancer(balancer, instances, zone)
+        self.clock = clock
+        self.balancer: Balancer = make_balancer(balancer, instances, zone, clock=clock, name=name)
+        self.outliers = OutlierDetector(
+            instances,
+            consecutive_failures=consecutive_failures,
+            ejection=ejection,
+            on_change=self.balancer.invalidate,
+            name=name,
+        )
         self.transport = BalancedTransport(
             self.balancer,
             upstream=name,
             max_connections=max_connections,
+            max_queue=max_queue,
             connect_timeout=connect_timeout,
             max_body=max_body,
+            outliers=self.outliers,
+            clock=clock,
         )
-        # The stack requests go through; a retry and a telemetry layer will wrap it here.
-        self._send: Transport = self.transport
+        self.health = health or HealthSettings()
+        self.health_checker = HealthChecker(
+            instances,
+            self._probe_instance,
+            HealthVerdicts(self.health, on_change=self.balancer.invalidate, name=name),
+            clock=clock,
+        )
+        # The stack requests go through, outermost first. The telemetry layer (a client span
+        # per attempt) goes between the two: RetryTransport(<telemetry>(self.transport)).
+        below_retry: Transport = self.transport
+        self.budget = RetryBudget()
+        self._send: Transport = (
+            RetryTransport(below_retry, attempts=attempts, budget=self.budget)
+            if attempts > 1
+            else below_retry
+        )
 
     @property
     def instances(self) -> list[Instance]:
@@ -91,7 +132,7 @@ class UpstreamPool:
         try:
             reply = await self._send.send(request, deadline)
         except NoInstanceAvailable as exc:
-            raise UpstreamUnavailable(self.name, f"No healthy instance of {self.name}") from exc
+            raise UpstreamUnavailable(self.name, f"No instance of {self.name}") from exc
         except TimedOut as exc:
             raise UpstreamTimeout(self.name) from exc
         except ProtocolViolation as exc:
@@ -109,10 +150,21 @@ class UpstreamPool:
             return False
         return 200 <= status < 300
 
-    async def usable_instances(self, path: str = "/health", timeout: float = 0.5) -> int:
-        """How many instances answer a probe now (readiness, until health checks run)."""
-        results = await asyncio.gather(*(self.probe(i, path, timeout) for i in self.instances))
-        return sum(results)
+    def usable_count(self) -> int:
+        """Instances the balancer would pick outside panic mode: what readiness counts."""
+        return self.balancer.usable_count()
+
+    async def start(self) -> None:
+        """Probe every instance once (bounded by the probe timeout), then keep probing."""
+        await self.health_checker.check_all()
+        self.health_checker.start()
+
+    async def stop(self) -> None:
+        await self.health_checker.stop()
 
     async def aclose(self) -> None:
+        await self.stop()
         await self._send.aclose()
+
+    async def _probe_instance(self, instance: Instance) -> bool:
+        return await self.probe(instance, self.health.path, self.health.timeout)

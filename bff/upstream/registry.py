@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from bff.upstream.health import HealthSettings
 from bff.upstream.instance import Instance
 from bff.upstream.pool import UpstreamPool
 
@@ -21,6 +23,7 @@ class Upstreams(Mapping[str, UpstreamPool]):
         pools = {}
         for name, upstream in settings.upstreams.items():
             instances = [Instance(i.url, i.weight, i.zone) for i in upstream.instances]
+            check = upstream.health_check
             pools[name] = UpstreamPool(
                 name,
                 instances,
@@ -29,7 +32,18 @@ class Upstreams(Mapping[str, UpstreamPool]):
                 connect_timeout=upstream.timeout.connect,
                 total_timeout=upstream.timeout.total,
                 max_connections=upstream.max_connections,
+                max_queue=upstream.max_queue,
                 required=upstream.required,
+                attempts=upstream.retries.attempts,
+                health=HealthSettings(
+                    check.path,
+                    check.interval,
+                    check.timeout,
+                    check.unhealthy_threshold,
+                    check.healthy_threshold,
+                ),
+                consecutive_failures=upstream.outlier.consecutive_failures,
+                ejection=upstream.outlier.ejection,
             )
         return cls(pools)
 
@@ -41,6 +55,14 @@ class Upstreams(Mapping[str, UpstreamPool]):
 
     def __len__(self) -> int:
         return len(self._pools)
+
+    async def start(self) -> None:
+        """Check every instance of every pool once, then keep checking in the background."""
+        await asyncio.gather(*(pool.start() for pool in self._pools.values()))
+
+    async def stop(self) -> None:
+        for pool in self._pools.values():
+            await pool.stop()
 
     async def aclose(self) -> None:
         for pool in self._pools.values():

@@ -1,12 +1,16 @@
 """The transport stack of a pool: each layer sends one request and returns the reply.
 
-    retry (later)        outermost, so that each attempt below is seen as its own attempt
-      └── telemetry      (later) a client span per attempt
+    RetryTransport          outermost, so that each attempt below is seen as its own attempt
+      └── (telemetry)       a client span per attempt: its slot is in `UpstreamPool.__init__`
             └── BalancedTransport   the balancer picks an instance per attempt, and that
-                                    instance's `ConnectionPool` sends the request
+                                    instance's `ConnectionPool` sends the request; it keeps
+                                    the instance's in-flight count, recent latency and error
+                                    rate, and tells outlier detection how the attempt went
 
 A `Transport` raises only the `TransportError` tree of `bff.upstream.http11` (and
 `NoInstanceAvailable`); `UpstreamPool` translates those into `bff.errors` at the package edge.
+A failed attempt's error carries the instance it went to (`error.instance`), so the retry
+layer can send the next attempt elsewhere (it names the instances to avoid in `AVOID`).
 Each instance has its own small connection pool (`max_connections` split over the
 instances), so a request's cost does not depend on how many connections exist.
 """
@@ -14,14 +18,26 @@ instances), so a request's cost does not depend on how many connections exist.
 from __future__ import annotations
 
 import math
+import time
 from abc import ABC, abstractmethod
+from contextvars import ContextVar
 from dataclasses import dataclass
 
-from bff.upstream.balancer import Balancer
+from bff.upstream.balancer import Balancer, Clock
 from bff.upstream.connections import ConnectionPool
-from bff.upstream.http11 import MAX_BODY
+from bff.upstream.http11 import MAX_BODY, StaleConnection, TransportError
 from bff.upstream.instance import Instance
+from bff.upstream.outlier import OutlierDetector
 from bff.upstream.request import Request, build_request
+
+# Instances a retry should not go back to: set by the retry layer for attempts after the first.
+AVOID: ContextVar[tuple[Instance, ...]] = ContextVar("bff_upstream_avoid", default=())
+
+
+class QueueFull(TransportError):
+    """Every connection to the instance is busy and its queue is full: nothing was sent."""
+
+    request_sent = False
 
 
 @dataclass(slots=True)
@@ -62,11 +78,20 @@ class BalancedTransport(Transport):
         upstream: str = "",
         max_connections: int,
         connect_timeout: float,
+        max_queue: int = 1000,
         max_body: int = MAX_BODY,
+        outliers: OutlierDetector | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.upstream = upstream  # the upstream's name, for layers that report per upstream
         self.balancer = balancer
-        per_instance = max(1, math.ceil(max_connections / max(1, len(balancer.instances))))
+        self.outliers = outliers
+        self.clock = clock
+        count = max(1, len(balancer.instances))
+        per_instance = max(1, math.ceil(max_connections / count))
+        # in flight = sending + queued: past this, an attempt fails at once (QueueFull)
+        self.max_in_flight = per_instance + math.ceil(max_queue / count)
+        self.connect_timeout = connect_timeout
         self._pools: dict[int, ConnectionPool] = {
             id(instance): ConnectionPool(
                 instance.url,
@@ -76,25 +101,60 @@ class BalancedTransport(Transport):
             )
             for instance in balancer.instances
         }
+        self._probes: dict[int, ConnectionPool] = {}
 
     def pool_of(self, instance: Instance) -> ConnectionPool:
         return self._pools[id(instance)]
 
     async def send(self, request: Request, deadline: float, attempt: int = 1) -> Reply:
-        instance = self.balancer.choose()
+        instance = self.balancer.choose(AVOID.get() if attempt > 1 else ())
+        if instance.in_flight >= self.max_in_flight:
+            error = QueueFull(f"{instance.url}: {instance.in_flight} requests already waiting")
+            error.instance = instance  # type: ignore[attr-defined]
+            raise error
         instance.in_flight += 1
+        started = self.clock()
         try:
             status, headers, body = await self._pools[id(instance)].send(request, deadline)
+        except TransportError as exc:
+            exc.instance = instance  # type: ignore[attr-defined]
+            if not isinstance(exc, StaleConnection):  # the server closed an idle connection
+                self._account(instance, started, type(exc).__name__)
+            raise
         finally:
             instance.in_flight -= 1
+        self._account(instance, started, f"status {status}" if status >= 500 else None)
         return Reply(status, headers, body, instance)
 
+    def _account(self, instance: Instance, started: float, failure: str | None) -> None:
+        now = self.clock()
+        instance.record(failure is not None, now - started)
+        if self.outliers is None:
+            return
+        if failure is None:
+            if instance.consecutive_failures or instance.ejections:
+                self.outliers.succeeded(instance, now)
+        else:
+            self.outliers.failed(instance, now, failure)
+
     async def probe(self, instance: Instance, path: str, deadline: float) -> int:
-        """GET `path` on one given instance (health checks); returns the status code."""
+        """GET `path` on one given instance (health checks); returns the status code.
+
+        Probes have a one-connection pool of their own per instance: the same client, but a
+        busy pool never queues a probe behind requests and so never fails it for being busy.
+        """
+        pool = self._probes.get(id(instance))
+        if pool is None:
+            pool = self._probes[id(instance)] = ConnectionPool(
+                instance.url, limit=1, connect_timeout=self.connect_timeout
+            )
         request = build_request("GET", path)
-        status, _, _ = await self._pools[id(instance)].send(request, deadline)
+        try:
+            status, _, _ = await pool.send(request, deadline)
+        except StaleConnection:  # the server closed the idle probe connection: not a verdict
+            status, _, _ = await pool.send(request, deadline)
         return status
 
     async def aclose(self) -> None:
-        for pool in self._pools.values():
+        for pool in (*self._pools.values(), *self._probes.values()):
             await pool.aclose()

@@ -1,0 +1,103 @@
+"""`RetryTransport`: the outermost layer; sends a failed attempt again, elsewhere, when safe.
+
+When (pure, `retry_after_error` / `retry_after_status`):
+
+- idempotent requests (GET, HEAD, ...: every batch load is a GET) that failed to connect, hit a
+  stale kept-alive connection (`StaleConnection`) or a connection closed before any byte of
+  the answer (an instance killed mid-request), or got 502/503/504;
+- any request, POST included, only when it provably never left: the connection could not be
+  opened (`ConnectFailed`, `ConnectTimedOut`), or the error says `request_sent = False`.
+
+A time-out waiting for the answer is not retried: the total budget is what ran out. Every
+attempt shares the call's deadline (`timeout.total`); each attempt's connect is bounded by
+`timeout.connect` below. A retry goes to an instance not tried yet (`AVOID`), and only if the
+upstream's `RetryBudget` has room. The last attempt's reply or error is what the caller gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bff.upstream.budget import RetryBudget
+from bff.upstream.http11 import ConnectFailed, ConnectionLost, ConnectTimedOut, TransportError
+from bff.upstream.instance import Instance
+from bff.upstream.request import Request
+from bff.upstream.transport import AVOID, Reply, Transport
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+def retry_after_status(request: Request, status: int) -> bool:
+    return status in RETRY_STATUSES and request.idempotent
+
+
+def retry_after_error(request: Request, error: TransportError) -> bool:
+    if isinstance(error, ConnectFailed | ConnectTimedOut):
+        return True  # no connection, no byte sent
+    if getattr(error, "request_sent", True) is False:
+        return True
+    # a stale kept-alive connection, or one reset before any byte of the answer (an instance
+    # killed mid-request): the request may be sent again when doing it twice is harmless
+    return request.idempotent and isinstance(error, ConnectionLost) and not error.received
+
+
+class RetryTransport(Transport):
+    def __init__(self, inner: Transport, *, attempts: int, budget: RetryBudget | None = None):
+        self.inner = inner
+        self.attempts = attempts
+        self.budget = budget or RetryBudget()
+
+    async def send(self, request: Request, deadline: float, attempt: int = 1) -> Reply:
+        budget = self.budget
+        budget.requests += 1
+        retrying = False
+        try:
+            try:
+                reply = await self.inner.send(request, deadline, attempt)
+            except TransportError as error:
+                failure: Reply | TransportError = error
+            else:
+                if not retry_after_status(request, reply.status):
+                    return reply
+                failure = reply
+            tried: list[Instance] = []
+            loop = asyncio.get_running_loop()
+            while True:
+                instance = getattr(failure, "instance", None)
+                if instance is not None:
+                    tried.append(instance)
+                if not self._may_retry(request, failure, attempt) or loop.time() >= deadline:
+                    break
+                if not retrying:
+                    retrying = budget.try_acquire()
+                    if not retrying:
+                        break
+                attempt += 1
+                token = AVOID.set(tuple(tried))
+                try:
+                    reply = await self.inner.send(request, deadline, attempt)
+                except TransportError as error:
+                    failure = error
+                else:
+                    if not retry_after_status(request, reply.status):
+                        return reply
+                    failure = reply
+                finally:
+                    AVOID.reset(token)
+            if isinstance(failure, Reply):
+                return failure
+            raise failure
+        finally:
+            budget.requests -= 1
+            if retrying:
+                budget.release()
+
+    def _may_retry(self, request: Request, failure: Reply | TransportError, attempt: int) -> bool:
+        if attempt >= self.attempts:
+            return False
+        if isinstance(failure, Reply):
+            return True  # a retryable status, checked by the caller
+        return retry_after_error(request, failure)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
