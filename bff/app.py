@@ -4,18 +4,23 @@ Stages, outermost first, and why in this order:
 
 0. `RequestStage`: gives the request its `RequestState` (request id, later principal, client
    and trace ids), first of all so that every later stage, route and log line shares them.
-1. `ErrorsStage`: the last net, outermost so that a bug in any later stage or route still
+1. `TelemetryStage`: the server span, the request metrics and the access line; right after
+   the request stage (it reads the request id) and outside everything else, so refused
+   requests (401, 429, a masked 500) are traced, counted and logged too.
+2. `ErrorsStage`: the last net, outermost so that a bug in any later stage or route still
    becomes a masked JSON 500 with the detail in the log.
-2. `AuthenticationStage`: resolves the principal once per request; a bad token is refused
-   here, before any GraphQL parsing or upstream call. (The server span, access log, body
-   limit and rate limit of later issues go between 1 and 2: the span and the log must see
-   refused requests too, and the rate limit must run before the cost of verifying a token.)
+3. `AuthenticationStage`: resolves the principal once per request; a bad token is refused
+   here, before any GraphQL parsing or upstream call. (The body limit and rate limit of later
+   issues go between 2 and 3: the rate limit must run before the cost of verifying a token.)
+
+Telemetry's other seams are wired here too: the executor's operation span, the loader base
+class's batch hook, and each pool's client-span transport layer (in `bff.upstream.pool`).
 
 The app is a plain Starlette app: the gateway has a handful of routes and no use for
 FastAPI's per-request extras (its middleware costs about 30 µs of CPU a request, measured).
 
 Routes: `/graphql` (GraphQL over HTTP and GraphiQL), `/graphiql/static` (its assets),
-`/healthz`, `/readyz`.
+`/healthz`, `/readyz`, `/metrics` (Prometheus), `/admin/usage` (metering, scope admin).
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ from bff.http.errors import ErrorsStage
 from bff.http.graphiql import static_app
 from bff.http.health import healthz, readyz_endpoint
 from bff.http.request_stage import RequestStage
+from bff.telemetry import batches
+from bff.telemetry.hub import Telemetry
+from bff.telemetry.operation import wrap_execute
+from bff.telemetry.routes import metrics_endpoint, usage_endpoint
+from bff.telemetry.stage import TelemetryStage
 from bff.upstream import Upstreams
 from schema import schema
 from upstream_clients import Clients
@@ -63,16 +73,28 @@ def token_verifier(settings: Settings) -> TokenVerifier | None:
     return TokenVerifier(auth.jwt.algorithm, key, auth.issuer, auth.audience)
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, telemetry: Telemetry | None = None) -> Starlette:
+    """The gateway; `telemetry` replaces the one built from `settings` (tests' exporters)."""
     check_upstreams(settings)
     upstreams = Upstreams.from_settings(settings)
+    telemetry = telemetry or Telemetry(settings, schema._schema)
+    batches.install()
+    telemetry.metrics.health_source = lambda: (
+        (name, instance.url, instance.healthy)
+        for name, pool in upstreams.items()
+        for instance in pool.instances
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        telemetry.start()
         yield
         await upstreams.aclose()
+        await telemetry.aclose()
 
-    executor = GraphQLExecutor(schema._schema, introspection=settings.server.introspection)
+    executor = GraphQLExecutor(
+        schema._schema, introspection=settings.server.introspection, observe=wrap_execute
+    )
     graphql = GraphQLEndpoint(executor, upstreams, graphiql=settings.server.graphiql)
     probes = {
         name: (u.health_check.path, u.health_check.timeout)
@@ -83,13 +105,17 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/graphiql/static", app=static_app(), name="graphiql-static"),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz_endpoint(lambda: upstreams, probes), methods=["GET"]),
+        Route("/metrics", metrics_endpoint(telemetry), methods=["GET"]),
+        Route("/admin/usage", usage_endpoint(telemetry), methods=["GET"]),
     ]
     middleware = [
         Middleware(RequestStage),
+        Middleware(TelemetryStage, telemetry=telemetry),
         Middleware(ErrorsStage),
         Middleware(AuthenticationStage, verifier=token_verifier(settings)),
     ]
     app = Starlette(lifespan=lifespan, routes=routes, middleware=middleware)
     app.state.settings = settings
     app.state.upstreams = upstreams
+    app.state.telemetry = telemetry
     return app

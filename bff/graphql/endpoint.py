@@ -74,7 +74,7 @@ class GraphQLEndpoint:
         )
         body: dict[str, Any] = {}
         if result.errors:
-            body["errors"] = format_errors(result.errors, request_id)
+            body["errors"] = format_errors(result.errors, request_id, state.trace_id)
         body["data"] = result.data
         return graphql_response(body, media_type)
 

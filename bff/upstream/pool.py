@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from bff.errors import BadUpstreamResponse, UpstreamTimeout, UpstreamUnavailable
+from bff.telemetry.transport import TracingTransport
 from bff.upstream.balancer import Balancer, NoInstanceAvailable, make_balancer
 from bff.upstream.http11 import (
     MAX_BODY,
@@ -69,8 +70,9 @@ class UpstreamPool:
             connect_timeout=connect_timeout,
             max_body=max_body,
         )
-        # The stack requests go through; a retry and a telemetry layer will wrap it here.
-        self._send: Transport = self.transport
+        # The stack requests go through: a client span per attempt above the balanced
+        # transport (a retry layer will wrap it here).
+        self._send: Transport = TracingTransport(self.transport, name)
 
     @property
     def instances(self) -> list[Instance]:
