@@ -105,12 +105,11 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-def render_table(report: UsageReport) -> str:
-    """The report as plain-text tables for a terminal."""
-    span = time.strftime("%Y-%m-%d %H:%M", time.gmtime(report.since))
-    end = time.strftime("%Y-%m-%d %H:%M", time.gmtime(report.until))
+def render_table(data: dict[str, Any]) -> str:
+    """A report (`UsageReport.as_json()`, or `GET /admin/usage`'s body) as terminal tables."""
+    span = time.strftime("%Y-%m-%d %H:%M", time.gmtime(data["since"]))
+    end = time.strftime("%Y-%m-%d %H:%M", time.gmtime(data["until"]))
     lines = [f"usage from {span} to {end} UTC", ""]
-    data = report.as_json()
     lines += _table(
         ["client", "operation", "calls", "errors", "avg ms"],
         [
@@ -127,6 +126,7 @@ def render_table(report: UsageReport) -> str:
         ],
     )
     lines.append("")
-    lines.append(f"fields nobody used ({len(report.unused_fields)}):")
-    lines += [f"  {name}" for name in report.unused_fields] or ["  (none)"]
+    unused = data["unused_fields"]
+    lines.append(f"fields nobody used ({len(unused)}):")
+    lines += [f"  {name}" for name in unused] or ["  (none)"]
     return "\n".join(lines)
