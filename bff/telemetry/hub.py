@@ -84,7 +84,7 @@ class Telemetry:
         path: str = scope["path"]
         route = route_of(path)
         name = state.operation
-        graphql = route == "/graphql" and observed.fields != ()
+        graphql = state.document_hash is not None  # the operation seam saw an execution
         operation = self.metrics.operations(name) if graphql else ""
         self.metrics.request(route, operation, status, seconds)
         codes = state.error_codes

@@ -37,11 +37,17 @@ class TelemetryStage:
         telemetry = self.telemetry
         observed = Observed(telemetry, request_state(scope))
         status = 500  # what the client gets if the app fails before answering
+        finished = False
 
         async def send_noting_status(message: Message) -> None:
-            nonlocal status
+            # Recorded before the last body part leaves: once a client has its answer, the
+            # metrics, access line and metering of the request are there too.
+            nonlocal status, finished
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif not message.get("more_body", False) and not finished:
+                finished = True
+                telemetry.finish(scope, observed, status, started)
             await send(message)
 
         token = observe(observed)
@@ -52,7 +58,8 @@ class TelemetryStage:
                 await self._traced(scope, receive, send_noting_status, observed, lambda: status)
         finally:
             forget(token)
-            telemetry.finish(scope, observed, status, started)
+            if not finished:
+                telemetry.finish(scope, observed, status, started)
 
     async def _traced(
         self, scope: Scope, receive: Receive, send: Send, observed: Observed, status: object
