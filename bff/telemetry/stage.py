@@ -45,7 +45,7 @@ class TelemetryStage:
             nonlocal status, finished
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif not message.get("more_body", False) and not finished:
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
                 finished = True
                 telemetry.finish(scope, observed, status, started)
             await send(message)
