@@ -98,19 +98,21 @@ def test_a_store_that_fails_costs_the_batch_not_the_caller() -> None:
 
 
 def test_admin_usage_endpoint(gql: GraphQLClient, gateway_url: str) -> None:
-    gql.data(DASHBOARD, {"first": 2}, token=sign("7"))
+    gql.data(DASHBOARD, {"first": 2}, token=sign("7301"))
     http = gql.http
     assert http.get("/admin/usage").status_code == 401
     assert (
         http.get("/admin/usage", headers={"Authorization": f"Bearer {sign()}"}).status_code == 403
     )
     admin = {"Authorization": f"Bearer {sign('9', ('admin',))}"}
-    response = http.get("/admin/usage", params={"client": "user:7", "window": "10m"}, headers=admin)
+    response = http.get(
+        "/admin/usage", params={"client": "user:7301", "window": "10m"}, headers=admin
+    )
     assert response.status_code == 200
     report = response.json()
     (row,) = report["operations"]
     assert (row["client"], row["operation"], row["calls"], row["errors"]) == (
-        "user:7",
+        "user:7301",
         "Dashboard",
         1,
         0,
@@ -126,10 +128,10 @@ def test_admin_usage_endpoint(gql: GraphQLClient, gateway_url: str) -> None:
 def test_bff_usage_command(
     gql: GraphQLClient, gateway_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    gql.data(DASHBOARD, {"first": 1}, token=sign("8"))
+    gql.data(DASHBOARD, {"first": 1}, token=sign("8302"))
     token = sign("9", ("admin",))
-    assert main(["usage", "--url", gateway_url, "--token", token, "--client", "user:8"]) == 0
+    assert main(["usage", "--url", gateway_url, "--token", token, "--client", "user:8302"]) == 0
     out = capsys.readouterr().out
-    assert "user:8" in out and "Dashboard" in out and "fields nobody used" in out
+    assert "user:8302" in out and "Dashboard" in out and "fields nobody used" in out
     assert "Mutation.placeOrder" in out
     assert main(["usage", "--url", gateway_url]) == 1  # no token: the gateway says 401

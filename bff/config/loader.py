@@ -154,7 +154,6 @@ NOT_YET_BUILT: tuple[tuple[str, str], ...] = (
     ("upstreams.*.health_check", "active health checks are not built yet"),
     ("upstreams.*.outlier", "outlier detection is not built yet"),
     ("upstreams.*.instances.*.zone", "zone-aware balancing is not built yet"),
-    ("redis", "the Redis backend is not built yet"),
     ("limits", "query depth, alias and cost limits are not built yet"),
     ("server.max_body", "the request body limit is not built yet"),
     ("server.trusted_proxies", "client identification behind proxies is not built yet"),

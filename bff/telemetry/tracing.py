@@ -44,9 +44,9 @@ def make_exporter(config: TelemetryConfig) -> SpanExporter | None:
     """The exporter `telemetry.exporter` names; `None` for `none` (tracing off)."""
     endpoint = str(config.endpoint).rstrip("/")
     if config.exporter == "otlp_http":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from bff.telemetry.otlp import OtlpHttpExporter
 
-        return OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=EXPORT_TIMEOUT_S)
+        return OtlpHttpExporter(f"{endpoint}/v1/traces", timeout=EXPORT_TIMEOUT_S)
     if config.exporter == "otlp_grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcSpanExporter,
