@@ -82,3 +82,18 @@ def test_internal_errors_never_expose_their_message() -> None:
         "message": "Internal server error",
         "extensions": {"code": "INTERNAL_SERVER_ERROR"},
     }
+
+
+TELEMETRY_LIBRARIES = ("opentelemetry", "prometheus_client")
+
+
+def test_only_bff_telemetry_imports_the_telemetry_libraries() -> None:
+    offenders = []
+    for package in ("bff", "schema", "resolvers", "upstream_clients", "services"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.is_relative_to(ROOT / "bff" / "telemetry"):
+                continue
+            for module in imported_modules(path):
+                if module.split(".")[0] in TELEMETRY_LIBRARIES:
+                    offenders.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert offenders == []

@@ -7,6 +7,7 @@ a client, and parent-based sampling (with the SDK's in-memory exporter).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 
@@ -22,9 +23,14 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from bff.app import create_app
 from bff.graphql.masking import format_error
+from bff.http.state import RequestState
 from bff.serving import BackgroundServer
+from bff.telemetry.current import Observed, forget, observe
 from bff.telemetry.hub import Telemetry
 from bff.telemetry.otlp import encode_request
+from bff.telemetry.transport import TracingTransport
+from bff.upstream import Instance, UpstreamPool
+from bff.upstream.request import build_request
 from schema import schema
 from services import RunningServices
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
@@ -236,3 +242,41 @@ def test_a_collector_that_is_down_costs_a_warning_not_the_request(
             telemetry.tracing.flush()
         client.close()
     assert any("trace export to 127.0.0.1:9/v1/traces failed" in r.message for r in caplog.records)
+
+
+def test_one_client_span_per_attempt(shop: RunningServices, calls: UpstreamCalls) -> None:
+    """What a retry layer above the telemetry layer will do: each try is its own span."""
+    exporter = InMemorySpanExporter()
+    settings = gateway_settings(shop.urls)
+    telemetry = Telemetry(settings, schema._schema, exporter=exporter)
+    assert telemetry.tracing is not None
+    pool = UpstreamPool("catalog", [Instance(u) for u in shop.urls["catalog"]])
+    transport = TracingTransport(pool.transport, "catalog")
+
+    async def two_attempts() -> RequestState:
+        state = RequestState("attempts")
+        token = observe(Observed(telemetry, state))
+        try:
+            with telemetry.tracing.span("batch"):  # type: ignore[union-attr]
+                request = build_request("GET", "/products", params={"ids": "1,2"})
+                deadline = asyncio.get_running_loop().time() + 5
+                for attempt in (1, 2):
+                    assert (await transport.send(request, deadline, attempt)).status == 200
+        finally:
+            forget(token)
+            await pool.aclose()
+        return state
+
+    state = asyncio.run(two_attempts())
+    assert state.upstream_calls == 2
+    assert telemetry.tracing.flush()
+    spans = exporter.get_finished_spans()
+    (parent,) = [s for s in spans if s.name == "batch"]
+    attempts = [s for s in spans if s.kind == SpanKind.CLIENT]
+    assert [s.attributes["bff.attempt"] for s in attempts] == [1, 2]
+    assert all(
+        s.parent is not None and s.parent.span_id == parent.context.span_id for s in attempts
+    )
+    assert len({s.context.span_id for s in attempts}) == 2
+    sent = calls.last_headers("catalog")["traceparent"].split("-")
+    assert sent[2] == f"{attempts[1].context.span_id:016x}"  # the second try's own span id

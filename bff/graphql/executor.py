@@ -75,7 +75,7 @@ class GraphQLExecutor:
     ) -> None:
         self.schema = schema
         if observe is not None:  # telemetry's operation span around every execution
-            self.execute = observe(self.execute)  # type: ignore[method-assign]
+            self.execute = observe(self.execute)  # type: ignore[method-assign,assignment]
         self.fast = fast
         self.rules = list(specified_rules)
         if not introspection:
