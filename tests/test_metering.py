@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import redis
 
@@ -15,7 +16,8 @@ from bff.cli import main
 from bff.metering import MemoryUsageStore, Meter, RedisUsageStore, render_table, usage_report
 from bff.telemetry.hub import schema_fields
 from schema import schema
-from tests.support import DASHBOARD, GraphQLClient, sign
+from services import RunningServices
+from tests.support import DASHBOARD, GraphQLClient, gateway_settings, running_gateway, sign
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 FIELDS = ["Query.orders", "Order.user", "User.name", "Query.me"]
@@ -135,3 +137,12 @@ def test_bff_usage_command(
     assert "user:8302" in out and "Dashboard" in out and "fields nobody used" in out
     assert "Mutation.placeOrder" in out
     assert main(["usage", "--url", gateway_url]) == 1  # no token: the gateway says 401
+
+
+def test_usage_with_redis_away_is_an_error_not_a_500(shop: RunningServices) -> None:
+    settings = gateway_settings(shop.urls, redis={"url": "redis://127.0.0.1:9/0"})
+    with running_gateway(settings) as url:
+        admin = {"Authorization": f"Bearer {sign('9', ('admin',))}"}
+        response = httpx.get(f"{url}/admin/usage", headers=admin, trust_env=False, timeout=10)
+    assert response.status_code == 502
+    assert response.json()["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"

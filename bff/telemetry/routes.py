@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -11,11 +12,13 @@ from starlette.responses import Response
 
 from bff.auth.policy import Scopes
 from bff.config.units import parse_duration
-from bff.errors import BadUserInput, BffError
+from bff.errors import BadUserInput, BffError, UpstreamUnavailable
 from bff.http.responses import error_response
 from bff.http.state import request_state
 from bff.metering import usage_report
 from bff.telemetry.hub import Telemetry
+
+log = logging.getLogger("bff.metering")
 
 ADMIN = Scopes("admin")
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -41,13 +44,17 @@ def usage_endpoint(telemetry: Telemetry) -> Endpoint:
             except ValueError as exc:
                 raise BadUserInput(f"window: {exc}") from None
             await telemetry.meter.flush()
-            report = await usage_report(
-                telemetry.meter.store,
-                telemetry.schema_fields,
-                window=window,
-                client=params.get("client"),
-                operation=params.get("operation"),
-            )
+            try:
+                report = await usage_report(
+                    telemetry.meter.store,
+                    telemetry.schema_fields,
+                    window=window,
+                    client=params.get("client"),
+                    operation=params.get("operation"),
+                )
+            except Exception as exc:  # the Redis store is away: say so, not a 500
+                log.warning("usage report unavailable: %s", exc)
+                raise UpstreamUnavailable("redis", "The usage store is unavailable") from None
         except BffError as error:
             return error_response(error, accept)
         return Response(orjson.dumps(report.as_json()), media_type="application/json")
