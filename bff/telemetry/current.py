@@ -20,12 +20,16 @@ if TYPE_CHECKING:
 class Observed:
     """One request under observation: the app's telemetry and the request's state."""
 
-    __slots__ = ("fields", "state", "telemetry")
+    __slots__ = ("fields", "propagated", "route", "state", "telemetry")
 
-    def __init__(self, telemetry: Telemetry, state: RequestState) -> None:
+    def __init__(self, telemetry: Telemetry, state: RequestState, route: str = "other") -> None:
         self.telemetry = telemetry
         self.state = state
+        self.route = route  # the route family (a bounded metric label)
         self.fields: tuple[str, ...] = ()  # GraphQL fields the operation used (metering)
+        # (span id, traceparent, tracestate) last sent for an unsampled parent: reused by the
+        # request's other upstream calls, which all continue the same span
+        self.propagated: tuple[int, str, str] | None = None
 
 
 _CURRENT: ContextVar[Observed | None] = ContextVar("bff_observed", default=None)

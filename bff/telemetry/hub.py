@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from time import perf_counter
+from typing import Any
 
 from graphql import GraphQLObjectType, GraphQLSchema
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -20,7 +21,7 @@ from bff.config import Settings
 from bff.metering import Meter, UsageStore, store_for
 from bff.telemetry.current import Observed
 from bff.telemetry.logs import write_access
-from bff.telemetry.metrics import Metrics, route_of
+from bff.telemetry.metrics import Metrics
 from bff.telemetry.operation import Operations
 from bff.telemetry.redaction import redact_text
 from bff.telemetry.tracing import Tracing
@@ -82,7 +83,7 @@ class Telemetry:
         seconds = perf_counter() - started
         state = observed.state
         path: str = scope["path"]
-        route = route_of(path)
+        route = observed.route
         name = state.operation
         graphql = state.document_hash is not None  # the operation seam saw an execution
         operation = self.metrics.operations(name) if graphql else ""
@@ -115,6 +116,13 @@ class Telemetry:
             self.meter.record(client_id, operation, observed.fields, bool(codes), ms)
 
 
+_second: list[Any] = [0, ""]  # the last whole second formatted, and its text
+
+
 def _iso_now() -> str:
+    """RFC 3339 UTC with milliseconds; the seconds part formatted once a second."""
     now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    whole = int(now)
+    if whole != _second[0]:
+        _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_second[1]}.{int((now - whole) * 1000):03d}Z"

@@ -49,12 +49,13 @@ def status_class(status: int) -> str:
     return f"{status // 100}xx" if 100 <= status < 600 else "other"
 
 
+_FIRST_SEGMENTS = {route[1:]: route for route in ROUTES}
+
+
 def route_of(path: str) -> str:
     """The route family of `path` (a bounded label), `other` for anything else."""
-    for route in ROUTES:
-        if path.startswith(route) and (len(path) == len(route) or path[len(route)] == "/"):
-            return route
-    return OTHER
+    end = path.find("/", 1)
+    return _FIRST_SEGMENTS.get(path[1:] if end < 0 else path[1:end], OTHER)
 
 
 class OperationLabels:

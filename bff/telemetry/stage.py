@@ -35,7 +35,7 @@ class TelemetryStage:
             return
         started = perf_counter()
         telemetry = self.telemetry
-        observed = Observed(telemetry, request_state(scope))
+        observed = Observed(telemetry, request_state(scope), route_of(scope["path"]))
         status = 500  # what the client gets if the app fails before answering
         finished = False
 
@@ -73,7 +73,7 @@ class TelemetryStage:
             elif name == b"tracestate":
                 tracestate = value.decode("latin-1")
         context = incoming_context(parent, tracestate) if parent is not None else None
-        method, route = scope["method"], route_of(scope["path"])
+        method, route = scope["method"], observed.route
         span = tracing.tracer.start_span(
             f"{method} {route}",
             context=context,

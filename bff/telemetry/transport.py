@@ -44,9 +44,17 @@ class TracingTransport(Transport):
                     "bff.attempt": attempt,
                 },
             )
-        carrier = span if span is not None else parent
-        if carrier.get_span_context().is_valid:
-            parent_header, state_header = traceparent(carrier)
+        if span is not None:
+            parent_header, state_header = traceparent(span)
+        else:  # not sampled: every call of the request continues the same span
+            context = parent.get_span_context()
+            cached = observed.propagated
+            if cached is None or cached[0] != context.span_id:
+                cached = observed.propagated = (context.span_id, *traceparent(parent))
+            parent_header, state_header = cached[1], cached[2]
+            if not context.is_valid:
+                parent_header = ""
+        if parent_header:
             request = request.with_header("traceparent", parent_header)
             if state_header:
                 request = request.with_header("tracestate", state_header)
