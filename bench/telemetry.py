@@ -1,14 +1,14 @@
 """The Dashboard with tracing off, on at sample ratio 1.0, and on at 0.01, in one run.
 
-    .venv/bin/python -m bench.telemetry                 # 10 s per mode at concurrency 32
-    .venv/bin/python -m bench.telemetry --duration 3    # a smoke run
+    .venv/bin/python -m bench.telemetry                 # 3 rounds of 10 s per mode, c=32
+    .venv/bin/python -m bench.telemetry --duration 3 --rounds 1    # a smoke run
 
 Each mode is a fresh `bff serve` (pinned like the main bench) over the same sample services;
 traces go by OTLP/HTTP to a receiver in this runner that reads and drops them (the cost of
 encoding and sending is the gateway's, as with a real collector). Metrics and the access log
 are on in every mode. CPU per Dashboard is the gateway's CPU time during the timed run divided
-by the requests wrk completed. Goals (issue 10): ratio 1.0 at most 1.25 x off, ratio 0.01 at
-most 1.05 x off.
+by the requests wrk completed, the best of the interleaved rounds. Goals (issue 10): ratio 1.0
+at most 1.25 x off, ratio 0.01 at most 1.05 x off.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.telemetry", description=__doc__)
     parser.add_argument("--duration", type=int, default=10, help="seconds per mode (10)")
     parser.add_argument("--concurrency", type=int, default=32, help="connections (32)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the modes (3)")
     args = parser.parse_args(argv)
     workload = dashboard(20)
     pinning = detect_pinning()
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         services = start_services(children, pinning, 0.0)
         urls = service_urls_of(services)
         secret = secrets.token_urlsafe(32)
+        prefix = pinning.prefix(pinning.load_core)
+        runs = {}
         for name, telemetry in modes(receiver).items():
             path = work / f"bff-{name.replace(' ', '-')}.yaml"
             path.write_text(
@@ -89,23 +92,30 @@ def main(argv: list[str] | None = None) -> int:
             stack = Stack(0.0, services, urls, sign_token(path), path)
             server = start_gateway(children, pinning, stack)
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {stack.token}"}
-            script = write_script(work / "dashboard.lua", workload.body, headers)
+            script = write_script(work / f"{name}.lua", workload.body, headers)
             url = f"{server.url}/graphql"
-            prefix = pinning.prefix(pinning.load_core)
             run_wrk(url, script, concurrency=args.concurrency, duration=1, prefix=prefix)
-            pids = process_tree(server.child.pid)
-            before = cpu_seconds(pids)
-            result = run_wrk(
-                url, script, concurrency=args.concurrency, duration=args.duration, prefix=prefix
-            )
-            cpu = cpu_seconds(pids) - before
-            if result.error_count:
-                print(f"{name}: {result.error_count} errors", file=sys.stderr)
-            rows[name] = (result.rps, cpu / max(1, result.requests) * 1e6)
-            children.stop(server.child)
+            runs[name] = (server, url, script)
+        # Rounds interleave the modes, and each mode keeps its best round: load from other
+        # programs drifts over a run, and it only ever adds CPU.
+        for _ in range(args.rounds):
+            for name, (server, url, script) in runs.items():
+                pids = process_tree(server.child.pid)
+                before = cpu_seconds(pids)
+                result = run_wrk(
+                    url, script, concurrency=args.concurrency, duration=args.duration, prefix=prefix
+                )
+                cpu_us = (cpu_seconds(pids) - before) / max(1, result.requests) * 1e6
+                if result.error_count:
+                    print(f"{name}: {result.error_count} errors", file=sys.stderr)
+                if name not in rows or cpu_us < rows[name][1]:
+                    rows[name] = (result.rps, cpu_us)
     sink.shutdown()
     off = rows["off"][1]
-    print(f"Dashboard, concurrency {args.concurrency}, {args.duration} s per mode\n")
+    print(
+        f"Dashboard, concurrency {args.concurrency}, best of {args.rounds} rounds of "
+        f"{args.duration} s per mode\n"
+    )
     print("| telemetry | req/s | CPU µs per Dashboard | x off |")
     print("|---|---:|---:|---:|")
     for name, (rps, cpu_us) in rows.items():
