@@ -5,18 +5,24 @@ Stages, outermost first, and why in this order:
 0. `RequestStage`: gives the request its `RequestState` (request id, later principal, client
    and trace ids) and sets the request id for its log lines (`bff.request_id`), first of all
    so that every later stage, route and log line shares them.
-1. `ErrorsStage`: the last net, outermost so that a bug in any later stage or route still
+1. `TelemetryStage`: the server span, the request metrics and the access line; right after
+   the request stage (it reads the request id) and outside everything else, so refused
+   requests (401, 429, a masked 500) are traced, counted and logged too.
+2. `ErrorsStage`: the last net, outermost so that a bug in any later stage or route still
    becomes a masked JSON 500 with the detail in the log.
-2. `AuthenticationStage`: resolves the principal once per request; a bad token is refused
-   here, before any GraphQL parsing or upstream call. (The server span, access log, body
-   limit and rate limit of later issues go between 1 and 2: the span and the log must see
-   refused requests too, and the rate limit must run before the cost of verifying a token.)
+3. `AuthenticationStage`: resolves the principal once per request; a bad token is refused
+   here, before any GraphQL parsing or upstream call. (The body limit and rate limit of later
+   issues go between 2 and 3: the rate limit must run before the cost of verifying a token.)
+
+Telemetry's other seams are wired here too: the executor's operation span, the loader base
+class's batch hook, and each pool's client-span transport layer (in `bff.upstream.pool`).
 
 The app is a plain Starlette app: the gateway has a handful of routes and no use for
 FastAPI's per-request extras (its middleware costs about 30 µs of CPU a request, measured).
 
 Routes: `/graphql` (GraphQL over HTTP and GraphiQL), `/graphiql/static` (its assets),
-`/healthz`, `/readyz`, `/admin/upstreams` (unless `server.admin` is off).
+`/healthz`, `/readyz`, `/admin/upstreams` (unless `server.admin` is off), `/metrics`
+(Prometheus), `/admin/usage` (metering, scope admin).
 """
 
 from __future__ import annotations
@@ -42,6 +48,12 @@ from bff.http.request_stage import RequestStage
 from bff.rendering.errors import http_exception_response
 from bff.request_id import install_log_records
 from bff.routes.graphql import GraphQLEndpoint
+from bff.telemetry import batches
+from bff.telemetry.hub import Telemetry
+from bff.telemetry.operation import wrap_execute
+from bff.telemetry.routes import metrics_endpoint, usage_endpoint
+from bff.telemetry.stage import TelemetryStage
+from bff.telemetry.transport import TracingTransport
 from bff.upstream import Upstreams
 from schema import schema
 from upstream_clients import Clients
@@ -69,24 +81,39 @@ def token_verifier(settings: Settings) -> TokenVerifier | None:
 
 
 def create_app(
-    settings: Settings, *, graphiql_headers: Mapping[str, str] | None = None
+    settings: Settings,
+    *,
+    graphiql_headers: Mapping[str, str] | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Starlette:
-    """The gateway; `graphiql_headers` prefill GraphiQL's header editor (the demo's token)."""
+    """The gateway; `graphiql_headers` prefill GraphiQL's header editor (the demo's token);
+    `telemetry` replaces the one built from `settings` (tests' exporters)."""
     check_upstreams(settings)
     install_log_records()
-    upstreams = Upstreams.from_settings(settings)
+    upstreams = Upstreams.from_settings(settings, observe=TracingTransport)
+    telemetry = telemetry or Telemetry(settings, schema._schema)
+    batches.install()
+    telemetry.metrics.health_source = lambda: (
+        (name, instance.url, instance.healthy)
+        for name, pool in upstreams.items()
+        for instance in pool.instances
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Every instance is probed once before serving (bounded by its probe timeout), so
         # routing and /readyz start from facts; the checks then run until shutdown.
+        telemetry.start()
         await upstreams.start()
         try:
             yield
         finally:
             await upstreams.aclose()
+            await telemetry.aclose()
 
-    executor = GraphQLExecutor(schema._schema, introspection=settings.server.introspection)
+    executor = GraphQLExecutor(
+        schema._schema, introspection=settings.server.introspection, observe=wrap_execute
+    )
     graphql = GraphQLEndpoint(
         executor, upstreams, graphiql=settings.server.graphiql, graphiql_headers=graphiql_headers
     )
@@ -96,9 +123,12 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz_endpoint(lambda: upstreams), methods=["GET"]),
         *admin_routes(settings.server.admin, upstreams),
+        Route("/metrics", metrics_endpoint(telemetry), methods=["GET"]),
+        Route("/admin/usage", usage_endpoint(telemetry), methods=["GET"]),
     ]
     middleware = [
         Middleware(RequestStage),
+        Middleware(TelemetryStage, telemetry=telemetry),
         Middleware(ErrorsStage),
         Middleware(AuthenticationStage, verifier=token_verifier(settings)),
     ]
@@ -110,4 +140,5 @@ def create_app(
     )
     app.state.settings = settings
     app.state.upstreams = upstreams
+    app.state.telemetry = telemetry
     return app

@@ -1,4 +1,4 @@
-"""The `bff` command: demo, serve, services, check-config, schema."""
+"""The `bff` command: demo, serve, services, check-config, schema, usage."""
 
 from __future__ import annotations
 
@@ -96,7 +96,9 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int
 def cmd_serve(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get(CONFIG_ENV)
     settings = load_or_exit(path)
-    logging.getLogger().setLevel(settings.logging.level.upper())
+    from bff.telemetry.logs import configure_logging
+
+    configure_logging(settings.logging.level, settings.logging.format)
     warn_inactive(settings)
     host = args.host or settings.server.host
     port = settings.server.port if args.port is None else args.port  # --port 0 is a port
@@ -191,6 +193,80 @@ def version() -> str:
         return "unknown (not installed)"
 
 
+def cmd_usage(args: argparse.Namespace) -> int:
+    """The metering report: from a running gateway (`--url`) or straight from Redis."""
+    import asyncio
+
+    import httpx
+    import orjson
+
+    from bff.config.units import parse_duration
+
+    try:
+        window = parse_duration(args.window)
+    except ValueError as error:
+        print(f"bff: --window: {error}", file=sys.stderr)
+        return 2
+    if args.url:
+        params = {"window": args.window, "client": args.client, "operation": args.operation}
+        headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+        try:
+            response = httpx.get(
+                f"{args.url.rstrip('/')}/admin/usage",
+                params={k: v for k, v in params.items() if v},
+                headers=headers,
+                timeout=10,
+                trust_env=False,
+            )
+        except httpx.HTTPError as error:
+            print(f"bff: cannot reach {args.url}: {error}", file=sys.stderr)
+            return 1
+        if response.status_code != 200:
+            print(
+                f"bff: {args.url} answered {response.status_code}: {response.text}", file=sys.stderr
+            )
+            return 1
+        data = response.json()
+    else:
+        from bff.metering import store_for, usage_report
+        from bff.telemetry.hub import redis_url, schema_fields
+        from schema import schema
+
+        settings = load_or_exit(args.config or os.environ.get(CONFIG_ENV))
+        url = redis_url(settings)
+        if url is None:
+            print(
+                "bff: usage is kept in the gateway's memory without redis.url: "
+                "give --url of a running gateway (and --token with scope admin)",
+                file=sys.stderr,
+            )
+            return 2
+        store = store_for(url)
+
+        async def read() -> dict[str, object]:
+            try:
+                report = await usage_report(
+                    store,
+                    schema_fields(schema._schema),
+                    window=window,
+                    client=args.client,
+                    operation=args.operation,
+                )
+                return report.as_json()
+            finally:
+                await store.aclose()
+
+        try:
+            data = asyncio.run(read())
+        except Exception as error:  # Redis away: say so, no traceback
+            print(f"bff: cannot read usage from Redis: {error}", file=sys.stderr)
+            return 1
+    from bff.metering import render_table
+
+    print(orjson.dumps(data).decode() if args.json else render_table(data))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from services import add_service_arguments
 
@@ -249,6 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", metavar="FILE", help="the YAML config file to check")
     check.set_defaults(run=cmd_check_config)
+
+    usage = commands.add_parser("usage", help="who calls what, how often and how fast")
+    usage.add_argument("--config", help=f"path to bff.yaml (default: ${CONFIG_ENV})")
+    usage.add_argument("--window", default="1h", help="how far back (default 1h, at most 7d)")
+    usage.add_argument("--client", help="only this client id (user:1, anonymous, ...)")
+    usage.add_argument("--operation", help="only this operation name")
+    usage.add_argument("--url", help="ask this running gateway instead of Redis")
+    usage.add_argument("--token", help="bearer token with scope admin, for --url")
+    usage.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    usage.set_defaults(run=cmd_usage)
 
     schema = commands.add_parser(
         "schema",

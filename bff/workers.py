@@ -11,7 +11,8 @@ that never listens (only listening sockets join the group, so it gets no connect
 port it got is the one the workers bind, which makes port 0 work. It starts the workers with
 "spawn" (a clean interpreter each, nothing inherited from the parent's imports), announces
 once all of them serve, restarts one that dies, gives up when they keep dying, and on
-SIGINT/SIGTERM stops them gracefully.
+SIGINT/SIGTERM stops them gracefully. It also gives the workers one metrics directory
+(`bff.telemetry.multiproc`), so a scrape of any worker adds up the numbers of all.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import logging
 import multiprocessing
 import os
 import signal
@@ -38,7 +38,9 @@ import uvicorn
 
 from bff.config import Settings
 from bff.request_id import install_log_records
-from bff.serving import LOG_FORMAT, bind, run, server_for, tune_gc
+from bff.serving import bind, run, server_for, tune_gc
+from bff.telemetry.logs import configure_logging
+from bff.telemetry.multiproc import shared_metrics_dir, worker_exited
 
 # Linux balances connections over a SO_REUSEPORT group; BSD and macOS have the option but
 # do not balance, so they keep uvicorn's shared socket.
@@ -93,8 +95,8 @@ def worker_main(settings: Settings, host: str, port: int, supervisor: Connection
     """
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_quietly)
-    install_log_records()  # before any handler formats LOG_FORMAT's request_id
-    logging.basicConfig(level=settings.logging.level.upper(), format=LOG_FORMAT)
+    install_log_records()  # before any handler formats the request_id
+    configure_logging(settings.logging.level, settings.logging.format)
     from bff.app import create_app  # here, so the idle supervisor never loads the app
 
     app = create_app(settings)
@@ -174,6 +176,8 @@ class Supervisor:
         wake_writer.setblocking(False)
         handlers = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         wakeup_fd = signal.set_wakeup_fd(wake_writer.fileno())
+        metrics_dir = contextlib.ExitStack()
+        metrics_dir.enter_context(shared_metrics_dir())
         try:
             for _ in range(self.count):
                 self._start()
@@ -181,6 +185,7 @@ class Supervisor:
             return 0
         finally:
             self._stop_workers()
+            metrics_dir.close()
             signal.set_wakeup_fd(wakeup_fd)
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
@@ -230,6 +235,8 @@ class Supervisor:
         for worker in [w for w in self.workers if w.process.exitcode is not None]:
             self.workers.remove(worker)
             worker.pipe.close()
+            if worker.process.pid is not None:
+                worker_exited(worker.process.pid)
             if self.stopping:
                 continue
             now = time.monotonic()

@@ -4,7 +4,8 @@ A concrete loader says which upstream call fetches a batch (`fetch`) and how a r
 back to its key (`key_of`); the base does the rest: one upstream call per batch with
 duplicates removed, results realigned to keys, `None` for a key the upstream does not know,
 and the batch's error for every key when the call fails, so each field fed by it becomes null
-with its own path. The batch span and metric of the telemetry issue attach to `_run`.
+with its own path. The batch span and metric attach through `set_batch_hook` (telemetry
+registers one; resolvers never import it).
 
 It satisfies the `Loader` protocol below (aiodataloader's `DataLoader` interface: `load`,
 `load_many`, `prime`, `clear`, `clear_all`, plus `load_settled`) and keeps aiodataloader's
@@ -19,7 +20,8 @@ aiodataloader keeps its settled futures.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from bff.errors import BffError
@@ -47,6 +49,17 @@ class Loader(Protocol[KC, VC]):
     def clear(self, key: KC) -> Loader[KC, VC]: ...
 
     def clear_all(self) -> Loader[KC, VC]: ...
+
+
+# Around each batch call: (loader class name, upstream, number of keys) -> a context manager.
+BatchHook = Callable[[str, str, int], AbstractContextManager[object]]
+_batch_hook: BatchHook | None = None
+
+
+def set_batch_hook(hook: BatchHook | None) -> None:
+    """Observe every batch (the telemetry layer's span and batch-size metric)."""
+    global _batch_hook
+    _batch_hook = hook
 
 
 class _Batch:
@@ -170,7 +183,7 @@ class BatchLoader(Generic[K, V, R]):
     async def _run(self, batch: _Batch) -> None:
         keys, remember = batch.keys, True
         try:
-            values = await self.batch_load_fn(keys)
+            values = await self._observed_load(keys)
             if len(values) != len(keys):
                 name = type(self).__name__
                 raise TypeError(f"{name} returned {len(values)} values for {len(keys)} keys")
@@ -183,6 +196,13 @@ class BatchLoader(Generic[K, V, R]):
         finally:
             self._release(batch, remember)
         batch.done.set_result(None)
+
+    async def _observed_load(self, keys: list[K]) -> list[V | BffError | None]:
+        hook = _batch_hook
+        if hook is None:
+            return await self.batch_load_fn(keys)
+        with hook(type(self).__name__, self.upstream, len(keys)):
+            return await self.batch_load_fn(keys)
 
     def _release(self, batch: _Batch, remember: bool) -> None:
         """Keys stop waiting for `batch`; their values are remembered unless cleared since."""

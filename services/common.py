@@ -32,7 +32,9 @@ MAX_BODY_CHARS = 2000
 UNMETERED_PATHS = frozenset({"/health", "/_stats", "/_stats/reset"})
 
 # Headers a test may ask about: what identity and credentials reached the upstream.
-OBSERVED_HEADERS = frozenset({b"x-user-id", b"x-user-scopes", b"authorization"})
+OBSERVED_HEADERS = frozenset(
+    {b"x-user-id", b"x-user-scopes", b"authorization", b"traceparent", b"tracestate"}
+)
 
 _JSON = "application/json"
 _ID = re.compile(r"[0-9]{1,18}")

@@ -31,21 +31,18 @@ ALLOWED: dict[str, set[str]] = {
     "bff.request_id": set(),
     # principal, policy, tokens
     "bff.auth": KERNEL,
-    # side layer (spans, metrics, logs): imported by the seams, imports only the kernel
-    "bff.telemetry": KERNEL | {"bff.auth"},
     # data path, bottom up
-    "bff.upstream": KERNEL | {"bff.telemetry"},
+    "bff.upstream": KERNEL,
     "upstream_clients": KERNEL | {"bff.upstream"},
-    "resolvers": KERNEL | {"bff.auth", "bff.telemetry", "bff.upstream", "upstream_clients"},
+    "resolvers": KERNEL | {"bff.auth", "bff.upstream", "upstream_clients"},
     "schema": KERNEL | {"bff.auth", "upstream_clients", "resolvers"},
     "bff.rendering": KERNEL,  # media types and every error body, below http and graphql
     "bff.graphql": KERNEL
-    | {"bff.auth", "bff.telemetry", "bff.rendering", "upstream_clients", "resolvers", "schema"},
-    "bff.http": KERNEL | {"bff.auth", "bff.telemetry", "bff.rendering", "bff.upstream"},
+    | {"bff.auth", "bff.rendering", "upstream_clients", "resolvers", "schema"},
+    "bff.http": KERNEL | {"bff.auth", "bff.rendering", "bff.upstream"},
     "bff.routes": KERNEL
     | {
         "bff.auth",
-        "bff.telemetry",
         "bff.rendering",
         "bff.upstream",
         "upstream_clients",
@@ -54,6 +51,11 @@ ALLOWED: dict[str, set[str]] = {
         "bff.graphql",
         "bff.http",
     },
+    # side layer (spans, metrics, logs, metering): it wraps the data path at its seams, so it
+    # may know the types there, and nothing on the path imports it: the app injects it
+    "bff.metering": KERNEL,
+    "bff.telemetry": KERNEL
+    | {"bff.auth", "bff.metering", "bff.rendering", "bff.http", "bff.upstream", "resolvers"},
     # the app and its commands, on top
     "bff.serving": set(),
     "bff.demo": KERNEL | {"bff.auth", "bff.http"},
@@ -69,8 +71,18 @@ ALLOWED: dict[str, set[str]] = {
         "bff.http",
         "bff.routes",
     },
-    "bff.workers": KERNEL | {"bff.serving", "bff.app"},
-    "bff.cli": KERNEL | {"bff.serving", "bff.app", "bff.demo", "bff.workers", "schema", "services"},
+    "bff.workers": KERNEL | {"bff.serving", "bff.app", "bff.telemetry"},
+    "bff.cli": KERNEL
+    | {
+        "bff.serving",
+        "bff.app",
+        "bff.demo",
+        "bff.workers",
+        "bff.telemetry",
+        "bff.metering",
+        "schema",
+        "services",
+    },
     # the sample services stand alone: they know nothing of the gateway
     "services": set(),
 }
@@ -232,3 +244,18 @@ def test_internal_errors_never_expose_their_message() -> None:
         "message": "Internal server error",
         "extensions": {"code": "INTERNAL_SERVER_ERROR"},
     }
+
+
+TELEMETRY_LIBRARIES = ("opentelemetry", "prometheus_client")
+
+
+def test_only_bff_telemetry_imports_the_telemetry_libraries() -> None:
+    offenders = []
+    for package in ("bff", "schema", "resolvers", "upstream_clients", "services"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.is_relative_to(ROOT / "bff" / "telemetry"):
+                continue
+            for module in imported_modules(path):
+                if module.split(".")[0] in TELEMETRY_LIBRARIES:
+                    offenders.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert offenders == []

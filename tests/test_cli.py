@@ -193,8 +193,8 @@ def test_every_command_and_option_has_help_text() -> None:
     ]
     assert missing == []
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert {c.dest for c in commands._choices_actions} == {
-        "demo", "serve", "services", "check-config", "schema",
+    assert {c.dest for c in commands._choices_actions} >= {
+        "demo", "serve", "services", "check-config", "schema", "usage",
     }  # fmt: skip
     assert all(c.help for c in commands._choices_actions)
 

@@ -43,7 +43,7 @@ def cli_table_commands() -> list[str]:
 
 
 def test_the_minimal_config_is_valid_and_fully_active(tmp_path: Path) -> None:
-    [config] = blocks("yaml")
+    config = blocks("yaml")[0]  # the minimal config comes first
     path = tmp_path / "bff.yaml"
     path.write_text(config, encoding="utf-8")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}

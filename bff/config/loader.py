@@ -149,16 +149,13 @@ NOT_YET_BUILT: tuple[tuple[str, str], ...] = (
     ("routes", "REST passthrough is not built yet"),
     ("rate_limits", "rate limiting is not built yet"),
     ("persisted_queries", "persisted queries are not built yet"),
-    ("telemetry", "trace export is not built yet"),
     ("auth.token_format", "opaque tokens are not built yet"),
     ("auth.store", "the Redis token store is not built yet"),
     ("auth.refresh_ttl", "refresh tokens are not built yet"),
     ("auth.trusted_issuers", "external identity providers are not built yet"),
-    ("redis", "the Redis backend is not built yet"),
     ("limits", "query depth, alias and cost limits are not built yet"),
     ("server.max_body", "the request body limit is not built yet"),
     ("server.trusted_proxies", "client identification behind proxies is not built yet"),
-    ("logging.format", "log formats are not built yet"),
 )
 
 

@@ -12,7 +12,7 @@ for.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,8 @@ from graphql import (
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
 from bff.graphql.fastpath import OperationPlan, execute_plan, plan_operation
+
+Execute = Callable[..., Awaitable[ExecutionResult]]
 
 MAX_TOKENS = 5000
 CACHE_SIZE = 512
@@ -64,9 +66,16 @@ class RequestErrors(Exception):
 
 class GraphQLExecutor:
     def __init__(
-        self, schema: GraphQLSchema, *, introspection: bool = True, fast: bool = True
+        self,
+        schema: GraphQLSchema,
+        *,
+        introspection: bool = True,
+        fast: bool = True,
+        observe: Callable[[Execute], Execute] | None = None,
     ) -> None:
         self.schema = schema
+        if observe is not None:  # telemetry's operation span around every execution
+            self.execute = observe(self.execute)  # type: ignore[method-assign,assignment]
         self.fast = fast
         self.rules = list(specified_rules)
         if not introspection:

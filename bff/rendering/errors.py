@@ -3,7 +3,9 @@
 GraphQL errors are rendered by allow-list: an error raised from `bff.errors` keeps its public
 message and `extensions.code`; a GraphQL request error (syntax, validation, variables) is the
 client's and says so as `BAD_USER_INPUT`; anything else is a bug or a surprise: the client sees
-`INTERNAL_SERVER_ERROR` and the log gets the whole error with the request id.
+`INTERNAL_SERVER_ERROR` and the log gets the whole error with the request id. A masked error
+carries the trace id in `extensions.traceId` (and its log line too), so a support ticket leads
+to the trace.
 
 HTTP error responses (a stage refusing a request, the errors stage's masked 500, a request that
 is not GraphQL at all) carry the same `{"errors": [{"message", "extensions": {"code"}}]}` body,
@@ -31,20 +33,25 @@ log = logging.getLogger("bff.errors")
 INTERNAL_MESSAGE = "Internal server error"
 
 
-def format_error(error: GraphQLError) -> dict[str, Any]:
+def format_error(error: GraphQLError, trace_id: str | None = None) -> dict[str, Any]:
     """One GraphQL error as the client may see it."""
     original = error.original_error
     body: dict[str, Any]
+    masked = False
     if isinstance(original, BffError):
         body = {"message": original.public_message, "extensions": original.extensions}
         if not original.expose:
-            log_internal(error)
+            log_internal(error, trace_id)
+            masked = True
     elif original is None or (error.path is None and isinstance(original, GraphQLError)):
         # A request error (syntax, validation, variable coercion): the client's to fix.
         body = {"message": error.message, "extensions": {"code": "BAD_USER_INPUT"}}
     else:
-        log_internal(error)
+        log_internal(error, trace_id)
         body = {"message": INTERNAL_MESSAGE, "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+        masked = True
+    if masked and trace_id:
+        body["extensions"] = {**body["extensions"], "traceId": trace_id}
     if error.locations:
         body["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
     if error.path is not None:
@@ -52,18 +59,23 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     return body
 
 
-def format_errors(errors: Iterable[GraphQLError]) -> list[dict[str, Any]]:
-    return [format_error(e) for e in errors]
+def format_errors(
+    errors: Iterable[GraphQLError], trace_id: str | None = None
+) -> list[dict[str, Any]]:
+    return [format_error(e, trace_id) for e in errors]
 
 
-def log_internal(error: GraphQLError) -> None:
-    """The whole masked error, with the request id a client can quote from `X-Request-Id`."""
+def log_internal(error: GraphQLError, trace_id: str | None = None) -> None:
+    """The whole masked error, with the request id a client can quote from `X-Request-Id`
+    and the trace id that leads to its trace."""
     original = error.original_error or error
     log.error(
-        "unexpected error in %s (request %s)",
+        "unexpected error in %s (request %s, trace %s)",
         ".".join(str(p) for p in error.path or ()) or "the request",
         current_request_id(),
+        trace_id or "-",
         exc_info=(type(original), original, original.__traceback__),
+        extra={"trace_id": trace_id},
     )
 
 

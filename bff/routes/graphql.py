@@ -83,6 +83,6 @@ class GraphQLEndpoint:
         )
         body: dict[str, Any] = {}
         if result.errors:
-            body["errors"] = format_errors(result.errors)
+            body["errors"] = format_errors(result.errors, state.trace_id)
         body["data"] = result.data
         return graphql_response(body, media_type)

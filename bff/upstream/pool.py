@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +73,10 @@ class UpstreamPool:
         consecutive_failures: int = 5,
         ejection: float = 30.0,
         clock: Clock = time.monotonic,
+        observe: Callable[[Transport, str], Transport] | None = None,
     ) -> None:
+        """`observe` wraps the balanced transport in a layer that sees every attempt (the
+        telemetry's client span), below the retry layer; the app injects it."""
         self.name = name
         self.required = required
         self.total_timeout = total_timeout
@@ -103,9 +106,8 @@ class UpstreamPool:
             HealthVerdicts(self.health, on_change=self.balancer.invalidate, name=name),
             clock=clock,
         )
-        # The stack requests go through, outermost first. The telemetry layer (a client span
-        # per attempt) goes between the two: RetryTransport(<telemetry>(self.transport)).
-        below_retry: Transport = self.transport
+        # The stack requests go through, outermost first: RetryTransport(observe(balanced)).
+        below_retry: Transport = observe(self.transport, name) if observe else self.transport
         self.budget = RetryBudget()
         self._send: Transport = (
             RetryTransport(below_retry, attempts=attempts, budget=self.budget)

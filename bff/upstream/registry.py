@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from bff.upstream.health import HealthSettings
 from bff.upstream.instance import Instance
 from bff.upstream.pool import UpstreamPool
+from bff.upstream.transport import Transport
 
 if TYPE_CHECKING:
     from bff.config import Settings
@@ -19,7 +20,11 @@ class Upstreams(Mapping[str, UpstreamPool]):
         self._pools = dict(pools)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Upstreams:
+    def from_settings(
+        cls,
+        settings: Settings,
+        observe: Callable[[Transport, str], Transport] | None = None,
+    ) -> Upstreams:
         pools = {}
         for name, upstream in settings.upstreams.items():
             instances = [Instance(i.url, i.weight, i.zone) for i in upstream.instances]
@@ -44,6 +49,7 @@ class Upstreams(Mapping[str, UpstreamPool]):
                 ),
                 consecutive_failures=upstream.outlier.consecutive_failures,
                 ejection=upstream.outlier.ejection,
+                observe=observe,
             )
         return cls(pools)
 

@@ -1,0 +1,193 @@
+"""Prometheus metrics of the gateway, with bounded labels.
+
+Each app has its own registry (several gateways may run in one process, as the tests do).
+Under `bff serve --workers N` the supervisor sets `PROMETHEUS_MULTIPROC_DIR` before the
+workers start: prometheus-client then writes every worker's values to files in that
+directory, and a scrape of any worker reads all of them, so the numbers add up.
+
+Labels never carry ids or raw paths: the operation label is a name from a bounded set
+(`OperationLabels`: unknown names past the first `MAX_OPERATIONS` fold into `other`), the
+route label is one of the gateway's route families, upstream and instance come from config.
+Label children are cached in dicts, so recording costs a dict lookup and an increment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from bff.telemetry.current import current
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: half the scrape, no use to a gateway's users
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MAX_OPERATIONS = 100
+OTHER = "other"
+ANONYMOUS_OPERATION = "anonymous"
+
+# Seconds: from a cached lookup (sub-millisecond) to an upstream's total time-out (tens of s).
+DURATION_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+ROUTES = ("/graphql", "/api", "/auth", "/admin", "/metrics", "/healthz", "/readyz", "/graphiql")
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx" if 100 <= status < 600 else "other"
+
+
+_FIRST_SEGMENTS = {route[1:]: route for route in ROUTES}
+
+
+def route_of(path: str) -> str:
+    """The route family of `path` (a bounded label), `other` for anything else."""
+    end = path.find("/", 1)
+    return _FIRST_SEGMENTS.get(path[1:] if end < 0 else path[1:end], OTHER)
+
+
+class OperationLabels:
+    """Operation names as label values: the first `limit` distinct valid names, then `other`."""
+
+    def __init__(self, limit: int = MAX_OPERATIONS) -> None:
+        self.limit = limit
+        self._known: set[str] = set()
+
+    def __call__(self, name: str | None) -> str:
+        if name is None:
+            return ANONYMOUS_OPERATION
+        if name in self._known:
+            return name
+        if len(self._known) < self.limit and _NAME.fullmatch(name):
+            self._known.add(name)
+            return name
+        return OTHER
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+class Metrics:
+    """The gateway's metrics, registered in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.operations = OperationLabels()
+        self.requests = Counter(
+            "bff_requests_total",
+            "Requests answered, by route family, GraphQL operation and status class.",
+            ("route", "operation", "status"),
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "bff_request_duration_seconds",
+            "Time from the request's arrival to the end of its response.",
+            ("route", "operation"),
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_requests = Counter(
+            "bff_upstream_requests_total",
+            "Upstream HTTP attempts, by upstream, instance and status class (`error`: none).",
+            ("upstream", "instance", "status"),
+            registry=registry,
+        )
+        self.upstream_duration = Histogram(
+            "bff_upstream_duration_seconds",
+            "Time of one upstream HTTP attempt.",
+            ("upstream", "instance"),
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_healthy = Gauge(
+            "bff_upstream_healthy",
+            "1 when the instance is in its pool's rotation, else 0.",
+            ("upstream", "instance"),
+            registry=registry,
+            multiprocess_mode="livemostrecent",
+        )
+        self.batch_size = Histogram(
+            "bff_dataloader_batch_size",
+            "Keys per dataloader batch (one upstream call each).",
+            ("upstream",),
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.rate_limited_total = Counter(
+            "bff_rate_limited_total",
+            "Requests refused by a rate limit, by kind of client (user, api_key, ip).",
+            ("client_kind",),
+            registry=registry,
+        )
+        self._request_children: dict[tuple[str, str, str], Callable[[float], None]] = {}
+        self._duration_children: dict[tuple[str, str], Callable[[float], None]] = {}
+        self._upstream_children: dict[tuple[str, str, str], Callable[[float], None]] = {}
+        self._upstream_duration_children: dict[tuple[str, str], Callable[[float], None]] = {}
+        self._batch_children: dict[str, Callable[[float], None]] = {}
+        self.health_source: Callable[[], Iterable[tuple[str, str, bool]]] | None = None
+
+    def request(self, route: str, operation: str, status: int, seconds: float) -> None:
+        key = (route, operation, status_class(status))
+        inc = self._request_children.get(key)
+        if inc is None:
+            inc = self._request_children[key] = self.requests.labels(*key).inc
+        inc(1)
+        observe = self._duration_children.get(key[:2])
+        if observe is None:
+            observe = self.request_duration.labels(route, operation).observe
+            self._duration_children[key[:2]] = observe
+        observe(seconds)
+
+    def upstream(self, upstream: str, instance: str, status: int | None, seconds: float) -> None:
+        key = (upstream, instance, "error" if status is None else status_class(status))
+        inc = self._upstream_children.get(key)
+        if inc is None:
+            inc = self._upstream_children[key] = self.upstream_requests.labels(*key).inc
+        inc(1)
+        observe = self._upstream_duration_children.get(key[:2])
+        if observe is None:
+            observe = self.upstream_duration.labels(upstream, instance).observe
+            self._upstream_duration_children[key[:2]] = observe
+        observe(seconds)
+
+    def batch(self, upstream: str, size: int) -> None:
+        observe = self._batch_children.get(upstream)
+        if observe is None:
+            observe = self._batch_children[upstream] = self.batch_size.labels(upstream).observe
+        observe(size)
+
+    def scrape(self) -> bytes:
+        """The text exposition: this process's registry, or every worker's in multiprocess."""
+        if self.health_source is not None:
+            for upstream, instance, healthy in self.health_source():
+                self.upstream_healthy.labels(upstream, instance).set(1 if healthy else 0)
+        if multiprocess():
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def rate_limited(client_kind: str) -> None:
+    """Count a request refused by a rate limit (`client_kind`: user, api_key or ip).
+
+    For the rate-limit stage: it runs inside the telemetry stage, which makes the request's
+    metrics current; outside a request this does nothing.
+    """
+    telemetry = current()
+    if telemetry is not None:
+        kind = client_kind if client_kind in ("user", "api_key", "ip") else OTHER
+        telemetry.metrics.rate_limited_total.labels(kind).inc()

@@ -1,0 +1,147 @@
+"""The tracer of one app: sampler, exporter and the batching between them.
+
+Spans are exported by a `BatchSpanProcessor`: ending a span puts it in a bounded queue and a
+background thread exports batches, so a request never waits for the collector, and a collector
+that is down costs dropped spans and a warning in the log, never latency or memory growth.
+Sampling is parent-based: an incoming `traceparent` decides for the whole trace, else
+`telemetry.sample_ratio` does (by trace id, so every span of a trace agrees).
+
+`Tracing.span(...)` is the one way the seams start a span: a child of the current span, made
+current while it lasts (so spans below, in tasks too, find their parent), and ended at exit.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+)
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from bff.config.models import TelemetryConfig
+
+log = logging.getLogger("bff.telemetry")
+
+QUEUE_SIZE = 4096  # spans waiting for export; past it new spans are dropped (bounded memory)
+BATCH_SIZE = 512
+EXPORT_DELAY_MS = 1000
+EXPORT_TIMEOUT_S = 5.0
+PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def make_exporter(config: TelemetryConfig) -> SpanExporter | None:
+    """The exporter `telemetry.exporter` names; `None` for `none` (tracing off)."""
+    endpoint = str(config.endpoint).rstrip("/")
+    if config.exporter == "otlp_http":
+        from bff.telemetry.otlp import OtlpHttpExporter
+
+        return OtlpHttpExporter(f"{endpoint}/v1/traces", timeout=EXPORT_TIMEOUT_S)
+    if config.exporter == "otlp_grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        target = endpoint.split("://", 1)[1]
+        insecure = endpoint.startswith("http://")
+        return GrpcSpanExporter(endpoint=target, insecure=insecure, timeout=EXPORT_TIMEOUT_S)
+    if config.exporter == "console":
+        return ConsoleSpanExporter(service_name=config.service_name)
+    return None
+
+
+class Tracing:
+    """A tracer provider of our own (never the global one: each app has its settings)."""
+
+    def __init__(self, config: TelemetryConfig, processor: SpanProcessor) -> None:
+        sampler = ParentBased(TraceIdRatioBased(config.sample_ratio))
+        resource = Resource.create({"service.name": config.service_name})
+        self.provider = TracerProvider(sampler=sampler, resource=resource, shutdown_on_exit=False)
+        self.provider.add_span_processor(processor)
+        self.tracer = self.provider.get_tracer("bff")
+
+    @classmethod
+    def from_config(
+        cls, config: TelemetryConfig, exporter: SpanExporter | None = None
+    ) -> Tracing | None:
+        """Tracing per config, or with `exporter` (tests); `None` when the exporter is `none`."""
+        exporter = exporter or make_exporter(config)
+        if exporter is None:
+            return None
+        processor = BatchSpanProcessor(
+            exporter,
+            max_queue_size=QUEUE_SIZE,
+            max_export_batch_size=BATCH_SIZE,
+            schedule_delay_millis=EXPORT_DELAY_MS,
+            export_timeout_millis=EXPORT_TIMEOUT_S * 1000,
+        )
+        return cls(config, processor)
+
+    def span(
+        self,
+        name: str,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: dict[str, Any] | None = None,
+    ) -> SpanScope:
+        """A child span of the current one, current until exit; skip it when not sampled."""
+        return SpanScope(self.tracer.start_span(name, kind=kind, attributes=attributes))
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        return self.provider.force_flush(int(timeout_s * 1000))
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+class SpanScope:
+    """`with`: the span is current inside, ended (with an error status on exception) after."""
+
+    __slots__ = ("_token", "span")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self._token: object = None
+
+    def __enter__(self) -> Span:
+        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+        if exc is not None and self.span.is_recording():
+            self.span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        self.span.end()
+
+
+def current_span() -> Span:
+    return trace.get_current_span()
+
+
+def traceparent(span: Span) -> tuple[str, str]:
+    """The W3C `traceparent` and `tracestate` values that continue `span`'s trace."""
+    ctx = span.get_span_context()
+    parent = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+    return parent, ctx.trace_state.to_header() if ctx.trace_state else ""
+
+
+def incoming_context(traceparent: str, tracestate: str | None) -> otel_context.Context:
+    """The remote parent a client sent (an invalid header gives a fresh root)."""
+    carrier = {"traceparent": traceparent}
+    if tracestate:
+        carrier["tracestate"] = tracestate
+    return PROPAGATOR.extract(carrier)
