@@ -60,10 +60,18 @@ def app_from_env() -> object:
     return app
 
 
-def run_uvicorn(app: object, host: str, port: int, workers: int = 1) -> None:
+def run_uvicorn(
+    app: object, host: str, port: int, workers: int = 1, drain_timeout: float | None = None
+) -> None:
     import uvicorn
 
-    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    options = {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": drain_timeout,  # SPEC section 10: then exit
+    }
     if workers > 1:
         uvicorn.run("bff.cli:app_from_env", factory=True, workers=workers, **options)
     else:
@@ -105,13 +113,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ[CONFIG_ENV] = os.path.abspath(path)
     from bff.app import create_app
 
-    print(f"bff: serving on http://{host}:{port}/graphql", file=sys.stderr, flush=True)
     if workers > 1:
-        run_uvicorn(None, host, port, workers)
-    else:
-        app = create_app(settings)
-        tune_gc()
-        run_uvicorn(app, host, port)
+        print(f"bff: serving on http://{host}:{port}/graphql", file=sys.stderr, flush=True)
+        run_uvicorn(None, host, port, workers, settings.server.drain_timeout)
+        return 0
+    from bff.serving import bind, serve_on, url_of
+
+    app = create_app(settings)
+    tune_gc()
+    try:
+        sock = bind(host, port)  # before announcing: the real port, also for --port 0
+    except OSError as error:
+        print(f"bff: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
+        return 1
+    print(f"bff: serving on {url_of(sock)}/graphql", file=sys.stderr, flush=True)
+    serve_on(app, sock, settings.server.drain_timeout)
     return 0
 
 
@@ -128,7 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         app = create_app(settings)
         tune_gc()
         print(banner(settings, demo_token(settings)), flush=True)
-        serve_on(app, sock)
+        serve_on(app, sock, settings.server.drain_timeout)
     return 0
 
 

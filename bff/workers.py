@@ -32,18 +32,17 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import NoReturn
 
 import uvicorn
 
 from bff.config import Settings
-from bff.serving import LOG_FORMAT, bind, run, server_for, tune_gc
+from bff.serving import LOG_FORMAT, bind, exit_quietly, run, server_for, tune_gc
 
 # Linux balances connections over a SO_REUSEPORT group; BSD and macOS have the option but
 # do not balance, so they keep uvicorn's shared socket.
 REUSE_PORT_BALANCES = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 START_TIMEOUT = 30.0  # seconds for every worker to serve before the supervisor gives up
-STOP_TIMEOUT = 10.0  # seconds for workers to finish in-flight requests before they are killed
+STOP_MARGIN = 5.0  # seconds past `server.drain_timeout` before a stopping worker is killed
 CRASH_LIMIT = 5  # this many worker deaths within CRASH_WINDOW seconds: a restart would not help
 CRASH_WINDOW = 10.0
 
@@ -91,7 +90,7 @@ def worker_main(settings: Settings, host: str, port: int, supervisor: Connection
     one uvicorn raises again after its graceful shutdown, end the process with status 0.
     """
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _exit_quietly)
+        signal.signal(sig, exit_quietly)
     logging.basicConfig(level=settings.logging.level.upper(), format=LOG_FORMAT)
     from bff.app import create_app  # here, so the idle supervisor never loads the app
 
@@ -102,11 +101,7 @@ def worker_main(settings: Settings, host: str, port: int, supervisor: Connection
     except OSError as error:
         print(f"bff: worker {os.getpid()}: {cannot_listen(host, port, error)}", file=sys.stderr)
         raise SystemExit(1) from None
-    run(_serve(server_for(app), sock, supervisor))
-
-
-def _exit_quietly(sig: int, frame: FrameType | None) -> NoReturn:
-    raise SystemExit(0)
+    run(_serve(server_for(app, settings.server.drain_timeout), sock, supervisor))
 
 
 async def _serve(server: uvicorn.Server, sock: socket.socket, supervisor: Connection) -> None:
@@ -222,7 +217,7 @@ class Supervisor:
                     worker.pipe.recv()
                     worker.serving = True
                 except EOFError:  # it is exiting before it served: reap it for `_replace_dead`
-                    worker.process.join(STOP_TIMEOUT)
+                    worker.process.join(STOP_MARGIN)
 
     def _replace_dead(self) -> None:
         for worker in [w for w in self.workers if w.process.exitcode is not None]:
@@ -251,7 +246,8 @@ class Supervisor:
         self.stopping = True
 
     def _stop_workers(self) -> None:
-        """SIGTERM to every worker (uvicorn's graceful shutdown), SIGKILL after STOP_TIMEOUT.
+        """SIGTERM to every worker (uvicorn's graceful shutdown), SIGKILL if one still runs
+        `STOP_MARGIN` seconds after its drain timeout.
 
         SIGTERM even when we got SIGINT: after Ctrl+C the workers got SIGINT from the terminal
         already, and a second SIGINT would make uvicorn drop in-flight requests.
@@ -260,7 +256,7 @@ class Supervisor:
         for worker in self.workers:
             if worker.process.exitcode is None:
                 worker.process.terminate()
-        deadline = time.monotonic() + STOP_TIMEOUT
+        deadline = time.monotonic() + self.settings.server.drain_timeout + STOP_MARGIN
         for worker in self.workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.exitcode is None:

@@ -2,7 +2,8 @@
 
 Order of work per request: negotiate the media type, read the request, prepare (cached
 parse + validation), refuse mutations over GET, build the `RequestContext` from the
-principal the auth stage resolved, execute, mask errors, answer with orjson.
+principal the auth stage resolved, execute (cancelled if the client hangs up meanwhile),
+mask errors, answer with orjson.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from bff.graphql.disconnect import ClientDisconnected, cancel_on_disconnect
 from bff.graphql.executor import GraphQLExecutor, RequestErrors, is_mutation
 from bff.graphql.masking import format_errors
 from bff.graphql.protocol import GRAPHQL_RESPONSE, MalformedRequest, negotiate, read_request
@@ -56,6 +58,8 @@ class GraphQLEndpoint:
         except RequestErrors as error:
             status = 400 if media_type == GRAPHQL_RESPONSE else 200
             return graphql_response({"errors": format_errors(error.errors)}, media_type, status)
+        except ClientDisconnected:
+            return Response(status_code=499)  # nobody reads it: the client is gone
 
     async def handle(self, request: Request, media_type: str) -> Response:
         gql = await read_request(request)
@@ -66,12 +70,13 @@ class GraphQLEndpoint:
         state = request_state(request.scope)
         request_id = state.request_id
         context = RequestContext.build(state.principal, self.pools, request_id)
-        result = await self.executor.execute(
+        execution = self.executor.execute(
             prepared,
             operation_name=gql.operation_name,
             variables=gql.variables,
             context=context,
         )
+        result = await cancel_on_disconnect(request.receive, execution)
         body: dict[str, Any] = {}
         if result.errors:
             body["errors"] = format_errors(result.errors, request_id)
