@@ -28,7 +28,6 @@ from bff.graphql.fastpath.plan import (
     ATTR,
     BATCH,
     RESOLVE,
-    TYPENAME,
     Fallback,
     FieldPlan,
     OperationPlan,
@@ -364,8 +363,10 @@ def test_the_dashboard_is_planned_once_with_a_form_per_field() -> None:
     assert kinds(emails.root.fields, {}) == {
         "Query.me": RESOLVE,
         "User.email": BATCH,  # with its `Requires` check run per user
-        "User.__typename": TYPENAME,
     }
+    me = emails.root.fields[0].shape
+    assert me is not None and me.selection is not None
+    assert me.selection.template == {"email": None, "__typename": "User"}  # filled in once
 
 
 # -- batching and levels

@@ -1,7 +1,8 @@
 """Level-wise execution of a plan: each field runs once for all parents of a level.
 
 `start` takes the parents of one selection (their records, their result dicts, their places)
-and goes through the fields in order: `__typename` and attributes are filled in at once, a
+and goes through the fields in order (`__typename` came with the result dict's template):
+attributes are filled in at once, a
 field that needs I/O becomes a unit of work. The units of a level run concurrently, and a
 unit starts the next level of its own field as soon as its values are in, so a query's
 critical path is one upstream call per level, as with one dataloader batch per level.
@@ -21,7 +22,7 @@ from graphql import GraphQLError
 
 from bff.graphql.fastpath.completion import Completion
 from bff.graphql.fastpath.outcome import Outcome, Pos
-from bff.graphql.fastpath.plan import ATTR, BATCH, TYPENAME, FieldPlan, Selection
+from bff.graphql.fastpath.plan import ATTR, BATCH, FieldPlan, Selection
 from bff.graphql.fastpath.resolving import Resolving
 
 Units = list[Coroutine[Any, Any, None]]
@@ -83,10 +84,6 @@ class Engine(Completion, Resolving):
             kind = field.kind
             if kind == ATTR:
                 self.settle(field, self.read(field, sources), outs, places, units)
-            elif kind == TYPENAME:
-                name = selection.type.name
-                for out in outs:
-                    out[field.key] = name
             elif kind == BATCH:
                 batched = self.batch(field, sources)
                 if isinstance(batched, list):

@@ -4,7 +4,7 @@ Fields are grouped by response key with graphql-core's own `collect_fields` and
 `collect_subfields` (fragments merged, aliases kept, selection order as graphql-core makes it).
 Each field gets one way to be resolved for all parents of a level:
 
-- TYPENAME  `__typename`;
+- TYPENAME  `__typename`: already in the selection's template, so it costs nothing per object;
 - ATTR      a strawberry field without resolver: an attribute of the parent, read directly;
 - BATCH     a field that declared a batch form (`schema.batch`), called once per level; its
             `Requires` checks run per parent, as strawberry would run them;
@@ -80,11 +80,12 @@ class FieldPlan:
 
 @dataclass(slots=True, eq=False)
 class Selection:
-    """The fields one selection set asks of an object type, and an empty result to copy."""
+    """The fields one selection set asks of an object type (`__typename` aside), and its
+    result to copy: every key in order, `__typename` filled in, the rest `None`."""
 
     type: GraphQLObjectType
     fields: list[FieldPlan]
-    template: dict[str, None]
+    template: dict[str, str | None]
 
 
 @dataclass(slots=True, eq=False)
@@ -168,7 +169,8 @@ class Planner:
         fields = [self.field(type_, key, details) for key, details in grouped.items()]
         for rank, planned in enumerate(fields):
             planned.rank = rank
-        return Selection(type_, fields, dict.fromkeys(grouped))
+        template = {f.key: type_.name if f.kind == TYPENAME else None for f in fields}
+        return Selection(type_, [f for f in fields if f.kind != TYPENAME], template)
 
     def field(self, parent: GraphQLObjectType, key: str, details: list[FieldDetails]) -> FieldPlan:
         nodes = [d.node for d in details]
