@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -60,22 +61,20 @@ def app_from_env() -> object:
     return app
 
 
-def run_uvicorn(
-    app: object, host: str, port: int, workers: int = 1, drain_timeout: float | None = None
-) -> None:
+def run_uvicorn_workers(host: str, port: int, workers: int, drain_timeout: float) -> None:
+    """uvicorn's own multiprocess mode, where SO_REUSEPORT does not balance connections."""
     import uvicorn
 
-    options = {
-        "host": host,
-        "port": port,
-        "log_level": "warning",
-        "access_log": False,
-        "timeout_graceful_shutdown": drain_timeout,  # SPEC section 10: then exit
-    }
-    if workers > 1:
-        uvicorn.run("bff.cli:app_from_env", factory=True, workers=workers, **options)
-    else:
-        uvicorn.run(app, **options)  # type: ignore[arg-type]
+    uvicorn.run(
+        "bff.cli:app_from_env",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=math.ceil(drain_timeout),  # SPEC section 10: then exit
+    )
 
 
 def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int:
@@ -115,7 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if workers > 1:
         print(f"bff: serving on http://{host}:{port}/graphql", file=sys.stderr, flush=True)
-        run_uvicorn(None, host, port, workers, settings.server.drain_timeout)
+        run_uvicorn_workers(host, port, workers, settings.server.drain_timeout)
         return 0
     from bff.serving import bind, serve_on, url_of
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import signal
 import socket
 import threading
@@ -75,7 +76,7 @@ def server_for(
         access_log=False,
         ws="none",
         server_header=False,
-        timeout_graceful_shutdown=drain_timeout,
+        timeout_graceful_shutdown=math.ceil(drain_timeout),  # whole seconds, rounded up
         **options,
     )
     return uvicorn.Server(config)

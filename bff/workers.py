@@ -184,7 +184,7 @@ class Supervisor:
         deadline: float | None = time.monotonic() + START_TIMEOUT
         while not self.stopping:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            waiting = [w.process.sentinel for w in self.workers]
+            waiting: list[Connection | int] = [w.process.sentinel for w in self.workers]
             waiting += [w.pipe for w in self.workers if not w.serving]
             wait([wake, *waiting], timeout)
             while _drain(wake):

@@ -6,7 +6,7 @@ Each field gets one way to be resolved for all parents of a level:
 
 - TYPENAME  `__typename`: already in the selection's template, so it costs nothing per object;
 - ATTR      a strawberry field without resolver: an attribute of the parent, read directly;
-- BATCH     a field that declared a batch form (`schema.batch`), called once per level; its
+- BATCH     a field declared with `@batched` (`schema.batch`): its form, called once per level; its
             `Requires` checks run per parent, as strawberry would run them;
 - RESOLVE   anything else (root fields, mutations): the field's own graphql-core `resolve`
             (strawberry's wrapper with its argument conversion and extensions), per parent.

@@ -73,7 +73,9 @@ class Resolving:
         if not parents:
             return values
         try:
-            found = field.batch(self.context, parents, self._named(field, args))  # type: ignore[misc]
+            form = field.batch
+            assert form is not None
+            found = form(self.context, parents, **self._named(field, args))
         except Exception as error:
             found = [error] * len(parents)
         if is_awaitable(found):  # a plain function that hands back an awaitable
