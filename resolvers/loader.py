@@ -34,12 +34,13 @@ R = TypeVar("R")
 class _Batch:
     """Keys asked for within the same few loop turns; `done` settles when all have values."""
 
-    __slots__ = ("done", "keys", "values")
+    __slots__ = ("done", "keys", "task", "values")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.keys: list[Any] = []
         self.values: dict[Any, Any] = {}
         self.done: asyncio.Future[None] = loop.create_future()
+        self.task: asyncio.Task[None] | None = None  # once dispatched
 
 
 class BatchLoader(DataLoader[K, V | None], Generic[K, V, R]):
@@ -54,6 +55,7 @@ class BatchLoader(DataLoader[K, V | None], Generic[K, V, R]):
         self._waiting: dict[K, _Batch] = {}  # keys of batches not settled yet
         self._open: _Batch | None = None  # the batch still taking keys
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._cancelled = False  # `cancel_pending` was called: no batch starts any more
 
     async def fetch(self, keys: list[K]) -> Iterable[R]:
         """One upstream call for all `keys`."""
@@ -116,6 +118,15 @@ class BatchLoader(DataLoader[K, V | None], Generic[K, V, R]):
         self._waiting.clear()
         return self
 
+    def cancel_pending(self) -> None:
+        """Cancel the batches not settled yet, dispatched or not: their request is gone
+        (its client hung up), so their upstream calls are abandoned."""
+        self._cancelled = True
+        for batch in {id(b): b for b in self._waiting.values()}.values():
+            if batch.task is not None:
+                batch.task.cancel()
+            batch.done.cancel()  # its waiters, if a task never ran to settle it
+
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
@@ -148,7 +159,10 @@ class BatchLoader(DataLoader[K, V | None], Generic[K, V, R]):
     def _dispatch(self, batch: _Batch) -> None:
         if self._open is batch:
             self._open = None
-        self._running_loop().create_task(self._run(batch))
+        if self._cancelled:
+            batch.done.cancel()
+            return
+        batch.task = self._running_loop().create_task(self._run(batch))
 
     async def _run(self, batch: _Batch) -> None:
         keys, remember = batch.keys, True

@@ -99,3 +99,15 @@ class Loaders:
         self.stock = StockLoader(clients)
         self.reviews = ReviewsLoader(clients)
         self.user_orders = UserOrdersLoader(clients)
+
+    def cancel_pending(self) -> None:
+        """Abandon every batch still loading: the request they are for is gone."""
+        for loader in (
+            self.users,
+            self.products,
+            self.orders,
+            self.stock,
+            self.reviews,
+            self.user_orders,
+        ):
+            loader.cancel_pending()

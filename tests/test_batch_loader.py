@@ -226,3 +226,26 @@ def test_a_request_leaves_no_reference_cycles(shop: RunningServices) -> None:
         assert asyncio.run(main()) == 0
     finally:
         gc.enable()
+
+
+def test_cancel_pending_abandons_batches_in_flight_and_not_yet_dispatched() -> None:
+    """What a request whose client hung up leaves behind: nothing keeps loading."""
+
+    async def main() -> tuple[list[list[int]], bool, bool, bool]:
+        loader = Squares()
+        loader.release.clear()  # the upstream never answers
+        flying = asyncio.ensure_future(loader.load_settled([1, 2]))
+        while not loader.batches:  # dispatched, its fetch awaiting the upstream
+            await asyncio.sleep(0)
+        fetch = next(iter({id(b): b for b in loader._waiting.values()}.values())).task
+        queued = loader.load(3)  # in a batch not dispatched yet
+        loader.cancel_pending()
+        await asyncio.gather(flying, queued, return_exceptions=True)
+        for _ in range(5):  # the queued batch's dispatch turn passes
+            await asyncio.sleep(0)
+        assert fetch is not None
+        return loader.batches, fetch.cancelled(), flying.cancelled(), queued.cancelled()
+
+    batches, fetch_cancelled, flying_cancelled, queued_cancelled = run(main)
+    assert batches == [[1, 2]]  # key 3 never reached the upstream
+    assert fetch_cancelled and flying_cancelled and queued_cancelled

@@ -76,7 +76,11 @@ class GraphQLEndpoint:
             variables=gql.variables,
             context=context,
         )
-        result = await cancel_on_disconnect(request.receive, execution)
+        try:
+            result = await cancel_on_disconnect(request.receive, execution)
+        except ClientDisconnected:
+            context.loaders.cancel_pending()
+            raise
         body: dict[str, Any] = {}
         if result.errors:
             body["errors"] = format_errors(result.errors, request_id)
