@@ -6,9 +6,10 @@ duplicates removed, results realigned to keys, `None` for a key the upstream doe
 and the batch's error for every key when the call fails, so each field fed by it becomes null
 with its own path. The batch span and metric of the telemetry issue attach to `_run`.
 
-It keeps aiodataloader's `DataLoader` interface (`load`, `load_many`, `prime`, `clear`,
-`clear_all`) and its timing (keys requested within the same few loop turns share one batch),
-but batches lists of keys rather than single keys: `load_settled` — the form a field of many
+It offers aiodataloader's `DataLoader` interface (`load`, `load_many`, `prime`, `clear`,
+`clear_all`: the `KeyLoader` protocol, checked by the type checker) and its timing (keys
+requested within the same few loop turns share one batch), but batches lists of keys rather
+than single keys: `load_settled` — the form a field of many
 parents uses, one value or exception per key — costs one waiter per batch, where
 aiodataloader's machinery costs a future, a queue entry and a callback per key (about a sixth
 of a Dashboard's CPU before this). Settled values are kept per request, errors included, as
@@ -19,9 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Hashable, Iterable, Sequence
-from typing import Any, Generic, TypeVar
-
-from aiodataloader import DataLoader
+from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
 from bff.errors import BffError
 from upstream_clients import Clients
@@ -29,6 +28,26 @@ from upstream_clients import Clients
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 R = TypeVar("R")
+K_in = TypeVar("K_in", bound=Hashable, contravariant=True)
+
+
+@runtime_checkable
+class KeyLoader(Protocol[K_in, V]):
+    """What resolvers may use of a per-request dataloader."""
+
+    def load(self, key: K_in) -> asyncio.Future[V | None]: ...
+
+    def load_many(self, keys: Iterable[K_in]) -> asyncio.Future[list[V | None]]: ...
+
+    async def load_settled(self, keys: Sequence[K_in]) -> list[V | Exception | None]: ...
+
+    def prime(self, key: K_in, value: V | None) -> Self: ...
+
+    def clear(self, key: K_in) -> Self: ...
+
+    def clear_all(self) -> Self: ...
+
+    def cancel_pending(self) -> None: ...
 
 
 class _Batch:
@@ -43,13 +62,12 @@ class _Batch:
         self.task: asyncio.Task[None] | None = None  # once dispatched
 
 
-class BatchLoader(DataLoader[K, V | None], Generic[K, V, R]):
+class BatchLoader(Generic[K, V, R]):
     """Loads `V` by key through one batch call returning records `R`."""
 
     upstream: str = ""
 
     def __init__(self, clients: Clients) -> None:
-        # aiodataloader's __init__ only stores options this class does not use.
         self.clients = clients
         self._settled: dict[K, Any] = {}  # value, None or exception, per key
         self._waiting: dict[K, _Batch] = {}  # keys of batches not settled yet
@@ -69,7 +87,7 @@ class BatchLoader(DataLoader[K, V | None], Generic[K, V, R]):
         found = {self.key_of(r): r for r in records}
         return [found.get(k) for k in keys]  # type: ignore[misc]
 
-    async def batch_load_fn(self, keys: list[K]) -> list[V | BffError | None]:  # type: ignore[override]
+    async def batch_load_fn(self, keys: list[K]) -> list[V | BffError | None]:
         try:
             records = await self.fetch(keys)
         except BffError as error:
@@ -86,7 +104,7 @@ class BatchLoader(DataLoader[K, V | None], Generic[K, V, R]):
                 await asyncio.shield(batch.done)
         return [settled[k] if k in settled else _value_in(batches, k) for k in keys]
 
-    def load(self, key: K) -> asyncio.Future[V | None]:  # type: ignore[override]
+    def load(self, key: K) -> asyncio.Future[V | None]:
         """A future of the value for `key`: its exception when the batch failed for it."""
         if key is None:
             raise TypeError("load() needs a key, got None")
@@ -98,22 +116,22 @@ class BatchLoader(DataLoader[K, V | None], Generic[K, V, R]):
             batch.done.add_done_callback(lambda done: _deliver(future, done, batch, key))
         return future
 
-    def load_many(self, keys: Iterable[K]) -> asyncio.Future[list[V | None]]:  # type: ignore[override]
+    def load_many(self, keys: Iterable[K]) -> asyncio.Future[list[V | None]]:
         return asyncio.gather(*(self.load(key) for key in keys))
 
-    def prime(self, key: K, value: V | None) -> BatchLoader[K, V, R]:  # type: ignore[override]
+    def prime(self, key: K, value: V | None) -> Self:
         """Remember `value` for `key` unless the key is already known."""
         if key not in self._settled and key not in self._waiting:
             self._settled[key] = value
         return self
 
-    def clear(self, key: K) -> BatchLoader[K, V, R]:  # type: ignore[override]
+    def clear(self, key: K) -> Self:
         """Forget `key`: the next load asks the upstream again."""
         self._settled.pop(key, None)
         self._waiting.pop(key, None)
         return self
 
-    def clear_all(self) -> BatchLoader[K, V, R]:  # type: ignore[override]
+    def clear_all(self) -> Self:
         self._settled.clear()
         self._waiting.clear()
         return self

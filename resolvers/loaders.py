@@ -71,12 +71,15 @@ class ReviewsLoader(BatchLoader[int, tuple[Review, ...], Review]):
 UserOrdersKey = tuple[int, int, int]  # user id, limit, offset
 
 
-class UserOrdersLoader(BatchLoader[UserOrdersKey, Page[Order], Page[Order]]):
+PageOrFailure = Page[Order] | BaseException  # one call per key: each may fail alone
+
+
+class UserOrdersLoader(BatchLoader[UserOrdersKey, Page[Order], PageOrFailure]):
     """A page of one user's orders: the service has no batch form, so one call per key."""
 
     upstream = "orders"
 
-    async def fetch(self, keys: list[UserOrdersKey]) -> Iterable[Page[Order]]:
+    async def fetch(self, keys: list[UserOrdersKey]) -> Iterable[PageOrFailure]:
         orders = self.clients.orders
         return await asyncio.gather(
             *(orders.list_orders(user_id=u, limit=n, offset=o) for u, n, o in keys),
@@ -84,9 +87,9 @@ class UserOrdersLoader(BatchLoader[UserOrdersKey, Page[Order], Page[Order]]):
         )
 
     def collect(
-        self, keys: Sequence[UserOrdersKey], records: Iterable[Page[Order]]
+        self, keys: Sequence[UserOrdersKey], records: Iterable[PageOrFailure]
     ) -> list[Page[Order] | None]:
-        return list(records)  # a failed page stays an exception: aiodataloader raises it
+        return list(records)  # type: ignore[arg-type]  # a failed page stays its exception
 
 
 class Loaders:

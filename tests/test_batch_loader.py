@@ -13,14 +13,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from aiodataloader import DataLoader
 
 from bff.auth import Principal
 from bff.errors import UpstreamUnavailable
 from bff.graphql.executor import GraphQLExecutor
 from bff.upstream import Upstreams
 from resolvers.context import RequestContext
-from resolvers.loader import BatchLoader
+from resolvers.loader import BatchLoader, KeyLoader
 from schema import schema
 from services import RunningServices
 from tests.support import DASHBOARD, gateway_settings
@@ -58,8 +57,10 @@ def run(test: Any) -> Any:
     return asyncio.run(test())
 
 
-def test_is_an_aiodataloader() -> None:
-    assert issubclass(BatchLoader, DataLoader)
+def test_satisfies_the_loader_protocol() -> None:
+    assert isinstance(Squares(), KeyLoader)
+    checked: KeyLoader[int, int] = Squares()  # and statically, for the type checker
+    assert checked.prime(1, 1) is checked
 
 
 def test_loads_from_sibling_tasks_share_one_batch_without_duplicates() -> None:

@@ -47,7 +47,10 @@ class Thing:
     async def double(
         ctx: Any, parents: Sequence[Parent], plus: int = 0, label: str | None = strawberry.UNSET
     ) -> list[str | None]:
-        return [ValueError("odd") if p.n % 2 else f"{label}:{p.n * 2 + plus}" for p in parents]
+        values: list[Any] = [
+            ValueError("odd") if p.n % 2 else f"{label}:{p.n * 2 + plus}" for p in parents
+        ]
+        return values
 
     @batched()
     def plain(ctx: Any, parents: Sequence[Parent]) -> list[int]:
@@ -74,7 +77,9 @@ def test_one_declaration_yields_the_form_the_resolver_and_the_permission() -> No
     assert [type(e) for e in definition.extensions] == [Requires]
     form = batch_of(definition.metadata)
     assert form is not None
-    assert asyncio.run(form(None, [Parent(2), Parent(4)], plus=1, label="x")) == ["x:5", "x:9"]
+    doubled = form(None, [Parent(2), Parent(4)], plus=1, label="x")
+    assert asyncio.iscoroutine(doubled)
+    assert asyncio.run(doubled) == ["x:5", "x:9"]
 
     executor = GraphQLExecutor(toy._schema)
     query = '{ things { plain double(plus: 1, label: "y") } }'
