@@ -122,7 +122,7 @@ def test_an_unexpected_failure_reaches_every_key_and_is_not_remembered() -> None
 
 def test_a_batch_of_the_wrong_length_is_an_error_for_every_key() -> None:
     class Short(Squares):
-        async def batch_load_fn(self, keys: list[int]) -> list[Any]:  # type: ignore[override]
+        async def batch_load_fn(self, keys: list[int]) -> list[Any]:
             return [1]
 
     async def main() -> list[Any]:

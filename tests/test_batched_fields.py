@@ -110,3 +110,55 @@ def test_a_batch_form_must_say_its_graphql_type() -> None:
     assert item_of(list[int]) is int
     with pytest.raises(TypeError, match="must return list"):
         item_of("Review")
+
+
+@strawberry.type
+class Node:
+    n: int
+
+    @batched()
+    async def children(ctx: Any, parents: Sequence[Node]) -> list[list[Node]]:
+        return [[Node(n=p.n * 2), Node(n=p.n * 2 + 1)] for p in parents]  # never waits
+
+
+@strawberry.type
+class TreeQuery:
+    @strawberry.field
+    def root(self) -> Node:
+        return Node(n=1)
+
+
+def tree(depth: int) -> str:
+    selection = "n"
+    for _ in range(depth):
+        selection = f"n children {{ {selection} }}"
+    return "{ root { " + selection + " } }"
+
+
+def test_a_long_completion_gives_the_event_loop_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers that never wait (a warm dataloader cache) still let other requests in."""
+    executor = GraphQLExecutor(strawberry.Schema(query=TreeQuery)._schema)
+    prepared = executor.prepare(tree(10))  # 2,047 nodes
+
+    async def turns_during_execution() -> int:
+        turns = 0
+
+        async def tick() -> None:
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0)
+                turns += 1
+
+        ticker = asyncio.ensure_future(tick())
+        await asyncio.sleep(0)  # the ticker is running
+        before = turns
+        result = await executor.execute(prepared, operation_name=None, variables=None, context=None)
+        during = turns - before
+        ticker.cancel()
+        assert result.errors is None and result.data is not None
+        return during
+
+    monkeypatch.setattr("bff.graphql.fastpath.engine.YIELD_EVERY", 10**9)
+    assert asyncio.run(turns_during_execution()) == 0  # one synchronous block
+    monkeypatch.setattr("bff.graphql.fastpath.engine.YIELD_EVERY", 500)
+    assert asyncio.run(turns_during_execution()) >= 3  # about every 500 values
