@@ -92,4 +92,5 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(lifespan=lifespan, routes=routes, middleware=middleware)
     app.state.settings = settings
     app.state.upstreams = upstreams
+    app.state.fast_path_stats = executor.stats  # fallbacks to graphql-core, by reason
     return app
