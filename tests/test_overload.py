@@ -11,8 +11,10 @@ machine). A client that hangs up stops its request's upstream work.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +40,7 @@ DRAIN_TIMEOUT = 2.0
 STOP_MARGIN = 20.0  # a loaded machine may take a while to tear the process down
 PEAK_RSS_LIMIT_KB = 1_000_000  # the gateway idles near 100 MB; without the ceiling: > 7 GB
 PATIENT = 60.0  # seconds any single request may take on a loaded machine
+SLOW = 1.5  # seconds each call to the slowed upstreams takes
 
 
 def nested_orders(depth: int) -> str:
@@ -185,23 +188,36 @@ def test_sigterm_ends_the_gateway_under_load(gateway: Gateway) -> None:
 
 
 def test_a_client_that_hangs_up_stops_its_requests_upstream_work() -> None:
-    slow = ServiceOptions(latency=0.5)
+    slow = ServiceOptions(latency=SLOW)
     with running_shop(ServiceSpec("orders", slow), ServiceSpec("users", slow)) as shop:
         calls = UpstreamCalls(shop)
         settings = gateway_settings(shop.urls)
         query = "{ orders(first: 2) { nodes { user { orders(first: 2) { nodes { id } } } } } }"
+        token = sign()
         with running_gateway(settings) as url:
             calls.reset()
-            headers = {"Authorization": f"Bearer {sign()}"}
-            with pytest.raises(httpx.ReadTimeout):  # hangs up while `orders` loads
-                httpx.post(f"{url}/graphql", json={"query": query}, headers=headers, timeout=0.2)
-            # Left running, the request would load the users, then their orders, within
-            # about 1.5 s; cancelled, it stops at the call that was in flight.
-            time.sleep(2.5)
+            host, port = url.removeprefix("http://").split(":")
+            body = json.dumps({"query": query}).encode()
+            request = (
+                f"POST /graphql HTTP/1.1\r\nHost: {host}\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+            with socket.create_connection((host, int(port)), timeout=PATIENT) as client:
+                client.sendall(request)
+                end = time.monotonic() + PATIENT
+                while not calls.by_service() and time.monotonic() < end:
+                    time.sleep(0.01)  # until `orders` is loading
+            # hung up. Left running, the request would load the users, then their orders,
+            # within about 2 x SLOW; cancelled, it stops at the call that was in flight.
+            time.sleep(3 * SLOW)
             assert calls.by_service() == {"orders": 1}
             # the gateway still answers the same query in full
             response = httpx.post(
-                f"{url}/graphql", json={"query": query}, headers=headers, timeout=PATIENT
+                f"{url}/graphql",
+                json={"query": query},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=PATIENT,
             )
             assert response.status_code == 200 and "errors" not in response.json()
         calls.close()
