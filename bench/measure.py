@@ -94,7 +94,9 @@ def measuring(stack: Stack, workload: Workload, targets: Sequence[str]) -> list[
     return [
         t
         for t in targets
-        if t in stack.servers and (t == "reference" or workload.runs_at(stack.latency_ms))
+        if t in stack.servers
+        and workload.runs_on(t)
+        and (t == "reference" or workload.runs_at(stack.latency_ms))
     ]
 
 

@@ -46,6 +46,8 @@ RATIO_GOALS = (
     RatioGoal("Dashboard p50, c=1, 10 ms", "dashboard", 10, 1, "p50", 1.10),
     RatioGoal("product lookup throughput, c=32, 0 ms", "product", 0, 32, "rps", 0.4),
 )
+APOLLO_GOAL = 1.2  # the Apollo-style Dashboard's CPU per request at most this times the plain one's
+APOLLO_CELL = (0.0, 32)  # (latency ms, concurrency) of that comparison
 GROWTH_GOAL = 25.0  # `first: 500` CPU per request at most this times `first: 20`'s
 GROWTH_CELL = (0.0, 1)  # (latency ms, concurrency) of the comparison
 RSS_GOAL_MB = 150.0  # peak RSS of every gateway worker
@@ -361,6 +363,21 @@ def _growth_line(cells: dict[tuple[str, float, int], dict[str, Cell]]) -> str:
     )
 
 
+def _apollo_line(cells: dict[tuple[str, float, int], dict[str, Cell]]) -> str:
+    latency, concurrency = APOLLO_CELL
+    where = f"c={concurrency}, {latency:g} ms"
+    label = f"Apollo-style Dashboard CPU per request ÷ plain Dashboard's, {where}"
+    plain = cells.get(("dashboard", latency, concurrency), {}).get("gateway")
+    apollo = cells.get(("dashboard-apollo", latency, concurrency), {}).get("gateway")
+    if plain is None or apollo is None or not plain.cpu_ms_per_request:
+        return f"- not measured: {label} (needs dashboard and dashboard-apollo on the gateway)"
+    ratio = apollo.cpu_ms_per_request / plain.cpu_ms_per_request
+    return (
+        f"- {_verdict(ratio <= APOLLO_GOAL)}: {label}: {ratio:.2f}x (goal ≤ {APOLLO_GOAL:g}x); "
+        f"gateway {apollo.cpu_ms_per_request:,.2f} vs {plain.cpu_ms_per_request:,.2f} CPU ms/req"
+    )
+
+
 def _rss_line(cells: Sequence[Cell]) -> str:
     label = "peak RSS per gateway worker"
     seen: dict[str, list[float]] = {}
@@ -436,6 +453,7 @@ def headline(cells: Sequence[Cell]) -> list[str]:
                 pinned[key]["reference"] = c
     lines = [_ratio_line(goal, pinned) for goal in RATIO_GOALS]
     lines.append(_growth_line(pinned))
+    lines.append(_apollo_line(pinned))
     lines.append(_rss_line(cells))
     lines += _workers_line(cells)
     return lines

@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda t: _csv(str, t),
         default=list(DEFAULT_WORKLOADS),
         metavar="NAME[,NAME...]",
-        help="dashboard, product, dashboard-100, dashboard-500 (default: dashboard,product,"
-        "dashboard-500; dashboard-500 is measured at concurrency 1 and 0 ms only)",
+        help="dashboard, product, dashboard-100, dashboard-500, dashboard-apollo (default: "
+        "dashboard,product,dashboard-500,dashboard-apollo; dashboard-500 is measured at "
+        "concurrency 1 and 0 ms only, dashboard-apollo at 0 ms on the gateway and the reference)",
     )
     parser.add_argument(
         "--concurrency",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -21,6 +22,25 @@ DASHBOARD = """query Dashboard {{ orders(first: {first}) {{ nodes {{ id status t
   items {{ quantity product {{ id name price stock averageRating }} }} }} }} }}"""
 
 PRODUCT = """{{ product(id: "{id}") {{ name }} }}"""
+
+# The Dashboard as Apollo Client sends it: named fragments, `__typename` on every object (its
+# cache needs them), variables with defaults, and sections behind `@include` flags. With both
+# flags on, it asks for the plain Dashboard's fields plus the `__typename`s.
+APOLLO_DASHBOARD = """query Dashboard($first: Int = 20, $withBuyer: Boolean = false,
+    $withStock: Boolean = true) {
+  orders(first: $first) { __typename nodes { ...OrderSummary } }
+}
+fragment OrderSummary on Order {
+  __typename id status total
+  user @include(if: $withBuyer) { ...Buyer }
+  items { __typename quantity product { ...ProductCard } }
+}
+fragment Buyer on User { __typename id name }
+fragment ProductCard on Product {
+  __typename id name price
+  ...Availability @include(if: $withStock)
+}
+fragment Availability on Product { __typename stock averageRating }"""
 
 
 @dataclass(frozen=True)
@@ -32,13 +52,20 @@ class Workload:
     description: str
     only_concurrency: tuple[int, ...] | None = None  # None: every concurrency of the run
     only_latency_ms: tuple[float, ...] | None = None  # None: every latency of the run
+    variables: dict[str, Any] | None = None
+    only_targets: tuple[str, ...] | None = None  # None: every target of the run
 
     @property
     def body(self) -> bytes:
-        return orjson.dumps({"query": self.query})
+        if self.variables is None:
+            return orjson.dumps({"query": self.query})
+        return orjson.dumps({"query": self.query, "variables": self.variables})
 
     def runs_at(self, latency_ms: float) -> bool:
         return self.only_latency_ms is None or latency_ms in self.only_latency_ms
+
+    def runs_on(self, target: str) -> bool:
+        return self.only_targets is None or target in self.only_targets
 
     def concurrencies(self, requested: Sequence[int]) -> list[int]:
         """The run's concurrencies this workload is measured at."""
@@ -63,6 +90,20 @@ def dashboard(
     )
 
 
+def apollo_dashboard() -> Workload:
+    return Workload(
+        name="dashboard-apollo",
+        query=APOLLO_DASHBOARD,
+        floor_path="/dashboard?first=20",  # unused: the floor knows no `__typename`
+        needs_token=True,
+        description="the Dashboard as Apollo Client sends it: named fragments, `__typename`"
+        " everywhere, two `@include(if: $flag)` sections, variables with defaults (5 calls)",
+        only_latency_ms=(0.0,),
+        variables={"first": 20, "withBuyer": True},  # `withStock` keeps its default
+        only_targets=("gateway", "reference"),
+    )
+
+
 def product(product_id: int) -> Workload:
     return Workload(
         name="product",
@@ -81,8 +122,9 @@ def available(product_id: int) -> dict[str, Workload]:
         dashboard(100),
         # one request takes ~25 times a Dashboard's work: concurrency 1 at 0 ms says enough
         dashboard(500, only_concurrency=(1,), only_latency_ms=(0.0,)),
+        apollo_dashboard(),
     ]
     return {w.name: w for w in workloads}
 
 
-DEFAULT_WORKLOADS = ("dashboard", "product", "dashboard-500")
+DEFAULT_WORKLOADS = ("dashboard", "product", "dashboard-500", "dashboard-apollo")

@@ -141,4 +141,5 @@ def create_app(
     app.state.settings = settings
     app.state.upstreams = upstreams
     app.state.telemetry = telemetry
+    app.state.fast_path_stats = executor.stats  # fallbacks to graphql-core, by reason
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -62,21 +63,20 @@ def app_from_env() -> object:
     return app
 
 
-def run_uvicorn(app: object, host: str, port: int, workers: int = 1) -> None:
+def run_uvicorn_workers(host: str, port: int, workers: int, drain_timeout: float) -> None:
+    """uvicorn's own multiprocess mode, where SO_REUSEPORT does not balance connections."""
     import uvicorn
 
-    if workers > 1:
-        uvicorn.run(
-            "bff.cli:app_from_env",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-        )
-    else:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)  # type: ignore[arg-type]
+    uvicorn.run(
+        "bff.cli:app_from_env",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=math.ceil(drain_timeout),  # SPEC section 10: then exit
+    )
 
 
 def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int:
@@ -116,13 +116,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ[CONFIG_ENV] = os.path.abspath(path)
     from bff.app import create_app
 
-    print(f"bff: serving on http://{host}:{port}/graphql", file=sys.stderr, flush=True)
     if workers > 1:
-        run_uvicorn(None, host, port, workers)
-    else:
-        app = create_app(settings)
-        tune_gc()
-        run_uvicorn(app, host, port)
+        print(f"bff: serving on http://{host}:{port}/graphql", file=sys.stderr, flush=True)
+        run_uvicorn_workers(host, port, workers, settings.server.drain_timeout)
+        return 0
+    from bff.serving import bind, serve_on, url_of
+
+    app = create_app(settings)
+    tune_gc()
+    try:
+        sock = bind(host, port)  # before announcing: the real port, also for --port 0
+    except OSError as error:
+        print(f"bff: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
+        return 1
+    print(f"bff: serving on {url_of(sock)}/graphql", file=sys.stderr, flush=True)
+    serve_on(app, sock, settings.server.drain_timeout)
     return 0
 
 
@@ -146,7 +154,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         app = create_app(settings, graphiql_headers={"Authorization": f"Bearer {token}"})
         tune_gc()
         print(banner(settings, token), flush=True)
-        serve_on(app, sock)
+        serve_on(app, sock, settings.server.drain_timeout)
     return 0
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
+import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from types import TracebackType
-from typing import Any, Self
+from types import FrameType, TracebackType
+from typing import Any, NoReturn, Self
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -60,7 +62,14 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def server_for(app: ASGIApp, **options: Any) -> uvicorn.Server:
+DRAIN_TIMEOUT = 2.0  # seconds in-flight requests get on shutdown, unless `server.drain_timeout`
+
+
+def server_for(
+    app: ASGIApp, drain_timeout: float = DRAIN_TIMEOUT, **options: Any
+) -> uvicorn.Server:
+    """A uvicorn server for `app`: on SIGINT/SIGTERM it stops accepting, lets in-flight requests
+    finish for up to `drain_timeout` seconds, then cancels them and returns."""
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -68,7 +77,7 @@ def server_for(app: ASGIApp, **options: Any) -> uvicorn.Server:
         access_log=False,
         ws="none",
         server_header=False,
-        timeout_graceful_shutdown=2,
+        timeout_graceful_shutdown=math.ceil(drain_timeout),  # whole seconds, rounded up
         **options,
     )
     return uvicorn.Server(config)
@@ -88,9 +97,19 @@ def run(coroutine: Coroutine[Any, Any, None]) -> None:
         runner.run(coroutine)
 
 
-def serve_on(app: ASGIApp, sock: socket.socket) -> None:
-    """Serve in the foreground until SIGINT/SIGTERM."""
-    run(server_for(app).serve(sockets=[sock]))
+def serve_on(app: ASGIApp, sock: socket.socket, drain_timeout: float = DRAIN_TIMEOUT) -> None:
+    """Serve in the foreground until SIGINT/SIGTERM, then exit with status 0.
+
+    uvicorn raises the stop signal again once its graceful shutdown is done; the handler set
+    here (restored by uvicorn then) makes that a quiet `SystemExit(0)`, as in each worker.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, exit_quietly)
+    run(server_for(app, drain_timeout).serve(sockets=[sock]))
+
+
+def exit_quietly(sig: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(0)
 
 
 class BackgroundServer:

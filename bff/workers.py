@@ -32,13 +32,12 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Any, NoReturn
 
 import uvicorn
 
 from bff.config import Settings
 from bff.request_id import install_log_records
-from bff.serving import bind, run, server_for, tune_gc
+from bff.serving import bind, exit_quietly, run, server_for, tune_gc
 from bff.telemetry.logs import configure_logging
 from bff.telemetry.multiproc import shared_metrics_dir, worker_exited
 
@@ -46,7 +45,7 @@ from bff.telemetry.multiproc import shared_metrics_dir, worker_exited
 # do not balance, so they keep uvicorn's shared socket.
 REUSE_PORT_BALANCES = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 START_TIMEOUT = 30.0  # seconds for every worker to serve before the supervisor gives up
-STOP_TIMEOUT = 10.0  # seconds for workers to finish in-flight requests before they are killed
+STOP_MARGIN = 5.0  # seconds past `server.drain_timeout` before a stopping worker is killed
 CRASH_LIMIT = 5  # this many worker deaths within CRASH_WINDOW seconds: a restart would not help
 CRASH_WINDOW = 10.0
 
@@ -94,7 +93,7 @@ def worker_main(settings: Settings, host: str, port: int, supervisor: Connection
     one uvicorn raises again after its graceful shutdown, end the process with status 0.
     """
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _exit_quietly)
+        signal.signal(sig, exit_quietly)
     install_log_records()  # before any handler formats the request_id
     configure_logging(settings.logging.level, settings.logging.format)
     from bff.app import create_app  # here, so the idle supervisor never loads the app
@@ -106,11 +105,7 @@ def worker_main(settings: Settings, host: str, port: int, supervisor: Connection
     except OSError as error:
         print(f"bff: worker {os.getpid()}: {cannot_listen(host, port, error)}", file=sys.stderr)
         raise SystemExit(1) from None
-    run(_serve(server_for(app), sock, supervisor))
-
-
-def _exit_quietly(sig: int, frame: FrameType | None) -> NoReturn:
-    raise SystemExit(0)
+    run(_serve(server_for(app, settings.server.drain_timeout), sock, supervisor))
 
 
 async def _serve(server: uvicorn.Server, sock: socket.socket, supervisor: Connection) -> None:
@@ -196,7 +191,7 @@ class Supervisor:
         deadline: float | None = time.monotonic() + START_TIMEOUT
         while not self.stopping:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            waiting: list[Any] = [w.process.sentinel for w in self.workers]
+            waiting: list[Connection | int] = [w.process.sentinel for w in self.workers]
             waiting += [w.pipe for w in self.workers if not w.serving]
             wait([wake, *waiting], timeout)
             while _drain(wake):
@@ -229,7 +224,7 @@ class Supervisor:
                     worker.pipe.recv()
                     worker.serving = True
                 except EOFError:  # it is exiting before it served: reap it for `_replace_dead`
-                    worker.process.join(STOP_TIMEOUT)
+                    worker.process.join(STOP_MARGIN)
 
     def _replace_dead(self) -> None:
         for worker in [w for w in self.workers if w.process.exitcode is not None]:
@@ -260,7 +255,8 @@ class Supervisor:
         self.stopping = True
 
     def _stop_workers(self) -> None:
-        """SIGTERM to every worker (uvicorn's graceful shutdown), SIGKILL after STOP_TIMEOUT.
+        """SIGTERM to every worker (uvicorn's graceful shutdown), SIGKILL if one still runs
+        `STOP_MARGIN` seconds after its drain timeout.
 
         SIGTERM even when we got SIGINT: after Ctrl+C the workers got SIGINT from the terminal
         already, and a second SIGINT would make uvicorn drop in-flight requests.
@@ -269,7 +265,7 @@ class Supervisor:
         for worker in self.workers:
             if worker.process.exitcode is None:
                 worker.process.terminate()
-        deadline = time.monotonic() + STOP_TIMEOUT
+        deadline = time.monotonic() + self.settings.server.drain_timeout + STOP_MARGIN
         for worker in self.workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.exitcode is None:

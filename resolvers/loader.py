@@ -7,10 +7,10 @@ and the batch's error for every key when the call fails, so each field fed by it
 with its own path. The batch span and metric attach through `set_batch_hook` (telemetry
 registers one; resolvers never import it).
 
-It satisfies the `Loader` protocol below (aiodataloader's `DataLoader` interface: `load`,
-`load_many`, `prime`, `clear`, `clear_all`, plus `load_settled`) and keeps aiodataloader's
-timing (keys requested within the same few loop turns share one batch), but batches lists of
-keys rather than single keys: `load_settled` — the form a field of many
+It offers aiodataloader's `DataLoader` interface (`load`, `load_many`, `prime`, `clear`,
+`clear_all`: the `KeyLoader` protocol, checked by the type checker) and its timing (keys
+requested within the same few loop turns share one batch), but batches lists of keys rather
+than single keys: `load_settled` — the form a field of many
 parents uses, one value or exception per key — costs one waiter per batch, where
 aiodataloader's machinery costs a future, a queue entry and a callback per key (about a sixth
 of a Dashboard's CPU before this). Settled values are kept per request, errors included, as
@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
 from bff.errors import BffError
 from upstream_clients import Clients
@@ -30,25 +30,26 @@ from upstream_clients import Clients
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 R = TypeVar("R")
-KC = TypeVar("KC", bound=Hashable, contravariant=True)
-VC = TypeVar("VC")
+K_in = TypeVar("K_in", bound=Hashable, contravariant=True)
 
 
 @runtime_checkable
-class Loader(Protocol[KC, VC]):
-    """What resolvers may ask of a dataloader: aiodataloader's interface and `load_settled`."""
+class KeyLoader(Protocol[K_in, V]):
+    """What resolvers may use of a per-request dataloader."""
 
-    def load(self, key: KC) -> asyncio.Future[VC | None]: ...
+    def load(self, key: K_in) -> asyncio.Future[V | None]: ...
 
-    def load_many(self, keys: Iterable[KC]) -> asyncio.Future[list[VC | None]]: ...
+    def load_many(self, keys: Iterable[K_in]) -> asyncio.Future[list[V | None]]: ...
 
-    async def load_settled(self, keys: Sequence[KC]) -> list[VC | Exception | None]: ...
+    async def load_settled(self, keys: Sequence[K_in]) -> list[V | Exception | None]: ...
 
-    def prime(self, key: KC, value: VC | None) -> Loader[KC, VC]: ...
+    def prime(self, key: K_in, value: V | None) -> Self: ...
 
-    def clear(self, key: KC) -> Loader[KC, VC]: ...
+    def clear(self, key: K_in) -> Self: ...
 
-    def clear_all(self) -> Loader[KC, VC]: ...
+    def clear_all(self) -> Self: ...
+
+    def cancel_pending(self) -> None: ...
 
 
 # Around each batch call: (loader class name, upstream, number of keys) -> a context manager.
@@ -65,12 +66,13 @@ def set_batch_hook(hook: BatchHook | None) -> None:
 class _Batch:
     """Keys asked for within the same few loop turns; `done` settles when all have values."""
 
-    __slots__ = ("done", "keys", "values")
+    __slots__ = ("done", "keys", "task", "values")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.keys: list[Any] = []
         self.values: dict[Any, Any] = {}
         self.done: asyncio.Future[None] = loop.create_future()
+        self.task: asyncio.Task[None] | None = None  # once dispatched
 
 
 class BatchLoader(Generic[K, V, R]):
@@ -84,6 +86,7 @@ class BatchLoader(Generic[K, V, R]):
         self._waiting: dict[K, _Batch] = {}  # keys of batches not settled yet
         self._open: _Batch | None = None  # the batch still taking keys
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._cancelled = False  # `cancel_pending` was called: no batch starts any more
 
     async def fetch(self, keys: list[K]) -> Iterable[R]:
         """One upstream call for all `keys`."""
@@ -129,22 +132,31 @@ class BatchLoader(Generic[K, V, R]):
     def load_many(self, keys: Iterable[K]) -> asyncio.Future[list[V | None]]:
         return asyncio.gather(*(self.load(key) for key in keys))
 
-    def prime(self, key: K, value: V | None) -> BatchLoader[K, V, R]:
+    def prime(self, key: K, value: V | None) -> Self:
         """Remember `value` for `key` unless the key is already known."""
         if key not in self._settled and key not in self._waiting:
             self._settled[key] = value
         return self
 
-    def clear(self, key: K) -> BatchLoader[K, V, R]:
+    def clear(self, key: K) -> Self:
         """Forget `key`: the next load asks the upstream again."""
         self._settled.pop(key, None)
         self._waiting.pop(key, None)
         return self
 
-    def clear_all(self) -> BatchLoader[K, V, R]:
+    def clear_all(self) -> Self:
         self._settled.clear()
         self._waiting.clear()
         return self
+
+    def cancel_pending(self) -> None:
+        """Cancel the batches not settled yet, dispatched or not: their request is gone
+        (its client hung up), so their upstream calls are abandoned."""
+        self._cancelled = True
+        for batch in {id(b): b for b in self._waiting.values()}.values():
+            if batch.task is not None:
+                batch.task.cancel()
+            batch.done.cancel()  # its waiters, if a task never ran to settle it
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -178,7 +190,10 @@ class BatchLoader(Generic[K, V, R]):
     def _dispatch(self, batch: _Batch) -> None:
         if self._open is batch:
             self._open = None
-        self._running_loop().create_task(self._run(batch))
+        if self._cancelled:
+            batch.done.cancel()
+            return
+        batch.task = self._running_loop().create_task(self._run(batch))
 
     async def _run(self, batch: _Batch) -> None:
         keys, remember = batch.keys, True

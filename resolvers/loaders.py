@@ -71,12 +71,15 @@ class ReviewsLoader(BatchLoader[int, tuple[Review, ...], Review]):
 UserOrdersKey = tuple[int, int, int]  # user id, limit, offset
 
 
-class UserOrdersLoader(BatchLoader[UserOrdersKey, Page[Order], Page[Order] | BaseException]):
+PageOrFailure = Page[Order] | BaseException  # one call per key: each may fail alone
+
+
+class UserOrdersLoader(BatchLoader[UserOrdersKey, Page[Order], PageOrFailure]):
     """A page of one user's orders: the service has no batch form, so one call per key."""
 
     upstream = "orders"
 
-    async def fetch(self, keys: list[UserOrdersKey]) -> Iterable[Page[Order] | BaseException]:
+    async def fetch(self, keys: list[UserOrdersKey]) -> Iterable[PageOrFailure]:
         orders = self.clients.orders
         return await asyncio.gather(
             *(orders.list_orders(user_id=u, limit=n, offset=o) for u, n, o in keys),
@@ -84,10 +87,9 @@ class UserOrdersLoader(BatchLoader[UserOrdersKey, Page[Order], Page[Order] | Bas
         )
 
     def collect(
-        self, keys: Sequence[UserOrdersKey], records: Iterable[Page[Order] | BaseException]
+        self, keys: Sequence[UserOrdersKey], records: Iterable[PageOrFailure]
     ) -> list[Page[Order] | None]:
-        # A failed page stays an exception, which load_settled hands on for that key alone.
-        return list(records)  # type: ignore[arg-type]
+        return list(records)  # type: ignore[arg-type]  # a failed page stays its exception
 
 
 class Loaders:
@@ -100,3 +102,15 @@ class Loaders:
         self.stock = StockLoader(clients)
         self.reviews = ReviewsLoader(clients)
         self.user_orders = UserOrdersLoader(clients)
+
+    def cancel_pending(self) -> None:
+        """Abandon every batch still loading: the request they are for is gone."""
+        for loader in (
+            self.users,
+            self.products,
+            self.orders,
+            self.stock,
+            self.reviews,
+            self.user_orders,
+        ):
+            loader.cancel_pending()

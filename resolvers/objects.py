@@ -94,4 +94,4 @@ async def orders_of_users(
     """A page of each user's orders, newest first."""
     limit, offset = page_size(first, 10), offset_after(after)
     pages = await ctx.loaders.user_orders.load_settled([(u.id, limit, offset) for u in users])
-    return [p if isinstance(p, Exception) or p is None else Connection(p) for p in pages]
+    return [p if p is None or isinstance(p, Exception) else Connection(p) for p in pages]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bff.errors import Unauthenticated
 from resolvers.arguments import offset_after, page_size, parse_id
 from resolvers.context import RequestContext
@@ -22,7 +24,7 @@ async def user(ctx: RequestContext, id: str) -> User | None:
     return await ctx.loaders.users.load(parse_id(id))
 
 
-async def users(ctx: RequestContext, ids: list[str]) -> list[User | None]:
+async def users(ctx: RequestContext, ids: Sequence[str]) -> list[User | None]:
     """Positional: one entry per requested id, duplicates kept, `None` where missing."""
     keys = [parse_id(i) for i in ids]
     return list(await ctx.loaders.users.load_many(keys)) if keys else []

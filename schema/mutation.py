@@ -6,8 +6,10 @@ import strawberry
 
 from bff.auth import Authenticated
 from resolvers import mutations
+from schema.fields import mutation
 from schema.permissions import requires
 from schema.types import Ctx, Order, Review
+from upstream_clients import records
 
 
 @strawberry.input
@@ -30,11 +32,11 @@ class AddReviewInput:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(extensions=requires(Authenticated()))
-    async def place_order(self, info: Ctx, input: PlaceOrderInput) -> Order:
+    @mutation(Order, permission=requires(Authenticated()))
+    async def place_order(self, info: Ctx, input: PlaceOrderInput) -> records.Order:
         lines = [(line.product_id, line.quantity) for line in input.items]
         return await mutations.place_order(info.context, lines)
 
-    @strawberry.mutation(extensions=requires(Authenticated()))
-    async def add_review(self, info: Ctx, input: AddReviewInput) -> Review:
+    @mutation(Review, permission=requires(Authenticated()))
+    async def add_review(self, info: Ctx, input: AddReviewInput) -> records.Review:
         return await mutations.add_review(info.context, input.product_id, input.rating, input.body)

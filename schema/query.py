@@ -6,6 +6,8 @@ import strawberry
 
 from bff.auth import Authenticated, OwnerOr, Scopes
 from resolvers import queries
+from resolvers.pages import Connection
+from schema.fields import field
 from schema.permissions import requires
 from schema.types import Ctx, Order, OrderConnection, Product, ProductConnection, User, given
 from upstream_clients import records
@@ -17,38 +19,38 @@ def order_owner(order: records.Order) -> int:
 
 @strawberry.type
 class Query:
-    @strawberry.field(extensions=requires(Authenticated()))
-    async def me(self, info: Ctx) -> User | None:
+    @field(User | None, permission=requires(Authenticated()))
+    async def me(self, info: Ctx) -> records.User | None:
         return await queries.me(info.context)
 
-    @strawberry.field
-    async def user(self, info: Ctx, id: strawberry.ID) -> User | None:
+    @field(User | None)
+    async def user(self, info: Ctx, id: strawberry.ID) -> records.User | None:
         return await queries.user(info.context, id)
 
-    @strawberry.field
-    async def users(self, info: Ctx, ids: list[strawberry.ID]) -> list[User | None]:
+    @field(list[User | None])
+    async def users(self, info: Ctx, ids: list[strawberry.ID]) -> list[records.User | None]:
         return await queries.users(info.context, ids)
 
-    @strawberry.field
-    async def product(self, info: Ctx, id: strawberry.ID) -> Product | None:
+    @field(Product | None)
+    async def product(self, info: Ctx, id: strawberry.ID) -> records.Product | None:
         return await queries.product(info.context, id)
 
-    @strawberry.field
+    @field(ProductConnection)
     async def products(
         self,
         info: Ctx,
         category: str | None = strawberry.UNSET,
         first: int | None = 20,
         after: str | None = strawberry.UNSET,
-    ) -> ProductConnection:
+    ) -> Connection[records.Product]:
         return await queries.products(info.context, given(category), first, given(after))
 
-    @strawberry.field(extensions=requires(OwnerOr("orders:read"), owner_of_result=order_owner))
-    async def order(self, info: Ctx, id: strawberry.ID) -> Order | None:
+    @field(Order | None, permission=requires(OwnerOr("orders:read"), owner_of_result=order_owner))
+    async def order(self, info: Ctx, id: strawberry.ID) -> records.Order | None:
         return await queries.order(info.context, id)
 
-    @strawberry.field(extensions=requires(Scopes("orders:read")))
+    @field(OrderConnection, permission=requires(Scopes("orders:read")))
     async def orders(
         self, info: Ctx, first: int | None = 20, after: str | None = strawberry.UNSET
-    ) -> OrderConnection:
+    ) -> Connection[records.Order]:
         return await queries.orders(info.context, first, given(after))

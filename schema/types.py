@@ -2,10 +2,9 @@
 
 The value of an object type is the record `resolvers` return (a `records.Product` is a
 `Product`, a `resolvers.pages.Connection` a `ProductConnection`): plain fields read its
-attributes, so no object is built per record. A field that loads data declares its batch form
-(`schema.batch`), one function for every parent of a level; its strawberry resolver calls it
-for one parent. The forms below bind GraphQL arguments to the field logic in
-`resolvers.objects`, looked up when called.
+attributes, so no object is built per record. A field that loads data is declared once with
+`@batched` (`schema.batch`): a function over all the parents of a level, with its arguments
+and its permission; the fast path calls it once per level, graphql-core once per parent.
 """
 
 from __future__ import annotations
@@ -19,12 +18,12 @@ from strawberry.types import Info
 from bff.auth import OwnerOr
 from resolvers import objects
 from resolvers.context import RequestContext
-from schema.batch import Args, batch, one
+from schema.batch import batched
 from schema.permissions import requires
 from upstream_clients import records
 
 Ctx = Info[RequestContext, None]
-Parents = Sequence[Any]
+Settled = list[Any]  # what `resolvers.objects` answer: one value or exception per parent
 
 
 def given(value: Any) -> Any:
@@ -34,52 +33,6 @@ def given(value: Any) -> Any:
 
 def user_id(user: records.User) -> int:
     return user.id
-
-
-# -- batch forms
-
-
-async def order_user(ctx: RequestContext, orders: Parents, args: Args) -> list[Any]:
-    return await objects.order_users(ctx, orders)
-
-
-async def line_product(ctx: RequestContext, lines: Parents, args: Args) -> list[Any]:
-    return await objects.line_products(ctx, lines)
-
-
-async def review_author(ctx: RequestContext, reviews: Parents, args: Args) -> list[Any]:
-    return await objects.review_authors(ctx, reviews)
-
-
-async def review_product(ctx: RequestContext, reviews: Parents, args: Args) -> list[Any]:
-    return await objects.review_products(ctx, reviews)
-
-
-async def product_stock(ctx: RequestContext, products: Parents, args: Args) -> list[Any]:
-    return await objects.stock(ctx, products)
-
-
-async def product_reviews(ctx: RequestContext, products: Parents, args: Args) -> list[Any]:
-    return await objects.first_reviews(ctx, products, args.get("first"))
-
-
-async def product_review_count(ctx: RequestContext, products: Parents, args: Args) -> list[Any]:
-    return await objects.review_counts(ctx, products)
-
-
-async def product_average_rating(ctx: RequestContext, products: Parents, args: Args) -> list[Any]:
-    return await objects.average_ratings(ctx, products)
-
-
-def user_email(ctx: RequestContext, users: Parents, args: Args) -> list[Any]:
-    return objects.emails(users)
-
-
-async def user_orders(ctx: RequestContext, users: Parents, args: Args) -> list[Any]:
-    return await objects.orders_of_users(ctx, users, args.get("first"), args.get("after"))
-
-
-# -- types
 
 
 @strawberry.type
@@ -93,21 +46,18 @@ class User:
     id: strawberry.ID
     name: str
 
-    @strawberry.field(
-        extensions=requires(OwnerOr("users:read:email"), owner=user_id),
-        metadata=batch(user_email),
-    )
-    def email(self, info: Ctx) -> str | None:
-        return one(user_email, info, self)
+    @batched(permission=requires(OwnerOr("users:read:email"), owner=user_id))
+    def email(ctx: RequestContext, users: Sequence[records.User]) -> list[str | None]:
+        return objects.emails(users)
 
-    @strawberry.field(
-        extensions=requires(OwnerOr("orders:read"), owner=user_id),
-        metadata=batch(user_orders),
-    )
+    @batched(permission=requires(OwnerOr("orders:read"), owner=user_id))
     async def orders(
-        self, info: Ctx, first: int | None = 10, after: str | None = strawberry.UNSET
-    ) -> OrderConnection:
-        return await one(user_orders, info, self, first=first, after=after)
+        ctx: RequestContext,
+        users: Sequence[records.User],
+        first: int | None = 10,
+        after: str | None = strawberry.UNSET,
+    ) -> list[OrderConnection]:
+        return await objects.orders_of_users(ctx, users, first, given(after))
 
 
 @strawberry.type
@@ -118,21 +68,25 @@ class Product:
     currency: str
     category: str
 
-    @strawberry.field(description="Units available, from inventory.", metadata=batch(product_stock))
-    async def stock(self, info: Ctx) -> int | None:
-        return await one(product_stock, info, self)
+    @batched(description="Units available, from inventory.")
+    async def stock(ctx: RequestContext, products: Sequence[records.Product]) -> list[int | None]:
+        return await objects.stock(ctx, products)
 
-    @strawberry.field(metadata=batch(product_reviews))
-    async def reviews(self, info: Ctx, first: int | None = 5) -> list[Review]:
-        return await one(product_reviews, info, self, first=first)
+    @batched()
+    async def reviews(
+        ctx: RequestContext, products: Sequence[records.Product], first: int | None = 5
+    ) -> list[list[Review]]:
+        return await objects.first_reviews(ctx, products, first)
 
-    @strawberry.field(metadata=batch(product_review_count))
-    async def review_count(self, info: Ctx) -> int:
-        return await one(product_review_count, info, self)
+    @batched()
+    async def review_count(ctx: RequestContext, products: Sequence[records.Product]) -> list[int]:
+        return await objects.review_counts(ctx, products)
 
-    @strawberry.field(metadata=batch(product_average_rating))
-    async def average_rating(self, info: Ctx) -> float | None:
-        return await one(product_average_rating, info, self)
+    @batched()
+    async def average_rating(
+        ctx: RequestContext, products: Sequence[records.Product]
+    ) -> list[float | None]:
+        return await objects.average_ratings(ctx, products)
 
 
 @strawberry.type
@@ -141,13 +95,15 @@ class Review:
     rating: int
     body: str
 
-    @strawberry.field(metadata=batch(review_author))
-    async def author(self, info: Ctx) -> User | None:
-        return await one(review_author, info, self)
+    @batched()
+    async def author(ctx: RequestContext, reviews: Sequence[records.Review]) -> list[User | None]:
+        return await objects.review_authors(ctx, reviews)
 
-    @strawberry.field(metadata=batch(review_product))
-    async def product(self, info: Ctx) -> Product | None:
-        return await one(review_product, info, self)
+    @batched()
+    async def product(
+        ctx: RequestContext, reviews: Sequence[records.Review]
+    ) -> list[Product | None]:
+        return await objects.review_products(ctx, reviews)
 
 
 @strawberry.type
@@ -155,9 +111,11 @@ class OrderItem:
     quantity: int
     unit_price: float
 
-    @strawberry.field(metadata=batch(line_product))
-    async def product(self, info: Ctx) -> Product | None:
-        return await one(line_product, info, self)
+    @batched()
+    async def product(
+        ctx: RequestContext, lines: Sequence[records.OrderLine]
+    ) -> list[Product | None]:
+        return await objects.line_products(ctx, lines)
 
 
 @strawberry.type
@@ -168,9 +126,9 @@ class Order:
     total: float
     items: list[OrderItem]
 
-    @strawberry.field(metadata=batch(order_user))
-    async def user(self, info: Ctx) -> User | None:
-        return await one(order_user, info, self)
+    @batched()
+    async def user(ctx: RequestContext, orders: Sequence[records.Order]) -> list[User | None]:
+        return await objects.order_users(ctx, orders)
 
 
 @strawberry.type

@@ -68,6 +68,7 @@ FIRSTS = (0, 1, 2, 3, 5, 20)
 CURSORS = (*(encode_cursor(n) for n in (0, 1, 2, 4, 9, 499)), "bad!cursor")
 CATEGORIES = (*sorted(DATA.product_ids_by_category), "unknown")
 ALIASES = ("a", "b", "c", "x")
+FLAGS = ("flag", "beta", "full")  # variables of @include/@skip
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,10 @@ class _Builder:
         self.fragments: list[str] = []
         self.counter = itertools.count()
         self.cost = 0  # fields executed so far, as each occurrence's width added up
-        # One document in four carries directives (which may keep it off the fast path).
-        self.directive_percent = self.pick((0, 0, 0, 8))
+        self.flags: set[str] = set()  # flag variables defined so far
+        # Half the documents carry `@include`/`@skip` (the fast path plans one root per
+        # combination of their variables), some of them on most selections.
+        self.directive_percent = self.pick((0, 0, 10, 40))
 
     # -- drawing helpers (each shrinks towards the plainer document)
 
@@ -352,12 +355,16 @@ class _Builder:
         directive = self.pick(("include", "skip"))
         condition = self.pick((True, False))
         if self.chance(50):
-            name = self.fresh("b")
-            if self.chance(50):
-                self.definitions.append(f"${name}: Boolean!")
-                self.values[name] = condition
-            else:
-                self.definitions.append(f"${name}: Boolean = {json.dumps(condition)}")
+            # A few flags, reused as a client reuses its feature flags (one in ten fresh, so
+            # that operations with more switches than the fast path plans are drawn too).
+            name = self.fresh("b") if self.chance(10) else self.pick(FLAGS)
+            if name not in self.flags:
+                self.flags.add(name)
+                if self.chance(50):
+                    self.definitions.append(f"${name}: Boolean!")
+                    self.values[name] = condition
+                else:
+                    self.definitions.append(f"${name}: Boolean = {json.dumps(condition)}")
             return f" @{directive}(if: ${name})"
         return f" @{directive}(if: {json.dumps(condition)})"
 

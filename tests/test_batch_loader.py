@@ -19,7 +19,7 @@ from bff.errors import UpstreamUnavailable
 from bff.graphql.executor import GraphQLExecutor
 from bff.upstream import Upstreams
 from resolvers.context import RequestContext
-from resolvers.loader import BatchLoader
+from resolvers.loader import BatchLoader, KeyLoader
 from schema import schema
 from services import RunningServices
 from tests.support import DASHBOARD, gateway_settings
@@ -58,14 +58,9 @@ def run(test: Any) -> Any:
 
 
 def test_satisfies_the_loader_protocol() -> None:
-    """Resolvers rely on the protocol (aiodataloader's interface plus load_settled), not a base."""
-    from resolvers.loader import Loader
-    from resolvers.loaders import Loaders
-
-    loaders = Loaders(clients=None)  # type: ignore[arg-type]  # no call is made
-    for loader in vars(loaders).values():
-        assert isinstance(loader, Loader)
-    assert not isinstance(object(), Loader)
+    assert isinstance(Squares(), KeyLoader)
+    checked: KeyLoader[int, int] = Squares()  # and statically, for the type checker
+    assert checked.prime(1, 1) is checked
 
 
 def test_loads_from_sibling_tasks_share_one_batch_without_duplicates() -> None:
@@ -127,7 +122,7 @@ def test_an_unexpected_failure_reaches_every_key_and_is_not_remembered() -> None
 
 def test_a_batch_of_the_wrong_length_is_an_error_for_every_key() -> None:
     class Short(Squares):
-        async def batch_load_fn(self, keys: list[int]) -> list[Any]:  # type: ignore[override]
+        async def batch_load_fn(self, keys: list[int]) -> list[Any]:
             return [1]
 
     async def main() -> list[Any]:
@@ -232,3 +227,26 @@ def test_a_request_leaves_no_reference_cycles(shop: RunningServices) -> None:
         assert asyncio.run(main()) == 0
     finally:
         gc.enable()
+
+
+def test_cancel_pending_abandons_batches_in_flight_and_not_yet_dispatched() -> None:
+    """What a request whose client hung up leaves behind: nothing keeps loading."""
+
+    async def main() -> tuple[list[list[int]], bool, bool, bool]:
+        loader = Squares()
+        loader.release.clear()  # the upstream never answers
+        flying = asyncio.ensure_future(loader.load_settled([1, 2]))
+        while not loader.batches:  # dispatched, its fetch awaiting the upstream
+            await asyncio.sleep(0)
+        fetch = next(iter({id(b): b for b in loader._waiting.values()}.values())).task
+        queued = loader.load(3)  # in a batch not dispatched yet
+        loader.cancel_pending()
+        await asyncio.gather(flying, queued, return_exceptions=True)
+        for _ in range(5):  # the queued batch's dispatch turn passes
+            await asyncio.sleep(0)
+        assert fetch is not None
+        return loader.batches, fetch.cancelled(), flying.cancelled(), queued.cancelled()
+
+    batches, fetch_cancelled, flying_cancelled, queued_cancelled = run(main)
+    assert batches == [[1, 2]]  # key 3 never reached the upstream
+    assert fetch_cancelled and flying_cancelled and queued_cancelled

@@ -24,7 +24,14 @@ from graphql import ExecutionResult, GraphQLError
 from bff.auth import ANONYMOUS, Principal
 from bff.config import Settings
 from bff.graphql.executor import GraphQLExecutor, RequestErrors
-from bff.graphql.fastpath.plan import ATTR, BATCH, RESOLVE, TYPENAME, FieldPlan
+from bff.graphql.fastpath.plan import (
+    ATTR,
+    BATCH,
+    RESOLVE,
+    Fallback,
+    FieldPlan,
+    OperationPlan,
+)
 from bff.upstream import Upstreams
 from resolvers.context import RequestContext
 from schema import schema
@@ -213,17 +220,109 @@ def test_a_failing_non_null_field_can_null_all_data(reviews_down: Settings) -> N
     [
         "{ __schema { queryType { name } } }",
         '{ __type(name: "User") { name } }',
-        'query($yes: Boolean!) { product(id: "1") { name @include(if: $yes) } }',
-        '{ product(id: "1") { ... @skip(if: false) { name } } }',
         'query A { product(id: "1") { id } } query B { product(id: "2") { id } }',
     ],
 )
 def test_unusual_operations_are_left_to_graphql_core(healthy: Settings, query: str) -> None:
     prepared = EXECUTOR.prepare(query)
-    assert EXECUTOR.plan(prepared, None) is None
-    assert prepared.plans == {None: None}  # decided once
+    fallback = EXECUTOR.plan(prepared, None)
+    assert isinstance(fallback, Fallback)
+    assert prepared.plans == {None: fallback}  # decided once
     fast, reference = both(healthy, query, {"yes": True})
     assert fast == reference
+
+
+SWITCHED = """query Switched($withReviews: Boolean!, $lean: Boolean = false) {
+  product(id: "3") {
+    id name @skip(if: $lean)
+    ...Reviews @include(if: $withReviews)
+    ... on Product @skip(if: true) { price }
+    stock @include(if: false) category @include(if: true)
+  }
+  products(first: 2) @skip(if: $lean) {
+    nodes { id ... @include(if: $withReviews) { reviewCount } }
+  }
+}
+fragment Reviews on Product { reviews(first: 2) { id author { id @skip(if: $lean) } } }"""
+
+
+@pytest.mark.parametrize("with_reviews", [True, False])
+@pytest.mark.parametrize("lean", [True, False, None])
+def test_skip_and_include_stay_on_the_fast_path(
+    healthy: Settings, with_reviews: bool, lean: bool | None
+) -> None:
+    executor = GraphQLExecutor(schema._schema)
+    prepared = executor.prepare(SWITCHED)
+    plan = executor.plan(prepared, None)
+    assert isinstance(plan, OperationPlan)
+    assert plan.switches == ("lean", "withReviews")
+    assert len(plan.roots) == 4  # one root selection per combination of the switches
+    variables: dict[str, Any] = {"withReviews": with_reviews}
+    if lean is not None:
+        variables["lean"] = lean
+    fast, reference = both(healthy, SWITCHED, variables)
+    assert fast == reference
+    data = json.loads(fast[0])
+    product = data["product"]
+    assert ("name" in product) is not bool(lean)
+    assert ("reviews" in product) is with_reviews
+    assert "price" not in product and "stock" not in product and product["category"]
+    assert ("products" in data) is not bool(lean)
+
+
+def run_on(executor: GraphQLExecutor, settings: Settings, query: str, variables: Any) -> Outcome:
+    async def main() -> Outcome:
+        pools = Upstreams.from_settings(settings)
+        try:
+            return await execute(executor, pools, query, variables, USER_1, False)
+        finally:
+            await pools.aclose()
+
+    return asyncio.run(main())
+
+
+def test_fallbacks_are_counted_by_reason_and_logged_once(
+    healthy: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    executor = GraphQLExecutor(schema._schema)
+    caplog.set_level("DEBUG", logger="bff.graphql")
+    for _ in range(3):
+        run_on(executor, healthy, "query Intro { __schema { queryType { name } } }", None)
+    run_on(executor, healthy, SWITCHED, {"withReviews": True})
+    # a null switch: graphql-core judges it (and refuses it), counted as such
+    run_on(executor, healthy, SWITCHED, {"withReviews": True, "lean": None})
+    assert executor.stats.fast == 1
+    assert executor.stats.fallbacks == {"introspection": 3, "null @skip/@include variable": 1}
+    assert executor.stats.fallback_total == 4
+    logged = [r.getMessage() for r in caplog.records if r.name == "bff.graphql"]
+    assert logged == ["operation Intro runs on graphql-core: introspection"]
+
+
+NESTED_ORDERS = "{ orders(first: 5) { nodes { id user { orders(first: 5) { nodes { id } } } } } }"
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_the_response_ceiling_answers_one_error_on_both_paths(
+    healthy: Settings, reference: bool
+) -> None:
+    small = GraphQLExecutor(schema._schema, max_result_values=40)
+
+    async def main() -> Outcome:
+        pools = Upstreams.from_settings(healthy)
+        try:
+            return await execute(small, pools, NESTED_ORDERS, None, USER_1, reference)
+        finally:
+            await pools.aclose()
+
+    data, errors = asyncio.run(main())
+    assert data == "request error"
+    (error,) = (json.loads(e) for e in errors)
+    assert error["o"] == "ResponseTooLarge"
+    assert error["x"] == {"code": "QUERY_TOO_COMPLEX"}
+    assert "Response limit exceeded" in error["m"] and "40 values" in error["m"]
+    # under the ceiling the same query is answered in full, alike on both paths
+    fast, ref = both(healthy, NESTED_ORDERS)
+    assert fast == ref and json.loads(fast[0])["orders"]["nodes"]
 
 
 def kinds(fields: list[FieldPlan], into: dict[str, int]) -> dict[str, int]:
@@ -240,7 +339,7 @@ def kinds(fields: list[FieldPlan], into: dict[str, int]) -> dict[str, int]:
 def test_the_dashboard_is_planned_once_with_a_form_per_field() -> None:
     prepared = EXECUTOR.prepare(DASHBOARD + " ")
     plan = EXECUTOR.plan(prepared, None)
-    assert plan is not None and EXECUTOR.plan(prepared, None) is plan
+    assert isinstance(plan, OperationPlan) and EXECUTOR.plan(prepared, None) is plan
     assert kinds(plan.root.fields, {}) == {
         "Query.orders": RESOLVE,  # strawberry's resolver: arguments, then `Requires`
         "OrderConnection.nodes": ATTR,
@@ -260,12 +359,14 @@ def test_the_dashboard_is_planned_once_with_a_form_per_field() -> None:
         "Product.averageRating": BATCH,
     }
     emails = EXECUTOR.plan(EXECUTOR.prepare("{ me { email __typename } }"), None)
-    assert emails is not None
+    assert isinstance(emails, OperationPlan)
     assert kinds(emails.root.fields, {}) == {
         "Query.me": RESOLVE,
         "User.email": BATCH,  # with its `Requires` check run per user
-        "User.__typename": TYPENAME,
     }
+    me = emails.root.fields[0].shape
+    assert me is not None and me.selection is not None
+    assert me.selection.template == {"email": None, "__typename": "User"}  # filled in once
 
 
 # -- batching and levels
@@ -408,7 +509,7 @@ TOY_QUERIES = [
 def test_the_engine_answers_like_graphql_core_on_any_schema(query: str) -> None:
     async def main() -> tuple[Outcome, Outcome]:
         prepared = TOY.prepare(query)
-        assert TOY.plan(prepared, None) is not None
+        assert isinstance(TOY.plan(prepared, None), OperationPlan)
         runs = []
         for reference in (False, True):
             result = await TOY.execute(

@@ -47,6 +47,7 @@ from hypothesis import strategies as st
 from bff.auth import ANONYMOUS, Principal
 from bff.config import Settings
 from bff.graphql.executor import GraphQLExecutor, RequestErrors
+from bff.graphql.fastpath import OperationPlan
 from bff.upstream import Upstreams
 from resolvers.context import RequestContext
 from schema import schema as strawberry_schema
@@ -291,18 +292,21 @@ def test_generated_queries_agree_when_upstreams_fail(
 
 
 def test_the_generated_corpus_mostly_takes_the_fast_path() -> None:
-    """Documents left to graphql-core (directives, introspection) compare it with itself."""
+    """Documents left to graphql-core (several directive variables, introspection) compare it
+    with itself."""
     executor = GraphQLExecutor(GRAPHQL_SCHEMA, fast=True)
-    planned: list[bool] = []
+    fallbacks: list[str] = []
 
     @settings(max_examples=30, deadline=None, database=None, derandomize=True)
     @given(query=queries(GRAPHQL_SCHEMA))
     def draw(query: GeneratedQuery) -> None:
         prepared = executor.prepare(query.document)
-        planned.append(executor.plan(prepared, query.operation_name) is not None)
+        plan = executor.plan(prepared, query.operation_name)
+        if not isinstance(plan, OperationPlan):
+            fallbacks.append(plan.reason)
 
     draw()
-    assert sum(planned) >= 0.7 * len(planned), f"{sum(planned)} of {len(planned)} planned"
+    assert len(fallbacks) <= 3, fallbacks
 
 
 # -- hand-written cases

@@ -79,6 +79,13 @@ class ServerConfig(Section):
         "identifying the client; empty trusts none.",
     )
     workers: int = Field(1, ge=1, description="Worker processes of `bff serve`.")
+    drain_timeout: Duration = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="On SIGTERM the gateway stops accepting connections and lets in-flight "
+        "requests finish for up to this long, then cancels them and exits.",
+    )
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

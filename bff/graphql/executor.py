@@ -3,10 +3,11 @@
 Documents are parsed and validated once per distinct text (an LRU keyed by the document).
 Each operation of a cached document is then planned once for the execution fast path
 (`bff.graphql.fastpath`), or marked as one for plain graphql-core execution (introspection,
-`@skip`/`@include`, anything unusual); both answer alike, and `reference=True` forces
-graphql-core. Request errors (syntax, validation, unknown operation, bad variables) come back
-as `RequestErrors` so the HTTP layer can give them the status the GraphQL-over-HTTP spec asks
-for.
+anything unusual, counted in `stats` by reason); both answer alike, and `reference=True`
+forces graphql-core. Both stop at the response ceiling (`bff.graphql.ceiling`): a request that
+hits it gets one `QUERY_TOO_COMPLEX` error. Request errors (syntax, validation, unknown
+operation, bad variables) come back as `RequestErrors` so the HTTP layer can give them the
+status the GraphQL-over-HTTP spec asks for.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from graphql import (
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
-from bff.graphql.fastpath import OperationPlan, execute_plan, plan_operation
+from bff.graphql.ceiling import MAX_RESULT_VALUES, bounded_executor, too_large
+from bff.graphql.fallbacks import FastPathStats
+from bff.graphql.fastpath import Fallback, OperationPlan, execute_plan, plan_operation
 
 Execute = Callable[..., Awaitable[ExecutionResult]]
 
@@ -41,10 +44,10 @@ CACHE_SIZE = 512
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A parsed, validated document, and the fast-path plan of each operation run so far
-    (`None` where graphql-core runs it)."""
+    (a `Fallback` where graphql-core runs it)."""
 
     document: DocumentNode
-    plans: dict[str | None, OperationPlan | None] = field(default_factory=dict, compare=False)
+    plans: dict[str | None, OperationPlan | Fallback] = field(default_factory=dict, compare=False)
 
     @property
     def names(self) -> set[str]:
@@ -64,6 +67,9 @@ class RequestErrors(Exception):
         self.errors = errors
 
 
+DISABLED = Fallback("fast path disabled")
+
+
 class GraphQLExecutor:
     def __init__(
         self,
@@ -72,11 +78,15 @@ class GraphQLExecutor:
         introspection: bool = True,
         fast: bool = True,
         observe: Callable[[Execute], Execute] | None = None,
+        max_result_values: int = MAX_RESULT_VALUES,
     ) -> None:
         self.schema = schema
         if observe is not None:  # telemetry's operation span around every execution
             self.execute = observe(self.execute)  # type: ignore[method-assign,assignment]
         self.fast = fast
+        self.limit = max_result_values
+        self.stats = FastPathStats()
+        self._bounded = bounded_executor(max_result_values)
         self.rules = list(specified_rules)
         if not introspection:
             self.rules.append(NoSchemaIntrospectionCustomRule)
@@ -132,29 +142,58 @@ class GraphQLExecutor:
         context: Any,
         reference: bool = False,
     ) -> ExecutionResult:
-        plan = None if reference or not self.fast else self.plan(prepared, operation_name)
-        if plan is not None:
-            result = await execute_plan(self.schema, plan, context, variables)
-        else:
-            executed = execute(
-                self.schema,
-                prepared.document,
-                context_value=context,
-                variable_values=dict(variables) if variables else None,
-                operation_name=operation_name,
-            )
-            result = executed if isinstance(executed, ExecutionResult) else await executed
+        result = None
+        if not reference:
+            plan = self.plan(prepared, operation_name) if self.fast else DISABLED
+            if isinstance(plan, OperationPlan):
+                result = await execute_plan(self.schema, plan, context, variables, self.limit)
+                if result is None:
+                    self.stats.fell_back("null @skip/@include variable")
+                else:
+                    self.stats.fast += 1
+            else:
+                self.stats.fell_back(plan.reason)
+        if result is None:
+            result = await self.reference(prepared, operation_name, variables, context)
         if result.data is None and result.errors and all(e.path is None for e in result.errors):
             raise RequestErrors(list(result.errors))  # variables could not be coerced
         return result
 
-    def plan(self, prepared: Prepared, operation_name: str | None) -> OperationPlan | None:
-        """The fast-path plan of the operation, made on first use; `None`: graphql-core."""
+    async def reference(
+        self,
+        prepared: Prepared,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+        context: Any,
+    ) -> ExecutionResult:
+        """Plain graphql-core execution, bounded by the same response ceiling."""
+        executed = execute(
+            self.schema,
+            prepared.document,
+            context_value=context,
+            variable_values=dict(variables) if variables else None,
+            operation_name=operation_name,
+            executor_class=self._bounded,
+        )
+        result = executed if isinstance(executed, ExecutionResult) else await executed
+        hit = too_large(result.errors)
+        if hit is not None:  # whatever was built is dropped: one error, no data
+            return ExecutionResult(None, [GraphQLError(hit.message, original_error=hit)])
+        return result
+
+    def plan(self, prepared: Prepared, operation_name: str | None) -> OperationPlan | Fallback:
+        """The fast-path plan of the operation, made on first use, or why graphql-core runs
+        it."""
         try:
             return prepared.plans[operation_name]
         except KeyError:
             plan = plan_operation(self.schema, prepared.document, operation_name)
-            if plan is not None or operation_name is None or operation_name in prepared.names:
+            known = operation_name is None or operation_name in prepared.names
+            if isinstance(plan, Fallback) and known:
+                names = prepared.names
+                name = operation_name or (min(names) if len(names) == 1 else None)
+                self.stats.first_fallback(name, plan.reason)
+            if isinstance(plan, OperationPlan) or known:
                 prepared.plans[operation_name] = plan  # not for any name a client makes up
             return plan
 

@@ -2,7 +2,8 @@
 
 Order of work per request: negotiate the media type, read the request, prepare (cached
 parse + validation), refuse mutations over GET, build the `RequestContext` from the
-principal the auth stage resolved, execute, mask errors, answer with orjson.
+principal the auth stage resolved, execute (cancelled if the client hangs up meanwhile),
+mask errors, answer with orjson.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from bff.errors import BadUserInput
+from bff.graphql.disconnect import ClientDisconnected, cancel_on_disconnect
 from bff.graphql.executor import GraphQLExecutor, RequestErrors, is_mutation
 from bff.graphql.protocol import MalformedRequest, read_request
 from bff.http.graphiql import graphiql_html, wants_graphiql
@@ -66,6 +68,8 @@ class GraphQLEndpoint:
             )
         except RequestErrors as error:
             return request_errors_response(error.errors, media_type)
+        except ClientDisconnected:
+            return Response(status_code=499)  # nobody reads it: the client is gone
 
     async def handle(self, request: Request, media_type: str) -> Response:
         gql = await read_request(request)
@@ -75,12 +79,17 @@ class GraphQLEndpoint:
             raise MalformedRequest("Mutations are only accepted over POST", 405)
         state = request_state(request.scope)
         context = RequestContext.build(state.principal, self.pools, state.request_id)
-        result = await self.executor.execute(
+        execution = self.executor.execute(
             prepared,
             operation_name=gql.operation_name,
             variables=gql.variables,
             context=context,
         )
+        try:
+            result = await cancel_on_disconnect(request.receive, execution)
+        except ClientDisconnected:
+            context.loaders.cancel_pending()
+            raise
         body: dict[str, Any] = {}
         if result.errors:
             body["errors"] = format_errors(result.errors, state.trace_id)

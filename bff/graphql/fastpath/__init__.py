@@ -7,10 +7,13 @@ a level (`engine`): attributes are read in a loop, fields that load data call th
 once (one dataloader call per level), and results are built directly as the dicts of the
 response. What it answers (data, errors with their paths, locations and original errors,
 nulls propagated) is what graphql-core answers; an operation it does not handle (`support`)
-is left to graphql-core, which is decided once per document.
+is left to graphql-core, which is decided once per document (`Fallback` says why).
 
-    plan = plan_operation(schema, document, operation_name)  # None: use graphql-core
-    result = await execute_plan(schema, plan, context, variables)
+    plan = plan_operation(schema, document, operation_name)  # a Fallback: use graphql-core
+    result = await execute_plan(schema, plan, context, variables)  # None: use graphql-core
+
+An execution builds at most `limit` values (`bff.graphql.ceiling`): past that it stops and
+answers one `QUERY_TOO_COMPLEX` error.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from graphql import ExecutionResult, GraphQLSchema
+from graphql import ExecutionResult, GraphQLError, GraphQLSchema
 from graphql.execution.values import get_variable_values
 
+from bff.graphql.ceiling import MAX_RESULT_VALUES, ResponseTooLarge
 from bff.graphql.fastpath.engine import Engine
-from bff.graphql.fastpath.plan import OperationPlan, plan_operation
+from bff.graphql.fastpath.plan import Fallback, OperationPlan, plan_operation
 
 MAX_COERCION_ERRORS = 50  # graphql-core's default
 
@@ -32,8 +36,10 @@ async def execute_plan(
     plan: OperationPlan,
     context: Any,
     variables: Mapping[str, Any] | None,
-) -> ExecutionResult:
-    """Run `plan` as graphql-core's `execute` would run its operation."""
+    limit: int = MAX_RESULT_VALUES,
+) -> ExecutionResult | None:
+    """Run `plan` as graphql-core's `execute` would run its operation; `None` when these
+    variables are for graphql-core to judge (a `@skip`/`@include` switch that is null)."""
     coerced = get_variable_values(
         schema,
         plan.operation.variable_definitions or (),
@@ -42,8 +48,16 @@ async def execute_plan(
     )
     if isinstance(coerced, list):
         return ExecutionResult(None, coerced)
-    data, errors = await Engine(schema, plan, context, coerced).run(plan)
+    root = plan.root_for(coerced.coerced)
+    if root is None:
+        return None
+    engine = Engine(schema, plan, context, coerced)
+    engine.limit = limit
+    try:
+        data, errors = await engine.run(root)
+    except ResponseTooLarge as error:
+        return ExecutionResult(None, [GraphQLError(error.message, original_error=error)])
     return ExecutionResult(data, errors or None)
 
 
-__all__ = ["OperationPlan", "execute_plan", "plan_operation"]
+__all__ = ["Fallback", "OperationPlan", "execute_plan", "plan_operation"]

@@ -4,6 +4,9 @@ Follows graphql-core's `complete_value`: scalars through the type's serializer, 
 item, objects as a copy of their selection's empty result (filled by the level below), and
 every failure handled as `Executor.handle_field_error` would: reported where the place may
 be null, or carried up (`Bubble`) to the nearest place that may, through `Outcome`.
+
+It counts what it builds (`built`: each object, plus one per field it holds) and raises
+`ResponseTooLarge` once that passes `limit` (`bff.graphql.ceiling`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 from graphql import GraphQLError, located_error
 from graphql.pyutils import is_iterable
 
+from bff.graphql.ceiling import MAX_RESULT_VALUES, ResponseTooLarge
 from bff.graphql.fastpath.outcome import Outcome, Pos, path_of
 from bff.graphql.fastpath.plan import FieldPlan, Selection
 from bff.graphql.fastpath.shapes import LEAF, LIST, OBJECT, Shape
@@ -43,6 +47,9 @@ class Level:
 
 class Completion:
     outcome: Outcome
+    limit: int = MAX_RESULT_VALUES
+    built: int = 0  # objects and their fields built so far
+    next_yield: int = 0  # `built` at which the engine next gives the event loop a turn
 
     def complete(
         self,
@@ -116,7 +123,13 @@ class Completion:
                 self.place(shape, values[i], outs[i], key, places[i], field, below)
             except Bubble as bubble:  # a non-null field: its object is nulled, or above
                 self.outcome.kill(bubble.error, places[i], bubble.ranks)
-        return below if below_places else None
+        if not below_places:
+            return None
+        assert inner.selection is not None
+        self.built += len(below_places) * (len(inner.selection.template) + 1)
+        if self.built > self.limit:
+            raise ResponseTooLarge(self.limit)
+        return below
 
     @staticmethod
     def object_lists(

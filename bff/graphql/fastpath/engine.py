@@ -1,7 +1,8 @@
 """Level-wise execution of a plan: each field runs once for all parents of a level.
 
 `start` takes the parents of one selection (their records, their result dicts, their places)
-and goes through the fields in order: `__typename` and attributes are filled in at once, a
+and goes through the fields in order (`__typename` came with the result dict's template):
+attributes are filled in at once, a
 field that needs I/O becomes a unit of work. The units of a level run concurrently, and a
 unit starts the next level of its own field as soon as its values are in, so a query's
 critical path is one upstream call per level, as with one dataloader batch per level.
@@ -18,19 +19,21 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from graphql import GraphQLError
-from graphql.pyutils import is_awaitable
 
 from bff.graphql.fastpath.completion import Completion
 from bff.graphql.fastpath.outcome import Outcome, Pos
-from bff.graphql.fastpath.plan import ATTR, BATCH, TYPENAME, FieldPlan, OperationPlan, Selection
+from bff.graphql.fastpath.plan import ATTR, BATCH, FieldPlan, Selection
 from bff.graphql.fastpath.resolving import Resolving
 
 Units = list[Coroutine[Any, Any, None]]
+YIELD_EVERY = 20_000  # values built between two turns given to the event loop
 
 
 class Engine(Completion, Resolving):
-    async def run(self, plan: OperationPlan) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
-        root = plan.root
+    async def run(self, root: Selection) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
+        """Execute from `root`; `ResponseTooLarge` when the response would pass `limit`."""
+        plan = self.plan
+        self.next_yield = YIELD_EVERY
         data = root.template.copy()
         holder = {"data": data}
         self.root = Pos(None, "data", holder, True, 0)
@@ -81,16 +84,12 @@ class Engine(Completion, Resolving):
             kind = field.kind
             if kind == ATTR:
                 self.settle(field, self.read(field, sources), outs, places, units)
-            elif kind == TYPENAME:
-                name = selection.type.name
-                for out in outs:
-                    out[field.key] = name
             elif kind == BATCH:
-                values = self.batch(field, sources)
-                if is_awaitable(values):
-                    units.append(self.complete_later(field, values, outs, places))
+                batched = self.batch(field, sources)
+                if isinstance(batched, list):
+                    self.settle(field, batched, outs, places, units)
                 else:
-                    self.settle(field, values, outs, places, units)
+                    units.append(self.complete_later(field, batched, outs, places))
             else:
                 values, pending = self.resolve(field, sources, places)
                 if pending:
@@ -104,7 +103,11 @@ class Engine(Completion, Resolving):
         self, field: FieldPlan, values: Awaitable[list[Any]], outs: list[Any], places: list[Pos]
     ) -> None:
         units: Units = []
-        self.settle(field, await values, outs, places, units)
+        settled = await values
+        if self.built >= self.next_yield:  # a big response: let other requests in meanwhile
+            self.next_yield = self.built + YIELD_EVERY
+            await asyncio.sleep(0)
+        self.settle(field, settled, outs, places, units)
         self.outcome.flush(places)
         await self.units(units)
 

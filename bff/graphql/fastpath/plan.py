@@ -4,20 +4,23 @@ Fields are grouped by response key with graphql-core's own `collect_fields` and
 `collect_subfields` (fragments merged, aliases kept, selection order as graphql-core makes it).
 Each field gets one way to be resolved for all parents of a level:
 
-- TYPENAME  `__typename`;
+- TYPENAME  `__typename`: already in the selection's template, so it costs nothing per object;
 - ATTR      a strawberry field without resolver: an attribute of the parent, read directly;
-- BATCH     a field that declared a batch form (`schema.batch`), called once per level; its
+- BATCH     a field declared with `@batched` (`schema.batch`): its form, called once per level; its
             `Requires` checks run per parent, as strawberry would run them;
 - RESOLVE   anything else (root fields, mutations): the field's own graphql-core `resolve`
             (strawberry's wrapper with its argument conversion and extensions), per parent.
 
-Arguments written without variables are coerced once here; the others per execution.
+Arguments written without variables are coerced once here; the others per execution. An
+operation whose `@skip`/`@include` read variables (its switches, `support.scan`) gets one root
+selection per combination of their values, all planned here; an execution picks its own.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -47,7 +50,7 @@ from graphql.execution.collect_fields import (
 from graphql.execution.values import VariableValues, get_argument_values
 
 from bff.graphql.fastpath.shapes import OBJECT, Shape, Unsupported, shape_of
-from bff.graphql.fastpath.support import choose_operation, unsupported
+from bff.graphql.fastpath.support import choose_operation, scan
 from schema.batch import batch_of
 from schema.permissions import Requires
 
@@ -77,44 +80,74 @@ class FieldPlan:
 
 @dataclass(slots=True, eq=False)
 class Selection:
-    """The fields one selection set asks of an object type, and an empty result to copy."""
+    """The fields one selection set asks of an object type (`__typename` aside), and its
+    result to copy: every key in order, `__typename` filled in, the rest `None`."""
 
     type: GraphQLObjectType
     fields: list[FieldPlan]
-    template: dict[str, None]
+    template: dict[str, str | None]
 
 
 @dataclass(slots=True, eq=False)
 class OperationPlan:
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
-    root: Selection
+    switches: tuple[str, ...]  # variables deciding @skip/@include
+    roots: dict[tuple[bool, ...], Selection]  # by the switches' values, in order
     serial: bool
+
+    @property
+    def root(self) -> Selection:
+        """The root selection of an operation without switches (all switches on otherwise)."""
+        return self.roots[(True,) * len(self.switches)]
+
+    def root_for(self, variables: Mapping[str, Any]) -> Selection | None:
+        """The root selection these coerced variables select; `None` when a switch is not a
+        boolean (graphql-core reports that)."""
+        if not self.switches:
+            return self.roots[()]
+        values: Any = tuple([variables.get(name) for name in self.switches])
+        return self.roots.get(values)
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """An operation graphql-core runs instead of the fast path, and why."""
+
+    reason: str
 
 
 def plan_operation(
     schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
-) -> OperationPlan | None:
-    """The plan of the operation, or `None` when graphql-core must run it."""
+) -> OperationPlan | Fallback:
+    """The plan of the operation, or why graphql-core must run it."""
     operation = choose_operation(document, operation_name)
     if operation is None:
-        return None
+        return Fallback("no single operation to run")
     definitions = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    if unsupported(operation, definitions) is not None:
-        return None
+    found = scan(operation, definitions)
+    if found.reason is not None:
+        return Fallback(found.reason)
     root_type = schema.get_root_type(operation.operation)
     if root_type is None:
-        return None
-    planner = Planner(schema, operation, {k: FragmentDetails(v) for k, v in definitions.items()})
+        return Fallback(f"no {operation.operation.value} type")
+    fragments = {k: FragmentDetails(v) for k, v in definitions.items()}
+    switches = tuple(found.switches)
+    roots: dict[tuple[bool, ...], Selection] = {}
     try:
-        fields = collect_fields(schema, planner.fragments, NO_VARIABLES, root_type, operation)
-        root = planner.selection(root_type, fields.grouped_field_set)
-    except (Unsupported, RecursionError):
-        return None
+        for values in itertools.product((False, True), repeat=len(switches)):
+            variables = VariableValues({}, dict(zip(switches, values, strict=True)))
+            planner = Planner(schema, operation, fragments, variables)
+            fields = collect_fields(schema, fragments, variables, root_type, operation)
+            roots[values] = planner.selection(root_type, fields.grouped_field_set)
+    except Unsupported as error:
+        return Fallback(str(error))
+    except RecursionError:
+        return Fallback("nested too deeply to plan")
     serial = operation.operation == OperationType.MUTATION
-    return OperationPlan(operation, definitions, root, serial)
+    return OperationPlan(operation, definitions, switches, roots, serial)
 
 
 class Planner:
@@ -123,10 +156,12 @@ class Planner:
         schema: GraphQLSchema,
         operation: OperationDefinitionNode,
         fragments: dict[str, FragmentDetails],
+        switches: VariableValues = NO_VARIABLES,
     ) -> None:
         self.schema = schema
         self.operation = operation
         self.fragments = fragments
+        self.switches = switches  # the values of the switches this plan is for
 
     def selection(
         self, type_: GraphQLObjectType, grouped: dict[str, list[FieldDetails]]
@@ -134,7 +169,8 @@ class Planner:
         fields = [self.field(type_, key, details) for key, details in grouped.items()]
         for rank, planned in enumerate(fields):
             planned.rank = rank
-        return Selection(type_, fields, dict.fromkeys(grouped))
+        template = {f.key: type_.name if f.kind == TYPENAME else None for f in fields}
+        return Selection(type_, [f for f in fields if f.kind != TYPENAME], template)
 
     def field(self, parent: GraphQLObjectType, key: str, details: list[FieldDetails]) -> FieldPlan:
         nodes = [d.node for d in details]
@@ -155,7 +191,7 @@ class Planner:
             assert shape.object_type is not None
             object_type = shape.object_type
             sub = collect_subfields(
-                self.schema, self.fragments, NO_VARIABLES, self.operation, object_type, details
+                self.schema, self.fragments, self.switches, self.operation, object_type, details
             )
             shape.selection = self.selection(object_type, sub.grouped_field_set)
         return plan

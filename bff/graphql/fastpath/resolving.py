@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from graphql import GraphQLResolveInfo, GraphQLSchema
@@ -34,13 +34,13 @@ class Resolving:
         self.schema = schema
         self.plan = plan
         self.context = context
-        self.principal = getattr(context, "principal", None)
+        self.principal: Any = getattr(context, "principal", None)
         self.variables = variables
         self._tracked: set[asyncio.Future[Any]] = set()
         # `track` holds the set, not the engine: a bound method here would make a cycle that
         # keeps every request's records alive until the cyclic collector's next full pass.
         track = functools.partial(_track, self._tracked)
-        self.helpers = GraphQLResolveInfoHelpers(gather=gather_with_cancel, track=track)
+        self.helpers = GraphQLResolveInfoHelpers(gather=_gather, track=track)
 
     def arguments(self, field: FieldPlan) -> dict[str, Any]:
         if field.args is not None:
@@ -73,7 +73,9 @@ class Resolving:
         if not parents:
             return values
         try:
-            found = field.batch(self.context, parents, self._named(field, args))  # type: ignore[misc]
+            form = field.batch
+            assert form is not None
+            found = form(self.context, parents, **self._named(field, args))
         except Exception as error:
             found = [error] * len(parents)
         if is_awaitable(found):  # a plain function that hands back an awaitable
@@ -85,7 +87,7 @@ class Resolving:
     ) -> list[Any]:
         """An `async def` form: its checks, like strawberry's, run with its I/O."""
         result = self._batch_now(field, args, sources)
-        return await result if is_awaitable(result) else result
+        return result if isinstance(result, list) else await result
 
     async def _merge_later(
         self, field: FieldPlan, values: list[Any], allowed: list[int], found: Any
@@ -182,7 +184,7 @@ class Resolving:
             values[index] = value
         return values
 
-    def info(self, field: FieldPlan, parent: Pos) -> GraphQLResolveInfo:
+    def info(self, field: FieldPlan, parent: Pos) -> GraphQLResolveInfo[Any]:
         assert field.field_def is not None
         path = None
         for key in path_of(parent):
@@ -204,6 +206,11 @@ class Resolving:
             None,
             self.helpers,
         )
+
+
+def _gather(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
+    """`info.async_helpers.gather`, as graphql-core's executor gives it."""
+    return gather_with_cancel(*values)
 
 
 def _track(tracked: set[asyncio.Future[Any]], values: Any) -> None:

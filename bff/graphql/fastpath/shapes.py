@@ -61,16 +61,16 @@ class Shape:
 
 def shape_of(type_: GraphQLOutputType) -> Shape:
     """The shape of `type_`; an OBJECT shape's `selection` is filled in by the planner."""
-    nullable = not isinstance(type_, GraphQLNonNull)
-    if not nullable:
-        type_ = type_.of_type
+    nullable = True
+    if isinstance(type_, GraphQLNonNull):
+        nullable, type_ = False, type_.of_type
     if isinstance(type_, GraphQLList):
         shape = Shape(LIST, nullable)
         shape.item = shape_of(type_.of_type)
         return shape
     if is_leaf_type(type_):
         shape = Shape(LEAF, nullable)
-        shape.serialize = serializer(type_)  # type: ignore[arg-type]
+        shape.serialize = serializer(type_)
         shape.exact = EXACT.get(getattr(type_, "coerce_output_value", None))
         return shape
     if isinstance(type_, GraphQLObjectType):
