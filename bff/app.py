@@ -15,7 +15,8 @@ The app is a plain Starlette app: the gateway has a handful of routes and no use
 FastAPI's per-request extras (its middleware costs about 30 µs of CPU a request, measured).
 
 Routes: `/graphql` (GraphQL over HTTP and GraphiQL), `/graphiql/static` (its assets),
-`/healthz`, `/readyz`.
+`/healthz`, `/readyz`, and the token endpoints `/auth/token`, `/auth/refresh`, `/auth/revoke`,
+`/.well-known/jwks.json` (`bff.http.auth_routes`).
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
-from bff.auth import TokenVerifier
+from bff.auth.runtime import AuthRuntime
 from bff.config import ConfigError, Settings
 from bff.graphql.endpoint import GraphQLEndpoint
 from bff.graphql.executor import GraphQLExecutor
+from bff.http.auth_routes import auth_routes
 from bff.http.authentication import AuthenticationStage
 from bff.http.errors import ErrorsStage
 from bff.http.graphiql import static_app
 from bff.http.health import healthz, readyz_endpoint
+from bff.http.jwks_fetch import JwksFetcher
 from bff.http.request_stage import RequestStage
 from bff.upstream import Upstreams
 from schema import schema
@@ -52,28 +55,23 @@ def check_upstreams(settings: Settings) -> None:
         raise ConfigError([f"upstreams: missing {names} (the schema's fields call every one)"])
 
 
-def token_verifier(settings: Settings) -> TokenVerifier | None:
-    """The verifier of the configured key; `None` (every token refused) without a key."""
-    auth = settings.auth
-    try:
-        key = auth.jwt.verification_key()
-    except ValueError:
-        log.warning("auth.jwt has no key: every bearer token will be refused")
-        return None
-    return TokenVerifier(auth.jwt.algorithm, key, auth.issuer, auth.audience)
-
-
 def create_app(settings: Settings) -> Starlette:
     check_upstreams(settings)
     upstreams = Upstreams.from_settings(settings)
+    fetcher = JwksFetcher()
+    auth = AuthRuntime.from_settings(settings, fetcher)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await upstreams.aclose()
+        await auth.aclose()
+        await fetcher.aclose()
 
     executor = GraphQLExecutor(schema._schema, introspection=settings.server.introspection)
-    graphql = GraphQLEndpoint(executor, upstreams, graphiql=settings.server.graphiql)
+    graphql = GraphQLEndpoint(
+        executor, upstreams, graphiql=settings.server.graphiql, tokens=auth.service
+    )
     probes = {
         name: (u.health_check.path, u.health_check.timeout)
         for name, u in settings.upstreams.items()
@@ -82,14 +80,20 @@ def create_app(settings: Settings) -> Starlette:
         Route("/graphql", graphql.endpoint, methods=["GET", "POST"]),
         Mount("/graphiql/static", app=static_app(), name="graphiql-static"),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz_endpoint(lambda: upstreams, probes), methods=["GET"]),
+        Route(
+            "/readyz",
+            readyz_endpoint(lambda: upstreams, probes, {"token_store": auth.store_ready}),
+            methods=["GET"],
+        ),
+        *auth_routes(auth, upstreams),
     ]
     middleware = [
         Middleware(RequestStage),
         Middleware(ErrorsStage),
-        Middleware(AuthenticationStage, verifier=token_verifier(settings)),
+        Middleware(AuthenticationStage, authenticator=auth.authenticator),
     ]
     app = Starlette(lifespan=lifespan, routes=routes, middleware=middleware)
     app.state.settings = settings
     app.state.upstreams = upstreams
+    app.state.auth = auth
     return app

@@ -15,6 +15,7 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from bff.auth.issuing import TokenService
 from bff.graphql.executor import GraphQLExecutor, RequestErrors, is_mutation
 from bff.graphql.masking import format_errors
 from bff.graphql.protocol import GRAPHQL_RESPONSE, MalformedRequest, negotiate, read_request
@@ -36,10 +37,12 @@ class GraphQLEndpoint:
         pools: Mapping[str, UpstreamPool],
         *,
         graphiql: bool = True,
+        tokens: TokenService | None = None,
     ) -> None:
         self.executor = executor
         self.pools = pools
         self.graphiql = graphiql
+        self.tokens = tokens
 
     async def endpoint(self, request: Request) -> Response:
         accept = request.headers.get("accept")
@@ -65,7 +68,7 @@ class GraphQLEndpoint:
             raise MalformedRequest("Mutations are only accepted over POST", 405)
         state = request_state(request.scope)
         request_id = state.request_id
-        context = RequestContext.build(state.principal, self.pools, request_id)
+        context = RequestContext.build(state.principal, self.pools, request_id, self.tokens)
         result = await self.executor.execute(
             prepared,
             operation_name=gql.operation_name,

@@ -4,7 +4,7 @@ an instance that answers its health check)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -19,8 +19,11 @@ async def healthz(request: Request) -> JSONResponse:
 def readyz_endpoint(
     pools: Callable[[], Mapping[str, UpstreamPool]],
     probes: Mapping[str, tuple[str, float]],
+    checks: Mapping[str, Callable[[], Awaitable[bool]]] | None = None,
 ) -> Callable[[Request], object]:
-    """`probes` maps an upstream to its health-check path and timeout."""
+    """`probes` maps an upstream to its health-check path and timeout; `checks` names other
+    things the gateway needs (e.g. `token_store`), each an async function saying it is usable."""
+    extra = dict(checks or {})
 
     async def readyz(request: Request) -> JSONResponse:
         current = pools()
@@ -36,8 +39,13 @@ def readyz_endpoint(
             }
             for name, count in zip(names, counts, strict=True)
         }
+        passed = dict(zip(extra, await asyncio.gather(*(c() for c in extra.values())), strict=True))
         ready = all(u["usable"] > 0 for u in upstreams.values() if u["required"])
-        body = {"status": "ready" if ready else "not ready", "upstreams": upstreams}
+        ready = ready and all(passed.values())
+        body: dict[str, object] = {"status": "ready" if ready else "not ready"}
+        body["upstreams"] = upstreams
+        if passed:
+            body["checks"] = passed
         return JSONResponse(body, 200 if ready else 503)
 
     return readyz
