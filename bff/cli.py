@@ -117,7 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bff.app import create_app
-    from bff.demo import banner, demo_settings, demo_token
+    from bff.demo import banner, demo_logins, demo_settings
     from bff.serving import bind, serve_on, tune_gc
     from services import SERVICE_NAMES
     from services.runner import RunningServices, ServiceSpec
@@ -127,7 +127,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         settings = demo_settings(running.urls, host=args.host, port=sock.getsockname()[1])
         app = create_app(settings)
         tune_gc()
-        print(banner(settings, demo_token(settings)), flush=True)
+        logins = demo_logins(app.state.auth.service, running.urls["auth"][0])
+        print(banner(settings, logins), flush=True)
         serve_on(app, sock)
     return 0
 

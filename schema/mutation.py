@@ -56,7 +56,7 @@ class Mutation:
     async def refresh_token(self, info: Ctx, refresh_token: str) -> AuthPayload:
         return payload(await auth.refresh_token(info.context, refresh_token))
 
-    @strawberry.mutation(description="Revokes the presented token.")
+    @strawberry.mutation  # revokes the presented token
     async def logout(self, info: Ctx) -> bool:
         return await auth.logout(info.context)
 
