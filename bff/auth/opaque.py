@@ -50,7 +50,10 @@ class OpaqueTokens:
         self.issuer = issuer
         self.clock = clock
         self.monotonic = monotonic
+        # token -> (principal, monotonic deadline), oldest first; and token id -> token, so a
+        # revocation (which knows the id only) can drop the token from the cache
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._ids: dict[str, str] = {}
 
     async def issue(
         self, sub: str, scopes: Iterable[str], roles: Iterable[str], ttl: float, family: str
@@ -74,26 +77,32 @@ class OpaqueTokens:
 
     async def principal(self, token: str) -> Principal:
         """The principal of a live token; `Unauthenticated` when unknown, expired or revoked."""
+        cached = self._cache.get(token)
+        if cached is not None and cached[1] > self.monotonic():
+            return cached[0]
         if len(token) > MAX_TOKEN:
             raise Unauthenticated("Invalid token")
         key = digest(token)
-        cached = self._cache.get(key)
-        if cached is not None and cached[1] > self.monotonic():
-            principal = cached[0]
-            if principal.claims["exp"] > self.clock():
-                return principal
         value = await self.store.get("at:" + key)
         if value is None:
-            self._cache.pop(key, None)
+            self._forget(key)
             raise Unauthenticated("Invalid, expired or revoked token")
         principal = opaque_principal(orjson.loads(value))
-        self._cache[key] = (principal, self.monotonic() + CACHE_TTL)
-        self._cache.move_to_end(key)
+        # Remembered for CACHE_TTL, or until it expires if that is sooner.
+        left = float(principal.claims["exp"]) - self.clock()
+        self._cache[token] = (principal, self.monotonic() + min(CACHE_TTL, left))
+        self._ids[key] = token
         if len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
+            old, (old_principal, _) = self._cache.popitem(last=False)
+            self._ids.pop(str(old_principal.claims["jti"]), None)
         return principal
+
+    def _forget(self, token_id: str) -> None:
+        token = self._ids.pop(token_id, None)
+        if token is not None:
+            self._cache.pop(token, None)
 
     async def revoke(self, token_id: str) -> None:
         """Delete the token stored as `token_id` (its digest, the principal's `jti`)."""
-        self._cache.pop(token_id, None)
+        self._forget(token_id)
         await self.store.delete("at:" + token_id)
