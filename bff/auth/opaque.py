@@ -93,7 +93,7 @@ class OpaqueTokens:
         self._cache[token] = (principal, self.monotonic() + min(CACHE_TTL, left))
         self._ids[key] = token
         if len(self._cache) > CACHE_SIZE:
-            old, (old_principal, _) = self._cache.popitem(last=False)
+            _, (old_principal, _) = self._cache.popitem(last=False)
             self._ids.pop(str(old_principal.claims["jti"]), None)
         return principal
 
