@@ -10,6 +10,8 @@ import httpx
 import jwt
 import pytest
 
+from bff.config import ConfigError, settings_from_dict
+from bff.config.loader import inactive_sections
 from services import RunningServices
 from tests.auth_support import auth_gateway_settings
 from tests.support import AUDIENCE, ISSUER, GraphQLClient, running_gateway
@@ -129,3 +131,36 @@ def test_rotation_of_hs256_secrets(shop: RunningServices) -> None:
     jwt.decode(new_token, new["secret"], algorithms=["HS256"], audience=AUDIENCE)
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(new_token, old["secret"], algorithms=["HS256"], audience=AUDIENCE)
+
+
+def config_errors(auth: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        settings_from_dict({"auth": auth})
+    return info.value.errors
+
+
+def test_a_next_key_is_validated_like_the_main_one(tmp_path: Path) -> None:
+    main = {"algorithm": "HS256", "secret": "s" * 32}
+    [error] = config_errors({"jwt": {**main, "next": {"algorithm": "HS256"}}})
+    assert error.startswith("auth.jwt.next.secret:")
+    missing = str(tmp_path / "missing.pem")
+    [error] = config_errors(
+        {"jwt": {**main, "next": {"algorithm": "ES256", "private_key_file": missing}}}
+    )
+    assert error.startswith("auth.jwt.next.private_key_file:") and "not found" in error
+
+
+def test_new_auth_keys_are_active_not_warned_about() -> None:
+    settings = settings_from_dict(
+        {
+            "auth": {
+                "token_format": "opaque",
+                "store": "redis",
+                "trusted_issuers": [
+                    {"issuer": "https://idp", "jwks_url": "http://127.0.0.1:1/j", "audience": "a"}
+                ],
+            },
+            "redis": {"url": "redis://127.0.0.1:6390/1", "key_prefix": "x:"},
+        }
+    )
+    assert inactive_sections(settings) == []

@@ -214,3 +214,10 @@ def test_known_keys_survive_a_provider_outage(setup: Setup) -> None:
 
 def test_the_gateways_own_tokens_still_work_beside_the_idp(setup: Setup) -> None:
     assert setup.client.data(ME, token=sign("3")) == {"me": {"id": "3"}}
+
+
+def test_an_ec_key_of_the_idp_verifies_es256(setup: Setup) -> None:
+    ec_key = Key("e1", ec.generate_private_key(ec.SECP256R1()), "ES256")
+    setup.idp.keys.append(ec_key)
+    setup.clock.now += 11
+    assert setup.client.data(ME, token=ec_key.sign()) == {"me": {"id": "7"}}
