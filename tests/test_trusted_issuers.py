@@ -187,13 +187,15 @@ def test_unknown_kids_refetch_at_most_once_per_ten_seconds(setup: Setup) -> None
 
 def test_key_rotation_at_the_idp(setup: Setup) -> None:
     old = setup.idp.keys[0]
-    assert setup.client.data(ME, token=old.sign()) == {"me": {"id": "7"}}
+    before = old.sign()
+    assert setup.client.data(ME, token=before) == {"me": {"id": "7"}}
     new = rsa_key("k2")
     setup.idp.keys = [new]
     setup.clock.now += 11
     assert setup.client.data(ME, token=new.sign()) == {"me": {"id": "7"}}  # refetched at once
     assert setup.idp.fetches == 2
-    refused(setup, old.sign())  # withdrawn by the provider
+    refused(setup, old.sign(sub="8"))  # withdrawn by the provider
+    refused(setup, before)  # not even a token verified (and cached) before the rotation
 
 
 def test_a_provider_that_cannot_be_reached_lets_nobody_in(setup: Setup) -> None:
@@ -207,8 +209,8 @@ def test_known_keys_survive_a_provider_outage(setup: Setup) -> None:
     key = setup.idp.keys[0]
     assert setup.client.data(ME, token=key.sign())
     setup.idp.down = True
-    setup.clock.now += 400  # the cache is old: a refetch is tried, fails, the keys stay
-    assert setup.client.data(ME, token=key.sign()) == {"me": {"id": "7"}}
+    setup.clock.now += 400  # the key cache is old: a refetch is tried, fails, the keys stay
+    assert setup.client.data(ME, token=key.sign(sub="8")) == {"me": {"id": "8"}}
     assert setup.idp.fetches == 2
 
 

@@ -55,6 +55,9 @@ class Authenticator:
             raise Unauthenticated("A refresh token is not an access token")
         trusted = self.trusted
         if trusted is not None:
+            principal = trusted.cached(token, self.clock())
+            if principal is not None:
+                return principal
             issuer = unverified_issuer(token)
             if issuer is not None and issuer != self.issuer and issuer in trusted:
                 return await trusted.verify(token, issuer)

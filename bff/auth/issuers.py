@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ REFETCH_INTERVAL = 10.0
 MAX_AGE = 300.0
 LEEWAY = 30
 MAX_KEYS = 64
+CACHE_SIZE = 4096
 BY_TYPE: dict[str, tuple[str, ...]] = {
     "RSA": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
     "EC:P-256": ("ES256",),
@@ -98,6 +100,16 @@ class TrustedIssuers:
         self.fetch = fetch
         self.clock = clock
         self._by_issuer = {i.issuer: IssuerKeys(i) for i in issuers}
+        # Verified tokens until they expire, as for the gateway's own (a signature check
+        # costs more than the rest of a small request); dropped whenever a key set changes.
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def cached(self, token: str, now: float) -> Principal | None:
+        """The principal of a token verified before and not expired (wall clock `now`)."""
+        hit = self._verified.get(token)
+        if hit is not None and now <= hit[1] + LEEWAY:
+            return hit[0]
+        return None
 
     def __contains__(self, issuer: object) -> bool:
         return issuer in self._by_issuer
@@ -129,7 +141,11 @@ class TrustedIssuers:
             raise Unauthenticated("Token audience is not accepted") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated("Invalid token") from exc
-        return external_principal(claims)
+        principal = external_principal(claims)
+        self._verified[token] = (principal, float(claims["exp"]))
+        if len(self._verified) > CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal
 
     async def _key(self, entry: IssuerKeys, kid: str | None, algorithm: str) -> Any:
         if self.clock() - entry.fetched_at > MAX_AGE:
@@ -150,7 +166,10 @@ class TrustedIssuers:
                 return
             entry.tried_at = self.clock()
             try:
-                entry.keys = parse_jwks(await self.fetch(entry.issuer.jwks_url))
+                keys = parse_jwks(await self.fetch(entry.issuer.jwks_url))
+                if keys.keys() != entry.keys.keys():
+                    self._verified.clear()  # a withdrawn key must not live on in the cache
+                entry.keys = keys
                 entry.fetched_at = self.clock()
             except (OSError, ValueError, AttributeError, UpstreamUnavailable) as exc:
                 log.warning(
