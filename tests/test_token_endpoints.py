@@ -4,6 +4,7 @@ token stores (SPEC sections 4, 5 and 10): real gateways, the real auth service, 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,15 @@ import pytest
 
 from services import RunningServices
 from tests.auth_support import auth_gateway_settings, redis_prefix
-from tests.support import AUDIENCE, ISSUER, SECRET, GraphQLClient, running_gateway, running_shop
+from tests.support import (
+    AUDIENCE,
+    ISSUER,
+    SECRET,
+    GraphQLClient,
+    running_gateway,
+    running_shop,
+    sign,
+)
 
 __all__ = ["redis_prefix"]
 
@@ -335,3 +344,13 @@ def test_auth_service_down_is_503_and_nobody_gets_in(redis_prefix: str) -> None:
         assert graphql["data"] is None
         assert graphql["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
         gw.close()
+
+
+def test_logout_with_a_token_the_gateway_did_not_issue_through_login(plain: Gateway) -> None:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "2", "iat": now, "exp": now + 60}
+    no_jti = jwt.encode(claims, SECRET, algorithm="HS256")
+    assert plain.gql.data(LOGOUT, token=no_jti) == {"logout": True}
+    with_jti = sign("2")  # signed with the key, never logged in: no refresh family
+    assert plain.gql.data(LOGOUT, token=with_jti) == {"logout": True}
+    assert plain.me(with_jti).status_code == 401

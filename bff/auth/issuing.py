@@ -111,8 +111,10 @@ class TokenService:
         family = claims.get("fam")
         if isinstance(family, str):
             await self.refresh_tokens.revoke_family(family)
-        fmt = "opaque" if claims.get("token_type") == "opaque" else "jwt"
-        await self._revoke_access(AccessRef(fmt, str(claims["jti"]), float(claims["exp"])))
+        jti, exp = claims.get("jti"), claims.get("exp")
+        if isinstance(jti, str) and isinstance(exp, int | float):
+            fmt = "opaque" if claims.get("token_type") == "opaque" else "jwt"
+            await self._revoke_access(AccessRef(fmt, jti, float(exp)))
 
     async def revoke(self, token: str) -> None:
         """RFC 7009: revoke `token` whatever it is; an unknown or invalid one is a no-op."""
