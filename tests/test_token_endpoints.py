@@ -354,3 +354,23 @@ def test_logout_with_a_token_the_gateway_did_not_issue_through_login(plain: Gate
     with_jti = sign("2")  # signed with the key, never logged in: no refresh family
     assert plain.gql.data(LOGOUT, token=with_jti) == {"logout": True}
     assert plain.me(with_jti).status_code == 401
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_an_opaque_token_expires_with_its_ttl(
+    shop: RunningServices, redis_prefix: str, store: str
+) -> None:
+    settings = auth_gateway_settings(
+        shop.urls, prefix=redis_prefix, token_format="opaque", store=store, access_ttl="1s"
+    )
+    with running_gateway(settings) as url:
+        gw = Gateway(url)
+        tokens = gw.login()
+        assert tokens["expires_in"] == 1
+        deadline = time.monotonic() + 15
+        while (status := gw.me(tokens["access_token"]).status_code) == 200:
+            assert time.monotonic() < deadline, "the token outlived its TTL"
+            time.sleep(0.1)
+        assert status == 401
+        assert gw.refresh(tokens["refresh_token"]).status_code == 200  # the refresh token lives on
+        gw.close()
