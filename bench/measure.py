@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from bench import load
+from bench.auth_targets import AUTH_TARGETS, measured_with
 from bench.procs import (
     Child,
     Children,
@@ -47,7 +48,7 @@ from bench.report import PINNED, WORKERS, WORKERS_CONCURRENCY, Cell
 from bench.stack import Stack, start_gateway, stop_server
 from bench.workloads import Workload
 
-TARGETS = ("floor", "gateway", "reference")
+TARGETS = ("floor", "gateway", "reference", *AUTH_TARGETS)
 SETTLE_TIMEOUT = 60.0  # seconds for a target to drain its queue after a run
 SETTLE_STEP = 0.25  # seconds between two looks at the counters
 IDLE_CPU = 0.03  # CPU seconds per step under which the target counts as idle
@@ -60,8 +61,8 @@ def say(text: str) -> None:
 
 def headers_for(workload: Workload, target: str, stack: Stack) -> dict[str, str]:
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    if workload.needs_token and target == "gateway":
-        headers["Authorization"] = f"Bearer {stack.token}"
+    if workload.needs_token and target.startswith("gateway"):
+        headers["Authorization"] = f"Bearer {stack.tokens.get(target, stack.token)}"
     return headers
 
 
@@ -97,6 +98,7 @@ def measuring(stack: Stack, workload: Workload, targets: Sequence[str]) -> list[
         if t in stack.servers
         and workload.runs_on(t)
         and (t == "reference" or workload.runs_at(stack.latency_ms))
+        and measured_with(t, workload.name, [1, 32])  # the auth gateways: the Dashboard only
     ]
 
 
@@ -278,7 +280,9 @@ def run_stack(
                 workload.body,
                 headers_for(workload, target, stack),
             )
-            for concurrency in workload.concurrencies(concurrencies):
+            for concurrency in measured_with(
+                target, workload.name, workload.concurrencies(concurrencies)
+            ):
                 cell = measure(
                     stack,
                     workload,

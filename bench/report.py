@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import auth_targets
 from bench.load import LoadResult
 
 SATURATED = 90.0  # % of the load core above which it is called saturated
@@ -452,6 +453,7 @@ def headline(cells: Sequence[Cell]) -> list[str]:
             for key in [k for k in pinned if (k[0], k[2]) == (c.workload, c.concurrency)]:
                 pinned[key]["reference"] = c
     lines = [_ratio_line(goal, pinned) for goal in RATIO_GOALS]
+    lines += auth_targets.goal_lines(cells)
     lines.append(_growth_line(pinned))
     lines.append(_apollo_line(pinned))
     lines.append(_rss_line(cells))

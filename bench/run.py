@@ -31,6 +31,7 @@ if not __package__:  # run as `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import load, report
+from bench.auth_targets import REDIS_URL, is_auth_target, redis_answers
 from bench.measure import TARGETS, run_stack, run_workers, say
 from bench.procs import (
     ChildFailed,
@@ -91,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda t: _csv(str, t),
         default=list(TARGETS),
         metavar="NAME[,NAME...]",
-        help="floor, gateway, reference (default: all three; ratios need the gateway and "
-        "the floor or the reference)",
+        help="floor, gateway, reference, gateway-opaque, gateway-jwt-redis (default: all; "
+        "ratios need the gateway and the floor or the reference; the last two need Redis and "
+        "run the Dashboard at c=32 only)",
     )
     parser.add_argument(
         "--skip-workers",
@@ -247,6 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if load.wrk_path() is None:
         say(f"error: {load.MISSING_WRK}")
         return 2
+    wanted_auth = [t for t in args.targets if is_auth_target(t)]
+    if wanted_auth and not redis_answers():
+        say(f"warning: no Redis at {REDIS_URL}: {', '.join(wanted_auth)} left out")
+        args.targets = [t for t in args.targets if not is_auth_target(t)]
     pinning = detect_pinning()
     say(f"pinning: {pinning.reason}")
     if pinning.load_core is not None:

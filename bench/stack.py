@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import yaml
 
+from bench.auth_targets import auth_config, is_auth_target, login
 from bench.procs import Child, Children, Pinning, free_port, http_get
 
 SERVICES = ("users", "catalog", "orders", "reviews", "inventory", "auth")
@@ -48,6 +49,8 @@ class Stack:
     token: str
     config_path: Path
     servers: dict[str, Server] = field(default_factory=dict)  # by target name
+    tokens: dict[str, str] = field(default_factory=dict)  # tokens other than `token`, by target
+    configs: dict[str, Path] = field(default_factory=dict)  # configs other than `config_path`
 
     def children(self) -> tuple[Child, ...]:
         return self.services, *(server.child for server in self.servers.values())
@@ -121,8 +124,10 @@ def _start_printing_url(children: Children, name: str, marker: str, argv: list[s
     return Server(child, url)
 
 
-def start_gateway(children: Children, pinning: Pinning, stack: Stack, workers: int = 1) -> Server:
-    """`bff serve` with the stack's config on a fresh port; `workers` > 1 adds `--workers`."""
+def start_gateway(
+    children: Children, pinning: Pinning, stack: Stack, workers: int = 1, target: str = "gateway"
+) -> Server:
+    """`bff serve` with the target's config on a fresh port; `workers` > 1 adds `--workers`."""
     port = free_port()
     argv = [
         *pinning.prefix(pinning.target_core),
@@ -131,14 +136,14 @@ def start_gateway(children: Children, pinning: Pinning, stack: Stack, workers: i
         "bff.cli",
         "serve",
         "--config",
-        str(stack.config_path),
+        str(stack.configs.get(target, stack.config_path)),
         "--port",
         str(port),
     ]
     if workers > 1:
         argv += ["--workers", str(workers)]
     suffix = "" if workers == 1 else f"-{workers}workers"
-    child = children.start(f"gateway-{stack.latency_ms:g}ms{suffix}", argv)
+    child = children.start(f"{target}-{stack.latency_ms:g}ms{suffix}", argv)
     server = Server(child, f"http://127.0.0.1:{port}", workers)
     child.wait_http_ok(f"{server.url}/healthz", START_TIMEOUT)
     return server
@@ -189,6 +194,12 @@ def start_stack(
             stack.servers[target] = start_floor(children, pinning, stack, floor_client)
         elif target == "reference":
             stack.servers[target] = start_reference(children, pinning)
+        elif is_auth_target(target):
+            stack.configs[target] = work_dir / f"{target}-{latency_ms:g}ms.yaml"
+            variant = auth_config(config, target)
+            stack.configs[target].write_text(yaml.safe_dump(variant, sort_keys=False))
+            stack.servers[target] = start_gateway(children, pinning, stack, target=target)
+            stack.tokens[target] = login(stack.servers[target].url)
         else:
             raise ValueError(f"unknown target {target!r}")
     return stack

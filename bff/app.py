@@ -7,21 +7,22 @@ Stages, outermost first, and why in this order:
    so that every later stage, route and log line shares them.
 1. `TelemetryStage`: the server span, the request metrics and the access line; right after
    the request stage (it reads the request id) and outside everything else, so refused
-   requests (401, 429, a masked 500) are traced, counted and logged too.
+   requests (401, 413, 429, a masked 500) are traced, counted and logged too.
 2. `ErrorsStage`: the last net, outermost so that a bug in any later stage or route still
    becomes a masked JSON 500 with the detail in the log.
 3. `AuthenticationStage`: resolves the principal once per request; a bad token is refused
-   here, before any GraphQL parsing or upstream call. (The body limit and rate limit of later
-   issues go between 2 and 3: the rate limit must run before the cost of verifying a token.)
+   here, before any GraphQL parsing or upstream call.
 
-Telemetry's other seams are wired here too: the executor's operation span, the loader base
-class's batch hook, and each pool's client-span transport layer (in `bff.upstream.pool`).
+Telemetry's other seams are wired here too, by injection: the executor's operation span, the
+loader base class's batch hook, and each pool's client-span transport layer. Nothing on the
+data path imports telemetry.
 
 The app is a plain Starlette app: the gateway has a handful of routes and no use for
 FastAPI's per-request extras (its middleware costs about 30 µs of CPU a request, measured).
 
 Routes: `/graphql` (GraphQL over HTTP and GraphiQL), `/graphiql/static` (its assets),
-`/healthz`, `/readyz`, `/admin/upstreams` (unless `server.admin` is off), `/metrics`
+`/healthz`, `/readyz`, the token endpoints `/auth/token`, `/auth/refresh`, `/auth/revoke`,
+`/.well-known/jwks.json`, `/admin/upstreams` (unless `server.admin` is off), `/metrics`
 (Prometheus), `/admin/usage` (metering, scope admin).
 """
 
@@ -36,7 +37,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
-from bff.auth import TokenVerifier
+from bff.auth.runtime import AuthRuntime
 from bff.config import ConfigError, Settings
 from bff.graphql.executor import GraphQLExecutor
 from bff.http.admin_upstreams import admin_routes
@@ -44,9 +45,11 @@ from bff.http.authentication import AuthenticationStage
 from bff.http.errors import ErrorsStage
 from bff.http.graphiql import static_app
 from bff.http.health import healthz, readyz_endpoint
+from bff.http.jwks_fetch import JwksFetcher
 from bff.http.request_stage import RequestStage
 from bff.rendering.errors import http_exception_response
 from bff.request_id import install_log_records
+from bff.routes.auth import auth_routes
 from bff.routes.graphql import GraphQLEndpoint
 from bff.telemetry import batches
 from bff.telemetry.hub import Telemetry
@@ -69,17 +72,6 @@ def check_upstreams(settings: Settings) -> None:
         raise ConfigError([f"upstreams: missing {names} (the schema's fields call every one)"])
 
 
-def token_verifier(settings: Settings) -> TokenVerifier | None:
-    """The verifier of the configured key; `None` (every token refused) without a key."""
-    auth = settings.auth
-    try:
-        key = auth.jwt.verification_key()
-    except ValueError:
-        log.warning("auth.jwt has no key: every bearer token will be refused")
-        return None
-    return TokenVerifier(auth.jwt.algorithm, key, auth.issuer, auth.audience)
-
-
 def create_app(
     settings: Settings,
     *,
@@ -98,6 +90,8 @@ def create_app(
         for name, pool in upstreams.items()
         for instance in pool.instances
     )
+    fetcher = JwksFetcher()
+    auth = AuthRuntime.from_settings(settings, fetcher)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -109,19 +103,30 @@ def create_app(
             yield
         finally:
             await upstreams.aclose()
+            await auth.aclose()
+            await fetcher.aclose()
             await telemetry.aclose()
 
     executor = GraphQLExecutor(
         schema._schema, introspection=settings.server.introspection, observe=wrap_execute
     )
     graphql = GraphQLEndpoint(
-        executor, upstreams, graphiql=settings.server.graphiql, graphiql_headers=graphiql_headers
+        executor,
+        upstreams,
+        graphiql=settings.server.graphiql,
+        graphiql_headers=graphiql_headers,
+        tokens=auth.service,
     )
     routes = [
         Route("/graphql", graphql.endpoint, methods=["GET", "POST"]),
         Mount("/graphiql/static", app=static_app(), name="graphiql-static"),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz_endpoint(lambda: upstreams), methods=["GET"]),
+        Route(
+            "/readyz",
+            readyz_endpoint(lambda: upstreams, {"token_store": auth.store_ready}),
+            methods=["GET"],
+        ),
+        *auth_routes(auth, upstreams),
         *admin_routes(settings.server.admin, upstreams),
         Route("/metrics", metrics_endpoint(telemetry), methods=["GET"]),
         Route("/admin/usage", usage_endpoint(telemetry), methods=["GET"]),
@@ -130,7 +135,7 @@ def create_app(
         Middleware(RequestStage),
         Middleware(TelemetryStage, telemetry=telemetry),
         Middleware(ErrorsStage),
-        Middleware(AuthenticationStage, verifier=token_verifier(settings)),
+        Middleware(AuthenticationStage, authenticator=auth.authenticator),
     ]
     app = Starlette(
         lifespan=lifespan,
@@ -141,5 +146,6 @@ def create_app(
     app.state.settings = settings
     app.state.upstreams = upstreams
     app.state.telemetry = telemetry
+    app.state.auth = auth
     app.state.fast_path_stats = executor.stats  # fallbacks to graphql-core, by reason
     return app

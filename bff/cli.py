@@ -136,7 +136,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bff.app import create_app
-    from bff.demo import banner, demo_settings, demo_token
+    from bff.demo import banner, demo_logins, demo_settings
     from bff.serving import bind, serve_on, tune_gc
     from services import SERVICE_NAMES
     from services.runner import RunningServices, ServiceSpec
@@ -150,10 +150,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     with RunningServices([ServiceSpec(name) for name in SERVICE_NAMES]) as running:
         settings = demo_settings(running.urls, host=args.host, port=sock.getsockname()[1])
-        token = demo_token(settings)
-        app = create_app(settings, graphiql_headers={"Authorization": f"Bearer {token}"})
+        graphiql_headers: dict[str, str] = {}  # filled once the admin has logged in
+        app = create_app(settings, graphiql_headers=graphiql_headers)
         tune_gc()
-        print(banner(settings, token), flush=True)
+        logins = demo_logins(app.state.auth.service, running.urls["auth"][0])
+        graphiql_headers["Authorization"] = f"Bearer {logins[0].tokens.access_token}"
+        print(banner(settings, logins), flush=True)
         serve_on(app, sock, settings.server.drain_timeout)
     return 0
 

@@ -1,21 +1,40 @@
 """`bff demo`: the sample shop and the gateway in one process, with embedded defaults.
 
-The signing secret is random per run (the demo never ships a known key), and a token for
-user 1 (who holds every scope) is printed, and filled into GraphiQL's headers, so the
-protected fields can be tried at once.
+The signing secret is random per run (the demo never ships a known key). Before serving, the
+demo logs in two sample users the way any client would, through the auth service and the
+gateway's token service, and prints their tokens: user 1, an admin (scopes `admin`,
+`orders:read`, `users:read:email`), and user 2, a customer without scopes.
+The admin's token is also filled into GraphiQL's headers, so the protected fields can be
+tried at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from bff.auth import TokenSigner
+import httpx
+
+from bff.auth.issuing import TokenPair, TokenService
 from bff.config import Settings, settings_from_dict
 from bff.http.graphiql import DEFAULT_QUERY
 
-DEMO_SCOPES = ("orders:read", "users:read:email")
+ADMIN = ("user1", "password1")
+CUSTOMER = ("user2", "password2")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoLogin:
+    username: str
+    scopes: tuple[str, ...]
+    tokens: TokenPair
+
+    def describe(self) -> str:
+        return "scopes: " + " ".join(self.scopes) if self.scopes else "a customer, no scopes"
+
 
 EXAMPLE_QUERY = DEFAULT_QUERY  # what GraphiQL opens with
 
@@ -30,21 +49,30 @@ def demo_settings(
             name: {"instances": [{"url": u} for u in instance_urls]}
             for name, instance_urls in urls.items()
         },
-        "auth": {"jwt": {"algorithm": "HS256", "secret": secrets.token_urlsafe(32)}},
+        "auth": {
+            "access_ttl": "1h",  # long enough to paste a printed token somewhere and play
+            "jwt": {"algorithm": "HS256", "secret": secrets.token_urlsafe(32)},
+        },
     }
     return settings_from_dict(data)
 
 
-def demo_token(settings: Settings, sub: str = "1", scopes: Sequence[str] = DEMO_SCOPES) -> str:
-    auth = settings.auth
-    key = auth.jwt.signing_key()
-    assert key is not None, "the demo signs with its own HS256 secret"
-    signer = TokenSigner(auth.jwt.algorithm, key, auth.issuer, auth.audience)
-    return signer.sign(sub, scopes, ttl=auth.access_ttl)
+def demo_logins(service: TokenService, auth_url: str) -> list[DemoLogin]:
+    """Log the sample admin and customer in: the auth service checks, the gateway issues."""
+    logins = []
+    with httpx.Client(base_url=auth_url, timeout=5, trust_env=False) as http:
+        for username, password in (ADMIN, CUSTOMER):
+            response = http.post("/verify", json={"username": username, "password": password})
+            response.raise_for_status()
+            who = response.json()
+            pair = asyncio.run(service.login(who["sub"], who["scopes"], who["roles"]))
+            logins.append(DemoLogin(username, tuple(who["scopes"]), pair))
+    return logins
 
 
-def banner(settings: Settings, token: str) -> str:
+def banner(settings: Settings, logins: Sequence[DemoLogin]) -> str:
     base = f"http://{settings.server.host}:{settings.server.port}"
+    token = logins[0].tokens.access_token
     lines = [
         "bff demo is running",
         "",
@@ -57,15 +85,29 @@ def banner(settings: Settings, token: str) -> str:
             for name, u in settings.upstreams.items()
         ),
         "",
-        "  token for user 1 (scopes: " + " ".join(DEMO_SCOPES) + "):",
-        f"    {token}",
+        *(
+            line
+            for login in logins
+            for line in (
+                f"  token for {login.username.replace('user', 'user ')} ({login.describe()}):",
+                f"    {login.tokens.access_token}",
+                f"    refresh token: {login.tokens.refresh_token}",
+                "",
+            )
+        ),
+        "  log in (users: userN / passwordN; user1 is the admin):",
+        f"    curl -s {base}/auth/token -H 'Content-Type: application/json' \\",
+        """      -d '{"username": "user2", "password": "password2"}'""",
         "",
         "  try it:",
         f"    curl -s {base}/graphql -H 'Content-Type: application/json' \\",
         f"      -H 'Authorization: Bearer {token}' \\",
         """      -d '{"query": "{ orders(first: 2) { nodes { id total user { name } } } }"}'""",
         "",
-        "  GraphiQL opens with this query, the token already in its Headers tab:",
+        "  or in GraphiQL:",
+        """    mutation { login(username: "user2", password: "password2") { accessToken } }""",
+        "",
+        "  GraphiQL opens with this query, the admin's token already in its Headers tab:",
         *("    " + line for line in EXAMPLE_QUERY.splitlines()),
         "",
         "Press Ctrl+C to stop.",

@@ -1,7 +1,8 @@
 """`RequestContext`: everything a resolver may use, built once per request.
 
 It is the GraphQL context value (`info.context`): the principal resolved by the auth stage,
-clients bound to the caller's identity, and fresh dataloaders (a cache never outlives its
+clients bound to the caller's identity, the token service (login, refresh, logout), and fresh
+dataloaders (a cache never outlives its
 request, so one user's data never leaks into another's answer).
 """
 
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bff.auth import Principal
+from bff.auth.issuing import TokenService
 from bff.upstream import UpstreamPool
 from resolvers.loaders import Loaders
 from upstream_clients import Clients
@@ -23,10 +25,15 @@ class RequestContext:
     loaders: Loaders
     request_id: str = ""
     extensions: dict[str, object] = field(default_factory=dict)
+    tokens: TokenService | None = None
 
     @classmethod
     def build(
-        cls, principal: Principal, pools: Mapping[str, UpstreamPool], request_id: str = ""
+        cls,
+        principal: Principal,
+        pools: Mapping[str, UpstreamPool],
+        request_id: str = "",
+        tokens: TokenService | None = None,
     ) -> RequestContext:
         clients = Clients.bind(pools, principal.identity_headers())
-        return cls(principal, clients, Loaders(clients), request_id)
+        return cls(principal, clients, Loaders(clients), request_id, tokens=tokens)

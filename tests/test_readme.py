@@ -28,6 +28,12 @@ def blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
 
 
+def minimal_config() -> str:
+    """The README's minimal config: its one YAML block that names the upstreams."""
+    [config] = [block for block in blocks("yaml") if block.startswith("server:")]
+    return config
+
+
 def cli_table_commands() -> list[str]:
     """The commands of the README's CLI table, optional parts included, placeholders filled."""
     samples = {"H": "127.0.0.1", "P": "8001", "N": "2", "FILE": "bff.yaml", "NAMES": "users"}
@@ -43,7 +49,7 @@ def cli_table_commands() -> list[str]:
 
 
 def test_the_minimal_config_is_valid_and_fully_active(tmp_path: Path) -> None:
-    config = blocks("yaml")[0]  # the minimal config comes first
+    config = minimal_config()
     path = tmp_path / "bff.yaml"
     path.write_text(config, encoding="utf-8")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BFF_")}
@@ -54,7 +60,7 @@ def test_the_minimal_config_is_valid_and_fully_active(tmp_path: Path) -> None:
 
 def test_the_minimal_config_names_what_bff_services_starts() -> None:
     """One instance per service, on the ports `bff services` uses by default."""
-    settings = settings_from_dict(yaml.safe_load(blocks("yaml")[0]))
+    settings = settings_from_dict(yaml.safe_load(minimal_config()))
     started = {
         name: [f"http://127.0.0.1:{DEFAULT_PORT_BASE + PORTS_PER_SERVICE * i}"]
         for i, name in enumerate(SERVICE_NAMES)

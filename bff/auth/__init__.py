@@ -1,4 +1,15 @@
-"""Authentication and authorization kernel: principal, requirements, token verification."""
+"""Authentication and authorization: who is calling, what they may do, and the tokens.
+
+principal, policy      the kernel: the caller, and requirements declared on fields/routes
+tokens, keyring        the gateway's JWTs: signing, verifying, `kid`s, rotation, JWKS
+opaque, refresh        opaque access tokens; rotating refresh tokens in families
+revocation             revoked JWT ids, checked in memory, read from the store
+issuers                external identity providers' JWTs, verified with their JWKS
+store, store_*         the token store: `memory` or `redis`, one interface
+issuing                log in, refresh, revoke (`TokenService`)
+authenticator          a bearer token -> a principal, per request
+runtime                all of it, built from the config (`AuthRuntime`)
+"""
 
 from bff.auth.policy import Authenticated, OwnerOr, Public, Requirement, Scopes
 from bff.auth.principal import ANONYMOUS, Principal

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jwt
@@ -33,11 +33,22 @@ class TokenVerifier:
     the whole token), and expiry is checked again on every use.
     """
 
-    def __init__(self, algorithm: str, key: str | bytes, issuer: str, audience: str) -> None:
+    def __init__(
+        self,
+        algorithm: str,
+        key: str | bytes,
+        issuer: str,
+        audience: str,
+        *,
+        by_kid: Mapping[str, tuple[str, str | bytes]] | None = None,
+    ) -> None:
         self.algorithm = algorithm
         self.key = key
         self.issuer = issuer
         self.audience = audience
+        # Other keys (rotation), by `kid`, each with its one algorithm; a token without a
+        # known `kid` is checked with the main key.
+        self.by_kid = dict(by_kid or {})
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     def verify(self, token: str, now: float | None = None) -> Principal:
@@ -54,12 +65,30 @@ class TokenVerifier:
             self._verified.popitem(last=False)
         return principal
 
+    def cached(self, token: str, now: float) -> Principal | None:
+        """The principal of a token verified before and not expired, else None."""
+        cached = self._verified.get(token)
+        if cached is not None and now <= cached[1] + LEEWAY:
+            return cached[0]
+        return None
+
+    def _key_for(self, token: str) -> tuple[str, str | bytes]:
+        if self.by_kid:
+            try:
+                kid = jwt.get_unverified_header(token).get("kid")
+            except jwt.PyJWTError as exc:
+                raise Unauthenticated("Invalid token") from exc
+            if isinstance(kid, str) and kid in self.by_kid:
+                return self.by_kid[kid]
+        return self.algorithm, self.key
+
     def _decode(self, token: str) -> Principal:
+        algorithm, key = self._key_for(token)
         try:
             claims = jwt.decode(
                 token,
-                self.key,
-                algorithms=[self.algorithm],
+                key,
+                algorithms=[algorithm],
                 audience=self.audience,
                 issuer=self.issuer,
                 options={"require": REQUIRED_CLAIMS},
@@ -103,11 +132,20 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 class TokenSigner:
-    def __init__(self, algorithm: str, key: str | bytes, issuer: str, audience: str) -> None:
+    def __init__(
+        self,
+        algorithm: str,
+        key: str | bytes,
+        issuer: str,
+        audience: str,
+        *,
+        kid: str | None = None,
+    ) -> None:
         self.algorithm = algorithm
         self.key = key
         self.issuer = issuer
         self.audience = audience
+        self.headers = {"kid": kid} if kid else None
 
     def sign(
         self,
@@ -118,8 +156,21 @@ class TokenSigner:
         roles: Iterable[str] = (),
         now: float | None = None,
     ) -> str:
+        return self.issue(sub, scopes, ttl=ttl, roles=roles, now=now)[0]
+
+    def issue(
+        self,
+        sub: str,
+        scopes: Iterable[str] = (),
+        *,
+        ttl: float = 900,
+        roles: Iterable[str] = (),
+        now: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        """A signed token and its claims (`jti` and `exp` are what revocation needs)."""
         issued = int(time.time() if now is None else now)
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": sub,
@@ -128,5 +179,7 @@ class TokenSigner:
             "jti": uuid.uuid4().hex,
             "scope": " ".join(scopes),
             "roles": list(roles),
+            **(extra or {}),
         }
-        return jwt.encode(claims, self.key, algorithm=self.algorithm)
+        token = jwt.encode(claims, self.key, algorithm=self.algorithm, headers=self.headers)
+        return token, claims

@@ -37,7 +37,9 @@ def _hs256_secret_problem(secret: SecretStr | None) -> str | None:
     return None
 
 
-class JwtConfig(Section):
+class JwtKeyConfig(Section):
+    """One signing key of the gateway: an HS256 secret, or an RS256/ES256 key pair."""
+
     algorithm: Literal["HS256", "RS256", "ES256"] = Field(
         "HS256",
         description="Signature algorithm of the gateway's own tokens. HS256 uses `secret`; "
@@ -69,7 +71,7 @@ class JwtConfig(Section):
         return value
 
     @model_validator(mode="after")
-    def _keys_fit_algorithm(self) -> JwtConfig:
+    def _keys_fit_algorithm(self) -> JwtKeyConfig:
         problems: list[Problem] = []
         if self.algorithm == "HS256":
             problem = _hs256_secret_problem(self.secret)
@@ -149,6 +151,16 @@ class JwtConfig(Section):
         return keys.private_pem(keys.load_private_key(self.private_key_file, self.algorithm))
 
 
+class JwtConfig(JwtKeyConfig):
+    next: JwtKeyConfig | None = Field(
+        None,
+        description="The next signing key, for rotation without a flag day: when set, new tokens "
+        "are signed with it and tokens of the key above still verify until they expire; both "
+        "are published at /.well-known/jwks.json. Once `access_ttl` has passed, make it the "
+        "main key and remove `next`.",
+    )
+
+
 class TrustedIssuer(Section):
     issuer: NonBlank = Field(description="The `iss` claim the identity provider puts in tokens.")
     jwks_url: HttpUrl = Field(
@@ -201,6 +213,11 @@ class AuthConfig(Section):
                     "required when auth.jwt.algorithm is HS256; set it, preferably through "
                     "the BFF_AUTH__JWT__SECRET environment variable",
                 )
+            )
+        nxt = self.jwt.next
+        if nxt is not None and nxt.algorithm == "HS256" and nxt.secret is None:
+            problems.append(
+                Problem(("jwt", "next", "secret"), "required when the next key is HS256")
             )
         seen: dict[str, int] = {}
         for index, trusted in enumerate(self.trusted_issuers):

@@ -155,6 +155,12 @@ class RedisConfig(Section):
         "redis://127.0.0.1:6379/0",
         description="Redis shared by replicas (token store, rate limits, APQ, metering).",
     )
+    key_prefix: str = Field(
+        "bff:",
+        max_length=64,
+        description="Prefix of every key the gateway writes, so several gateways (or tests) "
+        "can share one Redis.",
+    )
 
     @field_validator("url")
     @classmethod

@@ -8,6 +8,7 @@ in panic mode still sends requests to its instances, but is not ready.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
@@ -22,7 +23,12 @@ async def healthz(request: Request) -> JSONResponse:
 
 def readyz_endpoint(
     pools: Callable[[], Mapping[str, UpstreamPool]],
+    checks: Mapping[str, Callable[[], Awaitable[bool]]] | None = None,
 ) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """`checks` names other things the gateway needs (e.g. `token_store`), each an async
+    function saying whether it is usable now."""
+    extra = dict(checks or {})
+
     async def readyz(request: Request) -> JSONResponse:
         upstreams = {
             name: {
@@ -32,8 +38,13 @@ def readyz_endpoint(
             }
             for name, pool in pools().items()
         }
+        passed = dict(zip(extra, await asyncio.gather(*(c() for c in extra.values())), strict=True))
         ready = all(u["usable"] for u in upstreams.values() if u["required"])
-        body = {"status": "ready" if ready else "not ready", "upstreams": upstreams}
+        ready = ready and all(passed.values())
+        body: dict[str, object] = {"status": "ready" if ready else "not ready"}
+        body["upstreams"] = upstreams
+        if passed:
+            body["checks"] = passed
         return JSONResponse(body, 200 if ready else 503)
 
     return readyz

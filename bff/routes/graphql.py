@@ -15,6 +15,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from bff.auth.issuing import TokenService
 from bff.errors import BadUserInput
 from bff.graphql.disconnect import ClientDisconnected, cancel_on_disconnect
 from bff.graphql.executor import GraphQLExecutor, RequestErrors, is_mutation
@@ -41,11 +42,13 @@ class GraphQLEndpoint:
         *,
         graphiql: bool = True,
         graphiql_headers: Mapping[str, str] | None = None,
+        tokens: TokenService | None = None,
     ) -> None:
         self.executor = executor
         self.pools = pools
         self.graphiql = graphiql
         self.graphiql_headers = graphiql_headers
+        self.tokens = tokens
 
     async def endpoint(self, request: Request) -> Response:
         accept = request.headers.get("accept")
@@ -78,7 +81,7 @@ class GraphQLEndpoint:
         if request.method == "GET" and is_mutation(operation):
             raise MalformedRequest("Mutations are only accepted over POST", 405)
         state = request_state(request.scope)
-        context = RequestContext.build(state.principal, self.pools, state.request_id)
+        context = RequestContext.build(state.principal, self.pools, state.request_id, self.tokens)
         execution = self.executor.execute(
             prepared,
             operation_name=gql.operation_name,

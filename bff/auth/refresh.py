@@ -1,0 +1,118 @@
+"""Refresh tokens: opaque, stored, single-use, in families.
+
+A login starts a family; each refresh swaps the presented token for a new one in the same
+family. Using a refresh token marks it used (an atomic swap of its stored value, so of two
+concurrent uses exactly one wins). A used token presented again means it leaked: the whole
+family is revoked (its live refresh token and the access token issued with it), for every
+replica, since all of it lives in the store.
+
+Store keys: `rt:<digest>` -> the grant (`"used"` once spent), with the refresh
+TTL; `fam:<family>` -> the family's live refresh token and latest access token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from bff.auth.store import TokenStore, digest
+from bff.errors import Unauthenticated
+
+REFRESH_PREFIX = "bfr_"
+MAX_TOKEN = 128
+USED = '"used"'  # what a spent refresh token's record becomes
+
+
+class InvalidGrant(Unauthenticated):
+    """A bad, expired, revoked or reused refresh token, or refused credentials.
+
+    `UNAUTHENTICATED` on GraphQL; `400 invalid_grant` on the OAuth-style REST endpoints.
+    """
+
+    default_message = "Invalid grant"
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Who a family of tokens was issued to."""
+
+    sub: str
+    scopes: tuple[str, ...]
+    roles: tuple[str, ...]
+    family: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRef:
+    """Enough of an access token to revoke it: its format, id and expiry."""
+
+    format: str
+    jti: str
+    exp: float
+
+
+def new_family() -> str:
+    return secrets.token_urlsafe(12)
+
+
+class RefreshTokens:
+    def __init__(self, store: TokenStore, ttl: float) -> None:
+        self.store = store
+        self.ttl = ttl
+
+    async def issue(self, grant: Grant, access: AccessRef) -> str:
+        """A new refresh token of `grant`'s family, which now also owns `access`."""
+        token = f"{REFRESH_PREFIX}{grant.family}.{secrets.token_urlsafe(32)}"
+        key = digest(token)
+        record = {"sub": grant.sub, "scope": grant.scopes, "roles": grant.roles}
+        family = {"rt": key, "at": [access.format, access.jti, access.exp]}
+        await self.store.put("rt:" + key, orjson.dumps(record).decode(), self.ttl)
+        await self.store.put("fam:" + grant.family, orjson.dumps(family).decode(), self.ttl)
+        return token
+
+    async def use(self, token: str) -> Grant | AccessRef | None:
+        """Spend `token`: its grant, or (reuse) the family's access token once the family is
+        revoked, or None for a token that is unknown, expired or of a revoked family."""
+        family = family_in(token)
+        if family is None:
+            return None
+        key = digest(token)
+        old = await self.store.swap("rt:" + key, USED)
+        if old is None:
+            return None
+        if old == USED:
+            # A second use: whoever holds it now, the family is compromised.
+            return await self.revoke_family(family)
+        live = await self.store.get("fam:" + family)
+        if live is None or orjson.loads(live).get("rt") != key:
+            return None
+        record: dict[str, Any] = orjson.loads(old)
+        return Grant(str(record["sub"]), tuple(record["scope"]), tuple(record["roles"]), family)
+
+    async def revoke_family(self, family: str) -> AccessRef | None:
+        """Delete the family's live refresh token; its latest access token, to revoke."""
+        raw = await self.store.get("fam:" + family)
+        if raw is None:
+            return None
+        record = orjson.loads(raw)
+        await self.store.delete("rt:" + str(record["rt"]), "fam:" + family)
+        fmt, jti, exp = record["at"]
+        return AccessRef(str(fmt), str(jti), float(exp))
+
+    async def family_of(self, token: str) -> str | None:
+        """The family of a stored refresh token, live or used (for RFC 7009 revocation)."""
+        family = family_in(token)
+        if family is None or await self.store.get("rt:" + digest(token)) is None:
+            return None
+        return family
+
+
+def family_in(token: str) -> str | None:
+    """The family id a refresh token carries (`bfr_<family>.<secret>`), if well-formed."""
+    if not token.startswith(REFRESH_PREFIX) or len(token) > MAX_TOKEN:
+        return None
+    family, dot, secret = token[len(REFRESH_PREFIX) :].partition(".")
+    return family if dot and family and secret else None

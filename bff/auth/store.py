@@ -1,0 +1,70 @@
+"""The token store: where refresh tokens, opaque access tokens and revocations live.
+
+One small interface, two backends: `memory` (one process: the demo, a single gateway) and
+`redis` (every replica sees the same tokens). Keys are short logical names (`rt:<hash>`); a
+backend namespaces them and gives every one a TTL, so dead tokens never pile up. Tokens are
+stored under a digest of their value, so a dump of the store holds no usable token.
+
+A backend that cannot be reached raises `TokenStoreUnavailable` (503, `UPSTREAM_UNAVAILABLE`):
+whoever needs the store to decide must fail closed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from bff.errors import UpstreamUnavailable
+
+
+class TokenStoreUnavailable(UpstreamUnavailable):
+    status: ClassVar[int] = 503
+    default_message = "Token store unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("token store", self.default_message)
+
+
+def digest(token: str) -> str:
+    """The store's name for a token: never the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenStore(ABC):
+    kind: ClassVar[str]
+
+    @abstractmethod
+    async def get(self, key: str) -> str | None:
+        """The value at `key`, or None when it is missing or expired."""
+
+    @abstractmethod
+    async def put(self, key: str, value: str, ttl: float) -> None:
+        """Set `key` to `value` for `ttl` seconds."""
+
+    @abstractmethod
+    async def delete(self, *keys: str) -> None:
+        """Remove `keys` (missing ones are fine)."""
+
+    @abstractmethod
+    async def swap(self, key: str, value: str) -> str | None:
+        """Atomically replace the value of an existing `key`, keeping its TTL; the old value.
+
+        None (and nothing written) when `key` does not exist: exactly one of two concurrent
+        callers gets the old value, which is what makes a refresh token single-use.
+        """
+
+    @abstractmethod
+    async def revoke_jti(self, jti: str, expires: float) -> None:
+        """Remember that the JWT `jti` is revoked until `expires` (epoch seconds)."""
+
+    @abstractmethod
+    async def revoked_jtis(self, now: float) -> dict[str, float]:
+        """Every JWT id revoked and not yet expired at `now`, with its expiry."""
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """True when the store answers (readiness)."""
+
+    async def aclose(self) -> None:
+        return None
