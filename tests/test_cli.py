@@ -249,7 +249,7 @@ def test_serve_answers_with_a_valid_config(tmp_path: Path, shop: RunningServices
         answer = httpx.post(
             f"{base}/graphql", json={"query": "{ product(id: 1) { id } }"}, trust_env=False
         )
-        assert answer.json() == {"data": {"product": {"id": "1"}}}
+        assert answer.json() == {"data": {"product": {"id": "1"}}, "extensions": {"cost": 2}}
 
 
 # --- bff demo -----------------------------------------------------------------------------------

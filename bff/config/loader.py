@@ -144,8 +144,6 @@ def settings_from_dict(data: Mapping[str, Any]) -> Settings:
 # name or list item. Delete an entry when its feature lands.
 NOT_YET_BUILT: tuple[tuple[str, str], ...] = (
     ("routes", "REST passthrough is not built yet"),
-    ("rate_limits", "rate limiting is not built yet"),
-    ("persisted_queries", "persisted queries are not built yet"),
     ("telemetry.exporter", "trace export is not built yet"),
     ("auth.token_format", "opaque tokens are not built yet"),
     ("auth.store", "the Redis token store is not built yet"),
@@ -155,10 +153,6 @@ NOT_YET_BUILT: tuple[tuple[str, str], ...] = (
     ("upstreams.*.health_check", "active health checks are not built yet"),
     ("upstreams.*.outlier", "outlier detection is not built yet"),
     ("upstreams.*.instances.*.zone", "zone-aware balancing is not built yet"),
-    ("redis", "the Redis backend is not built yet"),
-    ("limits", "query depth, alias and cost limits are not built yet"),
-    ("server.max_body", "the request body limit is not built yet"),
-    ("server.trusted_proxies", "client identification behind proxies is not built yet"),
     ("logging.format", "log formats are not built yet"),
 )
 

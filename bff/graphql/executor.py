@@ -31,6 +31,7 @@ from graphql import (
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
 from bff.graphql.fastpath import OperationPlan, execute_plan, plan_operation
+from bff.limits import Shapes
 
 MAX_TOKENS = 5000
 CACHE_SIZE = 512
@@ -43,6 +44,7 @@ class Prepared:
 
     document: DocumentNode
     plans: dict[str | None, OperationPlan | None] = field(default_factory=dict, compare=False)
+    shapes: Shapes = field(default_factory=dict, compare=False)  # query analysis, by operation
 
     @property
     def names(self) -> set[str]:
@@ -64,10 +66,16 @@ class RequestErrors(Exception):
 
 class GraphQLExecutor:
     def __init__(
-        self, schema: GraphQLSchema, *, introspection: bool = True, fast: bool = True
+        self,
+        schema: GraphQLSchema,
+        *,
+        introspection: bool = True,
+        fast: bool = True,
+        max_tokens: int = MAX_TOKENS,
     ) -> None:
         self.schema = schema
         self.fast = fast
+        self.max_tokens = max_tokens
         self.rules = list(specified_rules)
         if not introspection:
             self.rules.append(NoSchemaIntrospectionCustomRule)
@@ -89,7 +97,7 @@ class GraphQLExecutor:
 
     def _prepare(self, query: str) -> Prepared | RequestErrors:
         try:
-            document = parse(query, max_tokens=MAX_TOKENS)
+            document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError as error:
             return RequestErrors([error])
         errors = validate(self.schema, document, self.rules)
