@@ -30,7 +30,14 @@ import orjson
 import yaml
 
 from bench import load
-from bench.procs import Children, detect_pinning, http_post, termination_as_interrupt
+from bench.procs import (
+    Children,
+    cpu_seconds,
+    detect_pinning,
+    http_post,
+    process_tree,
+    termination_as_interrupt,
+)
 from bench.stack import (
     NEVER_LIMIT,
     Stack,
@@ -86,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pinning = detect_pinning()
     workload = dashboard(20)
     rps: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}  # gateway CPU ms per request
     rows = []
     with (
         tempfile.TemporaryDirectory(prefix="bff-limits-bench-") as tmp,
@@ -116,27 +124,35 @@ def main(argv: Sequence[str] | None = None) -> int:
                 url = f"{server.url}/graphql"
                 load.run_wrk(url, script, concurrency=args.concurrency, duration=1, prefix=prefix)
                 say(f"round {round_no}: limits {variant}, c={args.concurrency}")
+                cpu_before = cpu_seconds(process_tree(server.child.pid))
                 result = load.run_wrk(
                     url, script, concurrency=args.concurrency, duration=args.duration, prefix=prefix
                 )
+                cpu_ms = (cpu_seconds(process_tree(server.child.pid)) - cpu_before) * 1000
                 stop_server(children, stack, "gateway")
                 if result.error_count:
                     raise RuntimeError(f"limits {variant}: wrk saw errors {result.errors}")
                 rps[variant].append(result.rps)
+                per_request = cpu_ms / max(1, result.requests)
+                cpu[variant].append(per_request)
                 rows.append(
-                    f"| {round_no} | {variant} | {result.rps:,.0f} | {result.p50_ms:.2f} "
-                    f"| {result.p99_ms:.2f} |"
+                    f"| {round_no} | {variant} | {result.rps:,.0f} | {per_request:.3f} "
+                    f"| {result.p50_ms:.2f} | {result.p99_ms:.2f} |"
                 )
     off, on = (statistics.median(rps[v]) for v in VARIANTS)
+    cpu_off, cpu_on = (statistics.median(cpu[v]) for v in VARIANTS)
     ratio = on / off if off else 0.0
     verdict = "PASS" if ratio >= GOAL else "FAIL"
     print(f"Dashboard, c={args.concurrency}, {args.duration:g} s cells, {pinning.reason}\n")
-    print("| round | limits | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|")
+    print("| round | limits | req/s | gateway CPU ms/req | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|")
     print("\n".join(rows))
-    print(f"| median | off | {off:,.0f} | | |\n| median | on | {on:,.0f} | | |\n")
+    print(f"| median | off | {off:,.0f} | {cpu_off:.3f} | | |")
+    print(f"| median | on | {on:,.0f} | {cpu_on:.3f} | | |\n")
     print(
         f"- {verdict}: Dashboard with rate limits (Redis) and query limits on: "
-        f"{ratio:.2f} x the req/s of both off at c={args.concurrency} (goal ≥ {GOAL:g})"
+        f"{ratio:.2f} x the req/s of both off at c={args.concurrency} (goal ≥ {GOAL:g}); "
+        f"gateway CPU per request {cpu_on / cpu_off if cpu_off else 0:.2f} x"
     )
     return 0
 

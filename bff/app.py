@@ -26,7 +26,7 @@ Routes: `/graphql` (GraphQL over HTTP and GraphiQL), `/graphiql/static` (its ass
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -51,6 +51,7 @@ from bff.limits import (
     RateLimiter,
     RateStore,
     RedisRateStore,
+    RespClient,
 )
 from bff.persisted import (
     DocumentsError,
@@ -108,12 +109,15 @@ def create_app(settings: Settings) -> Starlette:
     )
     upstreams = Upstreams.from_settings(settings)
 
+    closers: list[Callable[[], Awaitable[None]]] = [upstreams.aclose]
+    if redis is not None:
+        closers.append(redis.aclose)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        await upstreams.aclose()
-        if redis is not None:
-            await redis.aclose()
+        for close in closers:
+            await close()
 
     limits = settings.limits
     executor = GraphQLExecutor(
@@ -145,7 +149,11 @@ def create_app(settings: Settings) -> Starlette:
     limiter = None
     rate_limits = settings.rate_limits
     if rate_limits.enabled:
-        store: RateStore = RedisRateStore(redis) if redis is not None else MemoryRateStore()
+        store: RateStore = MemoryRateStore()
+        if url is not None:
+            resp = RespClient(url)
+            store = RedisRateStore(resp)
+            closers.append(resp.aclose)
         limiter = RateLimiter(store, rate_limits)
         identifier = ClientIdentifier(
             settings.server.trusted_proxies, rate_limits.api_key_header, rate_limits.api_keys

@@ -24,12 +24,12 @@ from bff.limits import (
     MemoryRateStore,
     RateLimiter,
     RedisRateStore,
+    RespClient,
     Rule,
     StoreUnavailable,
     decide,
 )
 from bff.limits.gcra import Verdict
-from bff.shared_state import connect_redis
 from services import RunningServices
 from tests.support import GraphQLClient, gateway_settings, running_gateway, sign
 from tests.tcp_proxy import TcpProxy
@@ -288,7 +288,7 @@ def test_the_limiter_fails_open_while_redis_is_away_and_recovers_by_itself(
     config = RateLimitsConfig.model_validate({"default": {"requests": 2, "per": "1m"}})
 
     async def scenario(proxy: TcpProxy) -> list[str]:
-        redis = connect_redis(f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}")
+        redis = RespClient(f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}")
         limiter = RateLimiter(RedisRateStore(redis), config, clock=lambda: now[0])
         seen = []
         try:
@@ -321,7 +321,7 @@ def test_the_limiter_fails_open_while_redis_is_away_and_recovers_by_itself(
 
 def test_fail_closed_raises_while_redis_is_away() -> None:
     async def scenario() -> None:
-        redis = connect_redis(closed_port_url())
+        redis = RespClient(closed_port_url())
         config = RateLimitsConfig.model_validate({"on_store_error": "deny"})
         limiter = RateLimiter(RedisRateStore(redis), config)
         try:

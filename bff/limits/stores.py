@@ -15,10 +15,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
-
 from bff.limits.gcra import MICROS, Rule, decide
+from bff.limits.resp import RespClient, RespError
 
 KEY_PREFIX = "bff:rl:"
 MEMORY_SWEEP_AT = 100_000  # entries before the memory store drops the ones already expired
@@ -94,20 +92,18 @@ return out
 class RedisRateStore(RateStore):
     """Budgets shared by every gateway using the same Redis.
 
-    redis-py spends about a hundred microseconds of CPU per command, more than the rest of the
-    limiter by far; so the hits made in one turn of the event loop go to Redis together, as one
-    EVALSHA of the script over all their keys (one command, one round trip, one pooled
-    connection). One request at a time, that is one script call per request; under load the
-    cost per request falls with the batch. (Every key of a batch in one script call: fine for
-    one Redis, with or without replicas; not for Redis Cluster, which needs one slot per call.)
+    The hits made in one turn of the event loop go to Redis together, as one EVALSHA of the
+    script over all their keys (one command, one round trip), on the limiter's own pipelined
+    connection (`bff.limits.resp`): per request that is a few microseconds of CPU under load,
+    where a redis-py command each cost 100-250 us. (All keys of a batch in one script call:
+    fine for a Redis with or without replicas; Redis Cluster would need one slot per call.)
     """
 
-    def __init__(self, redis: Redis, prefix: str = KEY_PREFIX) -> None:
-        self.redis = redis
+    def __init__(self, client: RespClient, prefix: str = KEY_PREFIX) -> None:
+        self.client = client
         self.prefix = prefix
         self.sha = hashlib.sha1(GCRA_LUA.encode()).hexdigest()
         self._pending: list[_Hit] = []
-        self._sending: set[asyncio.Task[None]] = set()
 
     async def hit(self, key: str, rule: Rule) -> tuple[bool, int, int]:
         loop = asyncio.get_running_loop()
@@ -120,33 +116,31 @@ class RedisRateStore(RateStore):
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._send(batch))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        self._send(batch, retry=True)
 
-    async def _send(self, batch: list[_Hit]) -> None:
-        try:
-            replies = await self._run(batch)
-        except (RedisError, OSError, TimeoutError) as error:
-            failure = StoreUnavailable(f"{type(error).__name__}: {error}")
-            replies = [failure] * len(batch)
-        for (_, _, _, future), reply in zip(batch, replies, strict=True):
-            if future.done():  # the request went away meanwhile
-                continue
-            if isinstance(reply, BaseException):
-                future.set_exception(StoreUnavailable(f"{type(reply).__name__}: {reply}"))
-            else:
-                future.set_result(reply)
-
-    async def _run(self, batch: list[_Hit]) -> list[Any]:
+    def _send(self, batch: list[_Hit], *, retry: bool) -> None:
         keys = [hit[0] for hit in batch]
         args = [number for hit in batch for number in hit[1:3]]
-        try:
-            flat = await self.redis.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:  # Redis restarted or flushed its scripts: load it again
-            await self.redis.script_load(GCRA_LUA)
-            flat = await self.redis.evalsha(self.sha, len(keys), *keys, *args)
-        return [flat[i : i + 3] for i in range(0, len(flat), 3)]
+        reply = self.client.call("EVALSHA", self.sha, len(keys), *keys, *args)
+        reply.add_done_callback(lambda done: self._deliver(batch, done, retry))
+
+    def _deliver(self, batch: list[_Hit], reply: asyncio.Future[Any], retry: bool) -> None:
+        error = reply.exception()
+        if isinstance(error, RespError) and str(error).startswith("NOSCRIPT") and retry:
+            self.client.call("SCRIPT", "LOAD", GCRA_LUA)  # Redis lost the script: load it again
+            self._send(batch, retry=False)  # pipelined behind the load: same connection, in order
+            return
+        flat = None if error is not None else reply.result()
+        if error is None and (not isinstance(flat, list) or len(flat) != 3 * len(batch)):
+            error = RespError(f"unexpected script reply {flat!r}")
+        for index, (_, _, _, future) in enumerate(batch):
+            if future.done():  # the request went away meanwhile
+                continue
+            if error is not None:
+                future.set_exception(StoreUnavailable(f"{type(error).__name__}: {error}"))
+            else:
+                assert flat is not None
+                future.set_result(flat[3 * index : 3 * index + 3])
 
 
 _Hit = tuple[str, int, int, "asyncio.Future[Any]"]
