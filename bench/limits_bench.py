@@ -9,19 +9,22 @@ the main benchmark, and drives it with `wrk` at one concurrency (default 32). Ro
 so that a machine that slows down over the run slows both variants alike; the table gives
 each round and the medians, and the goal line compares the medians: limits on must keep at
 least 0.9 x the requests per second of limits off. The `on` gateway checks every request's
-budget in Redis (`REDIS_URL`, default 127.0.0.1:6379: one Lua round trip per request, keyed by
-the token's subject; the budget is too large to refuse anything) and analyses every query
-(cached per document; the Dashboard's cost, 301, is in each answer's `extensions.cost`).
+budget in Redis (one Lua round trip per request, keyed by the token's subject; the budget is
+too large to refuse anything) and analyses every query (cached per document; the Dashboard's
+cost, 301, is in each answer's `extensions.cost`). The Redis is a private `redis-server` on the
+load core (as in production, it must not take the gateway's CPU), or `--redis-url`'s.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
+import shutil
+import socket
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,8 +35,10 @@ import yaml
 from bench import load
 from bench.procs import (
     Children,
+    Pinning,
     cpu_seconds,
     detect_pinning,
+    free_port,
     http_post,
     process_tree,
     termination_as_interrupt,
@@ -71,6 +76,23 @@ def variant_config(base: dict[str, Any], variant: str, redis_url: str) -> dict[s
     return config
 
 
+def start_redis(children: Children, pinning: Pinning) -> str:
+    """A private redis-server on the load core, without persistence; its URL."""
+    port = free_port()
+    argv = [*pinning.prefix(pinning.load_core), "redis-server", "--port", str(port)]
+    children.start("redis", [*argv, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
 def check(url: str, body: bytes, headers: dict[str, str], variant: str) -> None:
     status, answer = http_post(f"{url}/graphql", body, headers)
     data = orjson.loads(answer)
@@ -85,11 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per cell")
     parser.add_argument("--rounds", type=int, default=3, help="off/on pairs measured")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--redis-url", help="use this Redis instead of starting redis-server")
     args = parser.parse_args(argv)
     if load.wrk_path() is None:
         say("bench.limits_bench: wrk is not installed (apt-get install wrk)")
         return 2
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    if args.redis_url is None and shutil.which("redis-server") is None:
+        say("bench.limits_bench: redis-server is not installed; install it or pass --redis-url")
+        return 2
     pinning = detect_pinning()
     workload = dashboard(20)
     rps: dict[str, list[float]] = {v: [] for v in VARIANTS}
@@ -101,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Children(Path(tmp), ROOT) as children,
     ):
         work = Path(tmp)
+        redis_url = args.redis_url or start_redis(children, pinning)
         services = start_services(children, pinning, 0.0)
         urls = service_urls_of(services)
         base = gateway_config(urls, secrets.token_urlsafe(32))
