@@ -88,16 +88,20 @@ def token_verifier(settings: Settings) -> TokenVerifier | None:
     return TokenVerifier(auth.jwt.algorithm, key, auth.issuer, auth.audience)
 
 
+def check_manifest(settings: Settings) -> dict[str, str] | None:
+    """The `persisted_queries.manifest` documents; a bad manifest stops the start."""
+    path = settings.persisted_queries.manifest
+    if path is None:
+        return None
+    try:
+        return load_manifest(path)
+    except DocumentsError as error:
+        raise ConfigError([f"persisted_queries.manifest: {path}: {error}"]) from None
+
+
 def persisted_queries(settings: Settings, store: DocumentStore) -> PersistedQueries:
-    """APQ and persisted-only mode, with the manifest loaded (a bad one stops the start)."""
-    config = settings.persisted_queries
-    manifest = None
-    if config.manifest is not None:
-        try:
-            manifest = load_manifest(config.manifest)
-        except DocumentsError as error:
-            raise ConfigError([f"persisted_queries.manifest: {config.manifest}: {error}"]) from None
-    return PersistedQueries(store, config, manifest)
+    """APQ and persisted-only mode, with the manifest loaded."""
+    return PersistedQueries(store, settings.persisted_queries, check_manifest(settings))
 
 
 def create_app(settings: Settings) -> Starlette:

@@ -16,11 +16,13 @@ CONFIG_ENV = "BFF_CONFIG"
 
 
 def usable_settings(path: str | None) -> Settings:
-    """The settings at `path`, valid and naming every upstream the schema calls."""
-    from bff.app import check_upstreams
+    """The settings at `path`, valid, naming every upstream the schema calls, and with a
+    usable persisted-query manifest."""
+    from bff.app import check_manifest, check_upstreams
 
     settings = load_settings(path)
     check_upstreams(settings)
+    check_manifest(settings)
     return settings
 
 

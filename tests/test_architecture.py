@@ -30,6 +30,8 @@ FORBIDDEN: dict[str, set[str]] = {
     "bff/auth": {"strawberry", "graphql", "schema", "resolvers", "httpx", "upstream_clients"},
     "bff/config": {"strawberry", "graphql", "schema", "resolvers", "httpx", "upstream_clients"},
     "services": {"bff", "schema", "resolvers", "upstream_clients", "strawberry"},
+    "bff/limits": {"strawberry", "schema", "resolvers", "upstream_clients", "bff.graphql", "httpx"},
+    "bff/persisted": {"strawberry", "schema", "resolvers", "upstream_clients", "bff.graphql"},
 }
 
 

@@ -238,3 +238,16 @@ def test_a_stale_manifest_stops_the_start(tmp_path: Path, shop: RunningServices)
         create_app(settings)
     assert "persisted_queries.manifest" in str(refused.value)
     assert "not the sha256 of its document" in str(refused.value)
+
+
+def test_check_config_reads_the_manifest_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_cli import EVERY_UPSTREAM, valid_config
+
+    (tmp_path / "stale.json").write_text(json.dumps({"0" * 64: "{ x }"}), encoding="utf-8")
+    config = valid_config(EVERY_UPSTREAM)
+    config["persisted_queries"] = {"manifest": "stale.json"}  # relative to the config file
+    path = write_config(tmp_path / "bff.yaml", config)
+    assert bff_main(["check-config", str(path)]) == 1
+    assert "persisted_queries.manifest" in capsys.readouterr().err
