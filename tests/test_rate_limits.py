@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -346,3 +347,40 @@ def test_refusals_are_counted_for_the_metrics_layer() -> None:
 
     asyncio.run(two())
     assert limiter.rejected == 1
+
+
+def test_a_gateway_lets_requests_through_while_redis_is_away_then_limits_again(
+    shop: RunningServices, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = urlparse(REDIS_URL)
+    subject = f"midtest-{uuid.uuid4().hex}"
+    with TcpProxy((target.hostname or "127.0.0.1", target.port or 6379)) as proxy:
+        settings = gateway_settings(
+            shop.urls,
+            redis={"url": f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}"},
+            rate_limits={"default": {"requests": 2, "per": "1m"}},
+        )
+        token = sign(sub=subject)
+        try:
+            with caplog.at_level(logging.WARNING, "bff.limits"), running_gateway(settings) as url:
+                client = GraphQLClient(url)
+                before = [client.post("{ __typename }", token=token).status_code for _ in range(3)]
+                proxy.stop()  # Redis is away
+                during = [client.post("{ __typename }", token=token).status_code for _ in range(3)]
+                proxy.start()  # and back, on the same port
+                deadline = time.monotonic() + 20
+                after = 0
+                while time.monotonic() < deadline:
+                    after = client.post("{ __typename }", token=token).status_code
+                    if after == 429:
+                        break
+                    time.sleep(0.2)
+                client.close()
+        finally:
+            redis_cleanup(f"bff:rl:user:{subject}")
+    assert before == [200, 200, 429]
+    assert during == [200, 200, 200]  # fail open: on_store_error defaults to allow
+    assert after == 429  # the budget in Redis applies again, with no restart
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unreachable" in m for m in messages) == 1
+    assert sum("reachable again" in m for m in messages) == 1
