@@ -66,6 +66,8 @@ class GraphQLEndpoint:
             status = 400 if media_type == GRAPHQL_RESPONSE else 200
             return graphql_response({"errors": format_errors(error.errors)}, media_type, status)
         except BffError as error:  # limits and persisted queries: request errors, or a 503
+            if not error.expose:
+                raise  # a bug: the errors stage masks and logs it
             status = error.status
             if status == 400 and media_type != GRAPHQL_RESPONSE:
                 status = 200
