@@ -384,3 +384,22 @@ def test_a_gateway_lets_requests_through_while_redis_is_away_then_limits_again(
     messages = [r.getMessage() for r in caplog.records]
     assert sum("unreachable" in m for m in messages) == 1
     assert sum("reachable again" in m for m in messages) == 1
+
+
+def test_hits_batched_into_one_redis_call_each_see_the_ones_before() -> None:
+    client_key = f"batch-{uuid.uuid4().hex}"
+
+    async def scenario() -> list[bool]:
+        resp = RespClient(REDIS_URL)
+        store = RedisRateStore(resp)
+        try:
+            # one turn of the loop: all five go to Redis in one script call
+            hits = await asyncio.gather(*(store.hit(client_key, Rule(3, 60.0)) for _ in range(5)))
+        finally:
+            await resp.aclose()
+        return [allowed for allowed, _, _ in hits]
+
+    try:
+        assert asyncio.run(scenario()) == [True, True, True, False, False]
+    finally:
+        redis_cleanup(f"bff:rl:{client_key}")
