@@ -8,10 +8,16 @@ Stages, outermost first, and why in this order:
 1. `TelemetryStage`: the server span, the request metrics and the access line; right after
    the request stage (it reads the request id) and outside everything else, so refused
    requests (401, 413, 429, a masked 500) are traced, counted and logged too.
-2. `ErrorsStage`: the last net, outermost so that a bug in any later stage or route still
-   becomes a masked JSON 500 with the detail in the log.
-3. `AuthenticationStage`: resolves the principal once per request; a bad token is refused
+2. `ErrorsStage`: the last net, outermost of the stages that refuse or serve, so that a bug in
+   any later stage or route still becomes a masked JSON 500 with the detail in the log.
+3. `BodyLimitStage`: `server.max_body`; an oversized body is refused (413) before anyone
+   reads it, and before a token is verified.
+4. `AuthenticationStage`: resolves the principal once per request; a bad token is refused
    here, before any GraphQL parsing or upstream call.
+5. `RateLimitStage` (when `rate_limits.enabled`): right after authentication, because the
+   budget is keyed by the token subject (SPEC section 7: client = subject, else API key,
+   else IP), which only authentication knows. Verifying a token costs microseconds (an
+   opaque token's lookup is cached), so checking the budget first would save little.
 
 Telemetry's other seams are wired here too, by injection: the executor's operation span, the
 loader base class's batch hook, and each pool's client-span transport layer. Nothing on the
@@ -29,7 +35,7 @@ Routes: `/graphql` (GraphQL over HTTP and GraphiQL), `/graphiql/static` (its ass
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -42,15 +48,35 @@ from bff.config import ConfigError, Settings
 from bff.graphql.executor import GraphQLExecutor
 from bff.http.admin_upstreams import admin_routes
 from bff.http.authentication import AuthenticationStage
+from bff.http.body_limit import BodyLimitStage
 from bff.http.errors import ErrorsStage
 from bff.http.graphiql import static_app
 from bff.http.health import healthz, readyz_endpoint
 from bff.http.jwks_fetch import JwksFetcher
+from bff.http.rate_limit import RateLimitStage
 from bff.http.request_stage import RequestStage
+from bff.limits import (
+    ClientIdentifier,
+    MemoryRateStore,
+    QueryLimits,
+    RateLimiter,
+    RateStore,
+    RedisRateStore,
+    RespClient,
+)
+from bff.persisted import (
+    DocumentsError,
+    DocumentStore,
+    MemoryDocumentStore,
+    PersistedQueries,
+    RedisDocumentStore,
+    load_manifest,
+)
 from bff.rendering.errors import http_exception_response
 from bff.request_id import install_log_records
 from bff.routes.auth import auth_routes
 from bff.routes.graphql import GraphQLEndpoint
+from bff.shared_state import connect_redis, redis_url
 from bff.telemetry import batches
 from bff.telemetry.hub import Telemetry
 from bff.telemetry.operation import wrap_execute
@@ -72,6 +98,22 @@ def check_upstreams(settings: Settings) -> None:
         raise ConfigError([f"upstreams: missing {names} (the schema's fields call every one)"])
 
 
+def check_manifest(settings: Settings) -> dict[str, str] | None:
+    """The `persisted_queries.manifest` documents; a bad manifest stops the start."""
+    path = settings.persisted_queries.manifest
+    if path is None:
+        return None
+    try:
+        return load_manifest(path)
+    except DocumentsError as error:
+        raise ConfigError([f"persisted_queries.manifest: {path}: {error}"]) from None
+
+
+def persisted_queries(settings: Settings, store: DocumentStore) -> PersistedQueries:
+    """APQ and persisted-only mode, with the manifest loaded."""
+    return PersistedQueries(store, settings.persisted_queries, check_manifest(settings))
+
+
 def create_app(
     settings: Settings,
     *,
@@ -82,6 +124,11 @@ def create_app(
     `telemetry` replaces the one built from `settings` (tests' exporters)."""
     check_upstreams(settings)
     install_log_records()
+    url = redis_url(settings)
+    redis = connect_redis(url) if url is not None else None
+    persisted = persisted_queries(
+        settings, RedisDocumentStore(redis) if redis is not None else MemoryDocumentStore()
+    )
     upstreams = Upstreams.from_settings(settings, observe=TracingTransport)
     telemetry = telemetry or Telemetry(settings, schema._schema)
     batches.install()
@@ -92,6 +139,9 @@ def create_app(
     )
     fetcher = JwksFetcher()
     auth = AuthRuntime.from_settings(settings, fetcher)
+    closers: list[Callable[[], Awaitable[None]]] = [upstreams.aclose, auth.aclose, fetcher.aclose]
+    if redis is not None:
+        closers.append(redis.aclose)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -102,13 +152,16 @@ def create_app(
         try:
             yield
         finally:
-            await upstreams.aclose()
-            await auth.aclose()
-            await fetcher.aclose()
+            for close in closers:
+                await close()
             await telemetry.aclose()
 
+    limits = settings.limits
     executor = GraphQLExecutor(
-        schema._schema, introspection=settings.server.introspection, observe=wrap_execute
+        schema._schema,
+        introspection=settings.server.introspection,
+        observe=wrap_execute,
+        max_tokens=limits.max_tokens,
     )
     graphql = GraphQLEndpoint(
         executor,
@@ -116,6 +169,8 @@ def create_app(
         graphiql=settings.server.graphiql,
         graphiql_headers=graphiql_headers,
         tokens=auth.service,
+        limits=QueryLimits(schema._schema, limits) if limits.enabled else None,
+        persisted=persisted,
     )
     routes = [
         Route("/graphql", graphql.endpoint, methods=["GET", "POST"]),
@@ -135,8 +190,23 @@ def create_app(
         Middleware(RequestStage),
         Middleware(TelemetryStage, telemetry=telemetry),
         Middleware(ErrorsStage),
+        Middleware(BodyLimitStage, max_body=settings.server.max_body),
         Middleware(AuthenticationStage, authenticator=auth.authenticator),
     ]
+    limiter = None
+    rate_limits = settings.rate_limits
+    if rate_limits.enabled:
+        store: RateStore = MemoryRateStore()
+        if url is not None:
+            resp = RespClient(url)
+            store = RedisRateStore(resp)
+            closers.append(resp.aclose)
+        limiter = RateLimiter(store, rate_limits)
+        identifier = ClientIdentifier(
+            settings.server.trusted_proxies, rate_limits.api_key_header, rate_limits.api_keys
+        )
+        # After authentication: the budget is keyed by the token subject (see the docstring).
+        middleware.append(Middleware(RateLimitStage, limiter=limiter, identifier=identifier))
     app = Starlette(
         lifespan=lifespan,
         routes=routes,
@@ -147,5 +217,6 @@ def create_app(
     app.state.upstreams = upstreams
     app.state.telemetry = telemetry
     app.state.auth = auth
+    app.state.limiter = limiter  # `limiter.rejected`: refusals so far
     app.state.fast_path_stats = executor.stats  # fallbacks to graphql-core, by reason
     return app

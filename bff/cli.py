@@ -1,4 +1,4 @@
-"""The `bff` command: demo, serve, services, check-config, schema, usage."""
+"""The `bff` command: demo, serve, services, check-config, schema, usage, persist."""
 
 from __future__ import annotations
 
@@ -19,11 +19,13 @@ CONFIG_ENV = "BFF_CONFIG"
 
 
 def usable_settings(path: str | None) -> Settings:
-    """The settings at `path`, valid and naming every upstream the schema calls."""
-    from bff.app import check_upstreams
+    """The settings at `path`, valid, naming every upstream the schema calls, and with a
+    usable persisted-query manifest."""
+    from bff.app import check_manifest, check_upstreams
 
     settings = load_settings(path)
     check_upstreams(settings)
+    check_manifest(settings)
     return settings
 
 
@@ -277,6 +279,29 @@ def cmd_usage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_persist(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bff.persisted import DocumentsError
+    from bff.persisted.command import persist
+    from schema import schema
+
+    path = args.config or os.environ.get(CONFIG_ENV)
+    try:
+        settings = load_settings(path)
+    except ConfigError as error:
+        print(f"bff: invalid configuration ({path or 'defaults'}):\n{error}", file=sys.stderr)
+        return 2
+    manifest = Path(args.manifest) if args.manifest else None
+    try:
+        lines = persist(Path(args.directory), settings, schema._schema, manifest)
+    except DocumentsError as error:
+        print(f"bff persist: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from services import add_service_arguments
 
@@ -352,6 +377,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the gateway's GraphQL schema in SDL.",
     )
     schema.set_defaults(run=cmd_schema)
+
+    persist = commands.add_parser(
+        "persist", help="register a folder of .graphql documents as persisted queries"
+    )
+    persist.add_argument("directory", help="folder searched for *.graphql files")
+    persist.add_argument("--config", help=f"bff.yaml naming redis.url (default: ${CONFIG_ENV})")
+    persist.add_argument("--manifest", help="merge into this JSON manifest instead of Redis")
+    persist.set_defaults(run=cmd_persist)
     return parser
 
 

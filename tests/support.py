@@ -33,7 +33,11 @@ def gateway_settings(
     upstream_overrides: Mapping[str, Any] | None = None,
     **extra: Any,
 ) -> Settings:
-    """Settings for a gateway over `urls`; `upstream_overrides` merge into every upstream."""
+    """Settings for a gateway over `urls`; `upstream_overrides` merge into every upstream.
+
+    Rate limits are off unless `rate_limits` is given: the suite sends many requests from one
+    address, and only the rate-limit tests are about budgets.
+    """
     upstreams = {
         name: {"instances": [{"url": u} for u in instance_urls], **(upstream_overrides or {})}
         for name, instance_urls in urls.items()
@@ -45,6 +49,7 @@ def gateway_settings(
             "audience": AUDIENCE,
             "jwt": {"algorithm": "HS256", "secret": SECRET},
         },
+        "rate_limits": {"enabled": False},
         **extra,
     }
     return settings_from_dict(data)

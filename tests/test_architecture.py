@@ -31,6 +31,11 @@ ALLOWED: dict[str, set[str]] = {
     "bff.request_id": set(),
     # principal, policy, tokens
     "bff.auth": KERNEL,
+    # shared state (Redis), query analysis and rate limits, persisted queries: no HTTP, no GraphQL
+    # execution; stages and routes call them
+    "bff.shared_state": KERNEL,
+    "bff.limits": KERNEL | {"bff.auth"},
+    "bff.persisted": KERNEL | {"bff.shared_state"},
     # data path, bottom up
     "bff.upstream": KERNEL,
     "upstream_clients": KERNEL | {"bff.upstream"},
@@ -38,11 +43,13 @@ ALLOWED: dict[str, set[str]] = {
     "schema": KERNEL | {"bff.auth", "upstream_clients", "resolvers"},
     "bff.rendering": KERNEL,  # media types and every error body, below http and graphql
     "bff.graphql": KERNEL
-    | {"bff.auth", "bff.rendering", "upstream_clients", "resolvers", "schema"},
-    "bff.http": KERNEL | {"bff.auth", "bff.rendering", "bff.upstream"},
+    | {"bff.auth", "bff.limits", "bff.rendering", "upstream_clients", "resolvers", "schema"},
+    "bff.http": KERNEL | {"bff.auth", "bff.limits", "bff.rendering", "bff.upstream"},
     "bff.routes": KERNEL
     | {
         "bff.auth",
+        "bff.limits",
+        "bff.persisted",
         "bff.rendering",
         "bff.upstream",
         "upstream_clients",
@@ -62,6 +69,9 @@ ALLOWED: dict[str, set[str]] = {
     "bff.app": KERNEL
     | {
         "bff.auth",
+        "bff.limits",
+        "bff.persisted",
+        "bff.shared_state",
         "bff.telemetry",
         "bff.rendering",
         "bff.upstream",
@@ -80,6 +90,8 @@ ALLOWED: dict[str, set[str]] = {
         "bff.workers",
         "bff.telemetry",
         "bff.metering",
+        "bff.persisted",
+        "bff.shared_state",
         "schema",
         "services",
     },

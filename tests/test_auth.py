@@ -272,7 +272,7 @@ def test_anonymous_order_is_unauthenticated_without_loading_it(
 
 def test_a_missing_order_is_null_for_a_scope_holder(gql: GraphQLClient) -> None:
     body = gql.execute(ORDER, {"id": "999999"}, token=sign())
-    assert body == {"data": {"order": None}}
+    assert body == {"data": {"order": None}, "extensions": {"cost": 4}}
 
 
 # --- orders: scope orders:read ------------------------------------------------------------------

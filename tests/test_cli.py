@@ -29,6 +29,7 @@ import yaml
 from graphql import build_schema
 
 from bff.cli import build_parser
+from bff.config.loader import NOT_YET_BUILT
 from schema import sdl
 from services import RunningServices
 from tests.support import SECRET
@@ -226,16 +227,13 @@ def test_check_config_accepts_a_valid_file(tmp_path: Path) -> None:
 
 def test_check_config_warns_on_every_key_not_active_yet(tmp_path: Path) -> None:
     data = valid_config(EVERY_UPSTREAM)
-    data["limits"] = {"max_depth": 10}  # the default value: still written, still no effect
-    data["server"]["max_body"] = "2MB"
+    data["routes"] = [{"name": "catalog", "upstream": "catalog"}]
     config = write_config(tmp_path / "bff.yaml", data)
     result = run_bff("check-config", str(config))
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
-        "bff: warning: limits: query depth, alias and cost limits are not built yet; "
-        "this section has no effect",
-        "bff: warning: server.max_body: the request body limit is not built yet; "
-        "this setting has no effect",
+        f"bff: warning: {path}: {message}; this section has no effect"
+        for path, message in NOT_YET_BUILT
     ]
     assert result.stdout.startswith(f"{config}: ok")
 
@@ -316,7 +314,7 @@ def test_serve_answers_with_a_valid_config(tmp_path: Path, shop: RunningServices
         answer = httpx.post(
             f"{base}/graphql", json={"query": "{ product(id: 1) { id } }"}, trust_env=False
         )
-        assert answer.json() == {"data": {"product": {"id": "1"}}}
+        assert answer.json() == {"data": {"product": {"id": "1"}}, "extensions": {"cost": 2}}
 
 
 # --- bff demo -----------------------------------------------------------------------------------

@@ -78,14 +78,17 @@ def test_post_json_answers_graphql_response_json(gql: GraphQLClient) -> None:
     response = gql.post(PRODUCT, {"id": "1"})
     assert response.status_code == 200
     assert media_type(response) == GRAPHQL_RESPONSE
-    assert response.json() == {"data": {"product": {"id": "1", "name": DATA.products[1]["name"]}}}
+    assert response.json() == {
+        "data": {"product": {"id": "1", "name": DATA.products[1]["name"]}},
+        "extensions": {"cost": 3},
+    }
 
 
 def test_accept_application_json_gets_application_json(gql: GraphQLClient) -> None:
     response = post(gql.http, {"query": "{ __typename }"}, accept=JSON)
     assert response.status_code == 200
     assert media_type(response) == JSON
-    assert response.json() == {"data": {"__typename": "Query"}}
+    assert response.json() == {"data": {"__typename": "Query"}, "extensions": {"cost": 1}}
 
 
 def test_no_accept_header_gets_legacy_json(gql: GraphQLClient) -> None:
@@ -144,7 +147,7 @@ def test_get_with_a_query_string(gql: GraphQLClient) -> None:
     )
     assert response.status_code == 200
     assert media_type(response) == JSON
-    assert response.json() == {"data": {"product": {"id": "2"}}}
+    assert response.json() == {"data": {"product": {"id": "2"}}, "extensions": {"cost": 2}}
 
 
 def test_get_with_variables_and_operation_name(gql: GraphQLClient) -> None:
@@ -167,7 +170,7 @@ def test_get_with_a_token_sees_the_principal(gql: GraphQLClient) -> None:
         params={"query": "{ me { id } }"},
         headers={"Authorization": f"Bearer {sign('2', [])}"},
     )
-    assert response.json() == {"data": {"me": {"id": "2"}}}
+    assert response.json() == {"data": {"me": {"id": "2"}}, "extensions": {"cost": 2}}
 
 
 def test_get_of_a_mutation_is_405_and_runs_nothing(
@@ -188,7 +191,7 @@ def test_get_of_a_query_in_a_document_with_a_mutation_is_allowed(gql: GraphQLCli
     params = {"query": ADD_REVIEW + " query Q { __typename }", "operationName": "Q"}
     response = gql.http.get("/graphql", params=params)
     assert response.status_code == 200, response.text
-    assert response.json() == {"data": {"__typename": "Query"}}
+    assert response.json() == {"data": {"__typename": "Query"}, "extensions": {"cost": 1}}
 
 
 def test_get_without_a_query_is_400(gql: GraphQLClient) -> None:
@@ -239,7 +242,7 @@ def test_post_json_with_a_charset_is_accepted(gql: GraphQLClient) -> None:
         headers={"Content-Type": "application/json; charset=utf-8"},
     )
     assert response.status_code == 200
-    assert response.json() == {"data": {"__typename": "Query"}}
+    assert response.json() == {"data": {"__typename": "Query"}, "extensions": {"cost": 1}}
 
 
 @pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE, JSON])
@@ -280,7 +283,10 @@ def test_a_body_that_is_not_a_graphql_request_is_400(
 
 def test_null_variables_and_operation_name_are_allowed(gql: GraphQLClient) -> None:
     body = {"query": "{ __typename }", "variables": None, "operationName": None}
-    assert post(gql.http, body).json() == {"data": {"__typename": "Query"}}
+    assert post(gql.http, body).json() == {
+        "data": {"__typename": "Query"},
+        "extensions": {"cost": 1},
+    }
 
 
 # --- request errors: 400 under graphql-response+json, 200 under application/json ----------------
@@ -337,7 +343,10 @@ def test_the_named_operation_runs(gql: GraphQLClient) -> None:
         "query": "query A { product(id: 1) { id } } query B { product(id: 2) { id } }",
         "operationName": "B",
     }
-    assert post(gql.http, body).json() == {"data": {"product": {"id": "2"}}}
+    assert post(gql.http, body).json() == {
+        "data": {"product": {"id": "2"}},
+        "extensions": {"cost": 2},
+    }
 
 
 # --- field errors: 200 with data ----------------------------------------------------------------
@@ -419,7 +428,7 @@ def test_graphiql_off_serves_no_html(locked: httpx.Client) -> None:
 
 def test_graphiql_off_still_answers_graphql(locked: httpx.Client) -> None:
     response = post(locked, {"query": "{ product(id: 1) { id } }"})
-    assert response.json() == {"data": {"product": {"id": "1"}}}
+    assert response.json() == {"data": {"product": {"id": "1"}}, "extensions": {"cost": 2}}
 
 
 # --- introspection ------------------------------------------------------------------------------
@@ -446,4 +455,7 @@ def test_introspection_off_rejects_schema_queries(query: str, locked: httpx.Clie
 
 
 def test_introspection_off_still_allows_typename(locked: httpx.Client) -> None:
-    assert post(locked, {"query": "{ __typename }"}).json() == {"data": {"__typename": "Query"}}
+    assert post(locked, {"query": "{ __typename }"}).json() == {
+        "data": {"__typename": "Query"},
+        "extensions": {"cost": 1},
+    }

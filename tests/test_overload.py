@@ -87,6 +87,11 @@ class Gateway:
 def start_gateway(tmp_path: Path, shop: RunningServices) -> Gateway:
     config = valid_config(shop.urls)
     config["server"]["drain_timeout"] = f"{DRAIN_TIMEOUT}s"
+    # The response ceiling is the last line of defence beneath the query limits (which refuse
+    # these documents as QUERY_TOO_DEEP by default, tests/test_query_limits.py) and the rate
+    # limits: switched off here, so the ceiling and the process are what is tested.
+    config["limits"] = {"enabled": False}
+    config["rate_limits"] = {"enabled": False}
     path = write_config(tmp_path / "bff.yaml", config)
     stderr = tmp_path / "stderr"
     with stderr.open("wb") as err:

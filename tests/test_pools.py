@@ -350,5 +350,6 @@ def test_concurrent_requests_through_one_connection_all_succeed(
     for user_id, response in zip(ids, responses, strict=True):
         assert response.status_code == 200
         assert response.json() == {
-            "data": {"user": {"id": str(user_id), "name": DATA.users[user_id]["name"]}}
+            "data": {"user": {"id": str(user_id), "name": DATA.users[user_id]["name"]}},
+            "extensions": {"cost": 3},
         }

@@ -98,7 +98,7 @@ def test_login_answers_oauth_tokens_that_authenticate(gateway: Gateway) -> None:
     assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 900
-    assert gateway.me(body["access_token"]).json() == {"data": {"me": {"id": "2"}}}
+    assert gateway.me(body["access_token"]).json()["data"] == {"me": {"id": "2"}}
 
 
 def test_login_takes_a_form_too(gateway: Gateway) -> None:

@@ -176,7 +176,7 @@ def test_serves_healthz_and_graphql(gateway: Gateway) -> None:
         f"{gateway.url}/graphql", json={"query": "{ __typename }"}, timeout=5, trust_env=False
     )
     assert answer.status_code == 200
-    assert answer.json() == {"data": {"__typename": "Query"}}
+    assert answer.json() == {"data": {"__typename": "Query"}, "extensions": {"cost": 1}}
 
 
 def test_each_worker_listens_on_its_own_socket_and_accepts(gateway: Gateway) -> None:

@@ -145,14 +145,7 @@ def settings_from_dict(data: Mapping[str, Any]) -> Settings:
 # name or list item. Delete an entry when its feature lands. This is the one list: the warnings
 # of `bff serve` / `bff check-config` and the "Not active yet" notes of docs/config.md
 # (`python -m bff.config.reference docs/config.md`) are made from it.
-NOT_YET_BUILT: tuple[tuple[str, str], ...] = (
-    ("routes", "REST passthrough is not built yet"),
-    ("rate_limits", "rate limiting is not built yet"),
-    ("persisted_queries", "persisted queries are not built yet"),
-    ("limits", "query depth, alias and cost limits are not built yet"),
-    ("server.max_body", "the request body limit is not built yet"),
-    ("server.trusted_proxies", "client identification behind proxies is not built yet"),
-)
+NOT_YET_BUILT: tuple[tuple[str, str], ...] = (("routes", "REST passthrough is not built yet"),)
 
 
 def not_yet_built(path: tuple[str, ...]) -> str | None:

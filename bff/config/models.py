@@ -22,6 +22,12 @@ from pydantic import (
 
 from bff.config.auth_models import AuthConfig, JwtConfig, TrustedIssuer
 from bff.config.base import HttpUrl, IpNetwork, Name, NonBlank, Problem, Section, problems_error
+from bff.config.limit_models import (
+    LimitsConfig,
+    PersistedQueriesConfig,
+    RateLimitRule,
+    RateLimitsConfig,
+)
 from bff.config.paths import TypeLabel
 from bff.config.units import ByteSize, Duration
 from bff.config.upstream_models import (
@@ -168,33 +174,6 @@ class RedisConfig(Section):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("not a Redis URL; start it with redis://, rediss:// or unix://")
         return value
-
-
-class LimitsConfig(Section):
-    max_depth: int = Field(10, ge=1, description="Deepest selection nesting (root field = 1).")
-    max_cost: int = Field(5000, ge=1, description="Highest computed query cost.")
-    max_aliases: int = Field(30, ge=1, description="Most aliases in one operation.")
-
-
-class RateLimitRule(Section):
-    requests: int = Field(600, ge=1, description="Requests allowed per window.")
-    per: Duration = Field(60.0, gt=0, description="Length of the window.")
-
-
-class RateLimitsConfig(Section):
-    default: RateLimitRule = Field(
-        default_factory=RateLimitRule, description="Budget of each client."
-    )
-
-
-class PersistedQueriesConfig(Section):
-    apq: bool = Field(True, description="Accept automatic persisted queries (Apollo protocol).")
-    only_persisted: bool = Field(
-        False, description="Refuse ad-hoc queries; only registered hashes run."
-    )
-    manifest: str | None = Field(
-        None, description="JSON file mapping sha256 hashes to documents, loaded at start-up."
-    )
 
 
 class TelemetryConfig(Section):

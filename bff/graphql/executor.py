@@ -34,6 +34,7 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from bff.graphql.ceiling import MAX_RESULT_VALUES, bounded_executor, too_large
 from bff.graphql.fallbacks import FastPathStats
 from bff.graphql.fastpath import Fallback, OperationPlan, execute_plan, plan_operation
+from bff.limits import Shapes
 
 Execute = Callable[..., Awaitable[ExecutionResult]]
 
@@ -48,6 +49,7 @@ class Prepared:
 
     document: DocumentNode
     plans: dict[str | None, OperationPlan | Fallback] = field(default_factory=dict, compare=False)
+    shapes: Shapes = field(default_factory=dict, compare=False)  # query analysis, by operation
 
     @property
     def names(self) -> set[str]:
@@ -79,6 +81,7 @@ class GraphQLExecutor:
         fast: bool = True,
         observe: Callable[[Execute], Execute] | None = None,
         max_result_values: int = MAX_RESULT_VALUES,
+        max_tokens: int = MAX_TOKENS,
     ) -> None:
         self.schema = schema
         if observe is not None:  # telemetry's operation span around every execution
@@ -87,6 +90,7 @@ class GraphQLExecutor:
         self.limit = max_result_values
         self.stats = FastPathStats()
         self._bounded = bounded_executor(max_result_values)
+        self.max_tokens = max_tokens
         self.rules = list(specified_rules)
         if not introspection:
             self.rules.append(NoSchemaIntrospectionCustomRule)
@@ -108,7 +112,7 @@ class GraphQLExecutor:
 
     def _prepare(self, query: str) -> Prepared | RequestErrors:
         try:
-            document = parse(query, max_tokens=MAX_TOKENS)
+            document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError as error:
             return RequestErrors([error])
         errors = validate(self.schema, document, self.rules)

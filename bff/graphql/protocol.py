@@ -27,7 +27,7 @@ class MalformedRequest(Exception):
 
 @dataclass(frozen=True, slots=True)
 class GraphQLRequest:
-    query: str
+    query: str | None  # None only with an APQ hash (`extensions.persistedQuery`)
     operation_name: str | None
     variables: dict[str, Any] | None
     extensions: dict[str, Any] | None
@@ -52,8 +52,11 @@ def _from_mapping(data: Any) -> GraphQLRequest:
     if not isinstance(data, dict):
         raise MalformedRequest("The request body must be a JSON object")
     query = data.get("query")
+    extensions = _json_param(data.get("extensions"), "extensions")
     if not isinstance(query, str) or not query.strip():
-        raise MalformedRequest("The request has no query")
+        if query not in (None, "") or not extensions or "persistedQuery" not in extensions:
+            raise MalformedRequest("The request has no query")
+        query = None  # an APQ request naming its document by hash
     operation_name = data.get("operationName")
     if operation_name == "":
         operation_name = None
@@ -63,7 +66,7 @@ def _from_mapping(data: Any) -> GraphQLRequest:
         query=query,
         operation_name=operation_name,
         variables=_json_param(data.get("variables"), "variables"),
-        extensions=_json_param(data.get("extensions"), "extensions"),
+        extensions=extensions,
     )
 
 

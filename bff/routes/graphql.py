@@ -1,9 +1,11 @@
 """`POST`/`GET /graphql`: the GraphQL door of the gateway.
 
-Order of work per request: negotiate the media type, read the request, prepare (cached
-parse + validation), refuse mutations over GET, build the `RequestContext` from the
-principal the auth stage resolved, execute (cancelled if the client hangs up meanwhile),
-mask errors, answer with orjson.
+Order of work per request: negotiate the media type, read the request, resolve a persisted
+query (APQ, persisted-only mode), prepare (cached parse + validation), refuse mutations over
+GET, check the query limits (depth, aliases, cost: before any resolver, so before any
+upstream call), build the `RequestContext` from the principal the auth stage resolved,
+execute (cancelled if the client hangs up meanwhile), mask errors, answer with orjson (the
+accepted cost in `extensions.cost`).
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from bff.auth.issuing import TokenService
-from bff.errors import BadUserInput
+from bff.errors import BadUserInput, BffError
 from bff.graphql.disconnect import ClientDisconnected, cancel_on_disconnect
 from bff.graphql.executor import GraphQLExecutor, RequestErrors, is_mutation
 from bff.graphql.protocol import MalformedRequest, read_request
 from bff.http.graphiql import graphiql_html, wants_graphiql
 from bff.http.state import request_state
+from bff.limits import QueryLimits
+from bff.persisted import PersistedQueries
 from bff.rendering.errors import error_response, format_errors, request_errors_response
-from bff.rendering.media import JSON, NotAcceptable, negotiate
+from bff.rendering.media import GRAPHQL_RESPONSE, JSON, NotAcceptable, negotiate
 from bff.upstream import UpstreamPool
 from resolvers.context import RequestContext
 
@@ -43,12 +47,16 @@ class GraphQLEndpoint:
         graphiql: bool = True,
         graphiql_headers: Mapping[str, str] | None = None,
         tokens: TokenService | None = None,
+        limits: QueryLimits | None = None,
+        persisted: PersistedQueries | None = None,
     ) -> None:
         self.executor = executor
         self.pools = pools
         self.graphiql = graphiql
         self.graphiql_headers = graphiql_headers
         self.tokens = tokens
+        self.limits = limits
+        self.persisted = persisted
 
     async def endpoint(self, request: Request) -> Response:
         accept = request.headers.get("accept")
@@ -73,13 +81,32 @@ class GraphQLEndpoint:
             return request_errors_response(error.errors, media_type)
         except ClientDisconnected:
             return Response(status_code=499)  # nobody reads it: the client is gone
+        except BffError as error:  # limits and persisted queries: request errors, or a 503
+            if not error.expose:
+                raise  # a bug: the errors stage masks and logs it
+            status = error.status
+            if status == 400 and media_type != GRAPHQL_RESPONSE:
+                status = 200
+            request_state(request.scope).error_codes.append(error.code)
+            return error_response(error, status=status, media_type=media_type)
 
     async def handle(self, request: Request, media_type: str) -> Response:
         gql = await read_request(request)
-        prepared = self.executor.prepare(gql.query)
+        query = gql.query
+        if self.persisted is not None and self.persisted.applies(query, gql.extensions):
+            query = await self.persisted.resolve(query, gql.extensions)
+        if query is None:
+            raise MalformedRequest("The request has no query")
+        limits = self.limits
+        if limits is not None:
+            limits.check_variables(gql.variables)
+        prepared = self.executor.prepare(query)
         operation = self.executor.operation(prepared, gql.operation_name)
         if request.method == "GET" and is_mutation(operation):
             raise MalformedRequest("Mutations are only accepted over POST", 405)
+        cost = None
+        if limits is not None:
+            cost = limits.check(prepared.shapes, prepared.document, operation, gql.variables)
         state = request_state(request.scope)
         context = RequestContext.build(state.principal, self.pools, state.request_id, self.tokens)
         execution = self.executor.execute(
@@ -97,4 +124,6 @@ class GraphQLEndpoint:
         if result.errors:
             body["errors"] = format_errors(result.errors, state.trace_id)
         body["data"] = result.data
+        if cost is not None:
+            body["extensions"] = {"cost": cost}
         return graphql_response(body, media_type)

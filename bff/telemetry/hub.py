@@ -93,6 +93,9 @@ class Telemetry:
             codes.append(STATUS_CODES.get(status, "INTERNAL_SERVER_ERROR"))
         principal = state.principal
         client_id = state.client_id or (f"user:{principal.sub}" if principal.sub else "anonymous")
+        if status == 429:  # refused by the rate-limit stage: counted here, at the seam
+            kind = client_id.partition(":")[0]
+            self.metrics.rate_limited_total.labels(RATE_KINDS.get(kind, "other")).inc()
         address = scope.get("client")
         ms = round(seconds * 1000, 3)
         write_access(
@@ -115,6 +118,9 @@ class Telemetry:
         if graphql:
             self.meter.record(client_id, operation, observed.fields, bool(codes), ms)
 
+
+# The rate limiter's client id prefixes, as the `bff_rate_limited_total` label says them.
+RATE_KINDS = {"user": "user", "key": "api_key", "ip": "ip"}
 
 _second: list[Any] = [0, ""]  # the last whole second formatted, and its text
 

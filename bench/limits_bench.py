@@ -1,0 +1,187 @@
+"""What the limits cost: the Dashboard with rate limits (in Redis) and query limits on, next to
+both off, in one run, on the same services and the same core.
+
+    .venv/bin/python -m bench.limits_bench                 # 10 s per cell, 3 rounds
+    .venv/bin/python -m bench.limits_bench --duration 2 --rounds 1   # a smoke run
+
+Each round starts a gateway per variant in turn (off, then on), pinned to the target core like
+the main benchmark, and drives it with `wrk` at one concurrency (default 32). Rounds alternate
+so that a machine that slows down over the run slows both variants alike; the table gives
+each round and the medians, and the goal line compares the medians: limits on must keep at
+least 0.9 x the requests per second of limits off. The `on` gateway checks every request's
+budget in Redis (one Lua round trip per request, keyed by the token's subject; the budget is
+too large to refuse anything) and analyses every query (cached per document; the Dashboard's
+cost, 301, is in each answer's `extensions.cost`). The Redis is a private `redis-server` on the
+load core (as in production, it must not take the gateway's CPU), or `--redis-url`'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from bench import load
+from bench.procs import (
+    Children,
+    Pinning,
+    cpu_seconds,
+    detect_pinning,
+    free_port,
+    http_post,
+    process_tree,
+    termination_as_interrupt,
+)
+from bench.stack import (
+    NEVER_LIMIT,
+    Stack,
+    gateway_config,
+    service_urls_of,
+    sign_token,
+    start_gateway,
+    start_services,
+    stop_server,
+)
+from bench.workloads import dashboard
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL = 0.9
+VARIANTS = ("off", "on")
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def variant_config(base: dict[str, Any], variant: str, redis_url: str) -> dict[str, Any]:
+    config = {k: v for k, v in base.items() if k not in ("rate_limits", "limits")}
+    if variant == "off":
+        config["rate_limits"] = {"enabled": False}
+        config["limits"] = {"enabled": False}
+    else:
+        config["redis"] = {"url": redis_url}
+        config["rate_limits"] = {"default": {"requests": NEVER_LIMIT, "per": "1s"}}
+        config["limits"] = {}  # the defaults: depth 10, aliases 30, cost 5000
+    return config
+
+
+def start_redis(children: Children, pinning: Pinning) -> str:
+    """A private redis-server on the load core, without persistence; its URL."""
+    port = free_port()
+    argv = [*pinning.prefix(pinning.load_core), "redis-server", "--port", str(port)]
+    children.start("redis", [*argv, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
+def check(url: str, body: bytes, headers: dict[str, str], variant: str) -> None:
+    status, answer = http_post(f"{url}/graphql", body, headers)
+    data = orjson.loads(answer)
+    if status != 200 or data.get("errors"):
+        raise RuntimeError(f"the {variant} gateway answered {status}: {answer[:300]!r}")
+    if (variant == "on") != ("extensions" in data):
+        raise RuntimeError(f"the {variant} gateway's answer has the wrong extensions: {data}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.limits_bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per cell")
+    parser.add_argument("--rounds", type=int, default=3, help="off/on pairs measured")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--redis-url", help="use this Redis instead of starting redis-server")
+    args = parser.parse_args(argv)
+    if load.wrk_path() is None:
+        say("bench.limits_bench: wrk is not installed (apt-get install wrk)")
+        return 2
+    if args.redis_url is None and shutil.which("redis-server") is None:
+        say("bench.limits_bench: redis-server is not installed; install it or pass --redis-url")
+        return 2
+    pinning = detect_pinning()
+    workload = dashboard(20)
+    rps: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}  # gateway CPU ms per request
+    rows = []
+    with (
+        tempfile.TemporaryDirectory(prefix="bff-limits-bench-") as tmp,
+        termination_as_interrupt(),
+        Children(Path(tmp), ROOT) as children,
+    ):
+        work = Path(tmp)
+        redis_url = args.redis_url or start_redis(children, pinning)
+        services = start_services(children, pinning, 0.0)
+        urls = service_urls_of(services)
+        base = gateway_config(urls, secrets.token_urlsafe(32))
+        stacks = {}
+        for variant in VARIANTS:
+            path = work / f"bff-{variant}.yaml"
+            path.write_text(yaml.safe_dump(variant_config(base, variant, redis_url)))
+            stacks[variant] = Stack(0.0, services, urls, sign_token(path), path)
+        for round_no in range(1, args.rounds + 1):
+            for variant in VARIANTS:
+                stack = stacks[variant]
+                server = stack.servers["gateway"] = start_gateway(children, pinning, stack)
+                headers = {
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                    "Authorization": f"Bearer {stack.token}",
+                }
+                check(server.url, workload.body, headers, variant)
+                script = load.write_script(work / f"{variant}.lua", workload.body, headers)
+                prefix = pinning.prefix(pinning.load_core)
+                url = f"{server.url}/graphql"
+                load.run_wrk(url, script, concurrency=args.concurrency, duration=1, prefix=prefix)
+                say(f"round {round_no}: limits {variant}, c={args.concurrency}")
+                cpu_before = cpu_seconds(process_tree(server.child.pid))
+                result = load.run_wrk(
+                    url, script, concurrency=args.concurrency, duration=args.duration, prefix=prefix
+                )
+                cpu_ms = (cpu_seconds(process_tree(server.child.pid)) - cpu_before) * 1000
+                stop_server(children, stack, "gateway")
+                if result.error_count:
+                    raise RuntimeError(f"limits {variant}: wrk saw errors {result.errors}")
+                rps[variant].append(result.rps)
+                per_request = cpu_ms / max(1, result.requests)
+                cpu[variant].append(per_request)
+                rows.append(
+                    f"| {round_no} | {variant} | {result.rps:,.0f} | {per_request:.3f} "
+                    f"| {result.p50_ms:.2f} | {result.p99_ms:.2f} |"
+                )
+    off, on = (statistics.median(rps[v]) for v in VARIANTS)
+    cpu_off, cpu_on = (statistics.median(cpu[v]) for v in VARIANTS)
+    ratio = on / off if off else 0.0
+    verdict = "PASS" if ratio >= GOAL else "FAIL"
+    print(f"Dashboard, c={args.concurrency}, {args.duration:g} s cells, {pinning.reason}\n")
+    print("| round | limits | req/s | gateway CPU ms/req | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print(f"| median | off | {off:,.0f} | {cpu_off:.3f} | | |")
+    print(f"| median | on | {on:,.0f} | {cpu_on:.3f} | | |\n")
+    print(
+        f"- {verdict}: Dashboard with rate limits (Redis) and query limits on: "
+        f"{ratio:.2f} x the req/s of both off at c={args.concurrency} (goal ≥ {GOAL:g}); "
+        f"gateway CPU per request {cpu_on / cpu_off if cpu_off else 0:.2f} x"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

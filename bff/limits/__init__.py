@@ -1,0 +1,24 @@
+"""Limits that protect the upstreams: query analysis (depth, aliases, cost) and per-client
+rate limits, with their stores. Imports config, errors and auth of ours, nothing above them."""
+
+from bff.limits.clients import ClientIdentifier
+from bff.limits.gcra import Rule, Verdict, decide
+from bff.limits.limiter import RateLimiter
+from bff.limits.query_limits import QueryLimits, Shapes
+from bff.limits.resp import RespClient
+from bff.limits.stores import MemoryRateStore, RateStore, RedisRateStore, StoreUnavailable
+
+__all__ = [
+    "ClientIdentifier",
+    "MemoryRateStore",
+    "QueryLimits",
+    "RateLimiter",
+    "RateStore",
+    "RedisRateStore",
+    "RespClient",
+    "Rule",
+    "Shapes",
+    "StoreUnavailable",
+    "Verdict",
+    "decide",
+]
