@@ -2,13 +2,15 @@
 
 "Configured" means written in the file or the environment: `redis.url` has a default, and a
 gateway that nobody told about a Redis must not go looking for one. Rate limits and persisted
-queries use the one client made here (a pool of connections with short timeouts: a Redis that
-stops answering must cost a request milliseconds, not seconds).
+queries use a client made here, and so does the Redis token store (a pool of connections with
+short timeouts: a Redis that stops answering must cost a request milliseconds, not seconds).
 """
 
 from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from bff.config import Settings
 
@@ -23,13 +25,22 @@ def redis_url(settings: Settings) -> str | None:
     return None
 
 
-def connect_redis(url: str) -> Redis:
-    """A client with its own pool; connections are opened on first use, in the serving loop."""
+def connect_redis(
+    url: str,
+    *,
+    command_timeout: float = TIMEOUT,
+    decode_responses: bool = False,
+    retries: int = 0,
+) -> Redis:
+    """A client with its own pool; connections are opened on first use, in the serving loop.
+    `retries` immediate retries of a command whose pooled connection died (a Redis restart)."""
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=POOL_SIZE,
-        timeout=TIMEOUT,
-        socket_timeout=TIMEOUT,
+        timeout=command_timeout,
+        socket_timeout=command_timeout,
         socket_connect_timeout=TIMEOUT,
+        decode_responses=decode_responses,
+        retry=Retry(NoBackoff(), retries) if retries else None,
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections

@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "bff.config": set(),
     "bff.request_id": set(),
     # principal, policy, tokens
-    "bff.auth": KERNEL,
+    "bff.auth": KERNEL | {"bff.shared_state"},
     # shared state (Redis), query analysis and rate limits, persisted queries: no HTTP, no GraphQL
     # execution; stages and routes call them
     "bff.shared_state": KERNEL,

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import redis
@@ -17,13 +18,13 @@ import redis
 from services import RunningServices
 from tests.auth_support import (
     REDIS_URL,
-    TcpRelay,
     auth_gateway_settings,
     closed_port_url,
     redis_keys,
     redis_prefix,
 )
 from tests.support import running_gateway, sign
+from tests.tcp_proxy import TcpProxy
 from tests.test_token_endpoints import LOGOUT, Gateway
 
 __all__ = ["redis_prefix"]
@@ -162,18 +163,27 @@ def test_redis_down_leaves_jwts_verifying_and_logs_it_once(
 
 
 @pytest.fixture
-def relay() -> Iterator[TcpRelay]:
-    relay = TcpRelay()
-    relay.start()
-    yield relay
-    relay.stop()
+def relay() -> Iterator[TcpProxy]:
+    """A cuttable path to the real Redis: Redis going away and coming back, as a gateway sees
+    it, without touching the server other tests use."""
+    target = urlparse(REDIS_URL)
+    with TcpProxy((target.hostname or "127.0.0.1", target.port or 6379)) as proxy:
+        yield proxy
+
+
+def through(proxy: TcpProxy) -> str:
+    return f"redis://127.0.0.1:{proxy.port}{urlparse(REDIS_URL).path or '/0'}"
 
 
 def test_everything_recovers_when_redis_comes_back(
-    shop: RunningServices, redis_prefix: str, relay: TcpRelay
+    shop: RunningServices, redis_prefix: str, relay: TcpProxy
 ) -> None:
     opaque = auth_gateway_settings(
-        shop.urls, redis_url=relay.url, prefix=redis_prefix, token_format="opaque", store="redis"
+        shop.urls,
+        redis_url=through(relay),
+        prefix=redis_prefix,
+        token_format="opaque",
+        store="redis",
     )
     with running_gateway(opaque) as url:
         gw = Gateway(url)
@@ -191,11 +201,11 @@ def test_everything_recovers_when_redis_comes_back(
 
 
 def test_revocations_resume_when_redis_comes_back(
-    shop: RunningServices, redis_prefix: str, relay: TcpRelay
+    shop: RunningServices, redis_prefix: str, relay: TcpProxy
 ) -> None:
     direct = auth_gateway_settings(shop.urls, prefix=redis_prefix, store="redis")
     relayed = auth_gateway_settings(
-        shop.urls, redis_url=relay.url, prefix=redis_prefix, store="redis"
+        shop.urls, redis_url=through(relay), prefix=redis_prefix, store="redis"
     )
     with running_gateway(direct) as url_a, running_gateway(relayed) as url_b:
         a, b = Gateway(url_a), Gateway(url_b)

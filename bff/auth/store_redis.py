@@ -13,17 +13,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from bff.auth.store import TokenStore, TokenStoreUnavailable
+from bff.shared_state import connect_redis
 
 T = TypeVar("T")
 
-MAX_CONNECTIONS = 64
-CONNECT_TIMEOUT = 0.5
 COMMAND_TIMEOUT = 1.0
 
 
@@ -33,16 +30,9 @@ class RedisTokenStore(TokenStore):
     def __init__(self, url: str, prefix: str = "bff:") -> None:
         self.prefix = prefix + "auth:"
         self._revoked_key = self.prefix + "revoked-jti"
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=COMMAND_TIMEOUT,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=COMMAND_TIMEOUT,
-            decode_responses=True,
-            retry=Retry(NoBackoff(), 1),
+        self.redis: Redis = connect_redis(
+            url, command_timeout=COMMAND_TIMEOUT, decode_responses=True, retries=1
         )
-        self.redis: Redis = Redis(connection_pool=pool)
 
     async def _call(self, command: Callable[[], Awaitable[T]]) -> T:
         try:
