@@ -163,6 +163,7 @@ def create_app(
         observe=wrap_execute,
         max_tokens=limits.max_tokens,
     )
+    executor.stats.on_fallback = telemetry.metrics.graphql_fallback
     graphql = GraphQLEndpoint(
         executor,
         upstreams,

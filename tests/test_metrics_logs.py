@@ -241,3 +241,14 @@ def test_redaction_helper() -> None:
         [(b"authorization", b"Bearer x"), (b"cookie", b"a=b"), (b"accept", b"*/*")]
     )
     assert headers == {"authorization": REDACTED, "cookie": REDACTED, "accept": "*/*"}
+
+
+def test_fallbacks_to_graphql_core_are_counted(gql: GraphQLClient, gateway_url: str) -> None:
+    """Introspection runs on plain graphql-core: a user sees it leave the fast path."""
+    reason_of = "bff_graphql_fallbacks_total"
+    before = value(scrape(gateway_url).get("bff_graphql_fallbacks", []), reason_of)
+    gql.data("query Introspect { __schema { queryType { name } } }")
+    gql.data("{ product(id: 1) { id } }")  # the fast path: not counted
+    samples = scrape(gateway_url)["bff_graphql_fallbacks"]
+    assert value(samples, reason_of) == before + 1
+    assert any(labels["reason"] != "other" for labels, v, _ in samples if v)

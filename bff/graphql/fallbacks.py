@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 
 log = logging.getLogger("bff.graphql")
 
@@ -17,11 +18,13 @@ log = logging.getLogger("bff.graphql")
 class FastPathStats:
     """Counters of one executor (one per process), read by whoever exposes them."""
 
-    __slots__ = ("fallbacks", "fast")
+    __slots__ = ("fallbacks", "fast", "on_fallback")
 
     def __init__(self) -> None:
         self.fast = 0  # executions on the fast path
         self.fallbacks: Counter[str] = Counter()  # executions on graphql-core, by reason
+        # told of every fallback with its reason (the telemetry's counter, wired by the app)
+        self.on_fallback: Callable[[str], None] | None = None
 
     @property
     def fallback_total(self) -> int:
@@ -29,6 +32,8 @@ class FastPathStats:
 
     def fell_back(self, reason: str) -> None:
         self.fallbacks[reason] += 1
+        if self.on_fallback is not None:
+            self.on_fallback(reason)
 
     @staticmethod
     def first_fallback(operation_name: str | None, reason: str) -> None:

@@ -34,6 +34,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` seri
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MAX_OPERATIONS = 100
 OTHER = "other"
+MAX_FALLBACK_REASONS = 20  # distinct `reason` labels of bff_graphql_fallbacks_total
 ANONYMOUS_OPERATION = "anonymous"
 
 # Seconds: from a cached lookup (sub-millisecond) to an upstream's total time-out (tens of s).
@@ -132,6 +133,13 @@ class Metrics:
             ("client_kind",),
             registry=registry,
         )
+        self.graphql_fallbacks = Counter(
+            "bff_graphql_fallbacks_total",
+            "GraphQL executions that left the fast path for plain graphql-core, by reason.",
+            ("reason",),
+            registry=registry,
+        )
+        self._fallback_reasons: set[str] = set()
         self._request_children: dict[tuple[str, str, str], Callable[[float], None]] = {}
         self._duration_children: dict[tuple[str, str], Callable[[float], None]] = {}
         self._upstream_children: dict[tuple[str, str, str], Callable[[float], None]] = {}
@@ -168,6 +176,16 @@ class Metrics:
         if observe is None:
             observe = self._batch_children[upstream] = self.batch_size.labels(upstream).observe
         observe(size)
+
+    def graphql_fallback(self, reason: str) -> None:
+        """One execution on graphql-core; reasons are bounded like operation names."""
+        label = reason[:60]
+        if label not in self._fallback_reasons:
+            if len(self._fallback_reasons) >= MAX_FALLBACK_REASONS:
+                label = OTHER
+            else:
+                self._fallback_reasons.add(label)
+        self.graphql_fallbacks.labels(label).inc()
 
     def scrape(self) -> bytes:
         """The text exposition: this process's registry, or every worker's in multiprocess."""
