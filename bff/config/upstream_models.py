@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from bff.config.base import HttpUrl, Problem, Section, problems_error
-from bff.config.units import Duration, format_duration
+from bff.config.units import ByteSize, Duration, format_duration
 
 
 class InstanceConfig(Section):
@@ -99,6 +99,12 @@ class UpstreamConfig(Section):
     )
     required: bool = Field(
         True, description="Whether /readyz needs a healthy instance of this upstream."
+    )
+    max_response_body: ByteSize = Field(
+        16 * 1024 * 1024,
+        ge=1,
+        description="Largest response body accepted from this upstream (buffered or "
+        "streamed); a larger one fails the call as a bad upstream response.",
     )
 
     @model_validator(mode="after")

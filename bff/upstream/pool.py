@@ -15,17 +15,18 @@ from typing import Any
 
 import orjson
 
-from bff.errors import BadUpstreamResponse, UpstreamTimeout, UpstreamUnavailable
+from bff.errors import BadUpstreamResponse, BadUserInput, UpstreamTimeout, UpstreamUnavailable
 from bff.upstream.balancer import Balancer, NoInstanceAvailable, make_balancer
 from bff.upstream.http11 import (
     MAX_BODY,
     Headers,
     ProtocolViolation,
+    StaleConnection,
     TimedOut,
     TransportError,
 )
 from bff.upstream.instance import Instance
-from bff.upstream.request import Params, build_request
+from bff.upstream.request import InvalidRequest, Params, build_request
 from bff.upstream.transport import BalancedTransport, Transport
 
 
@@ -85,11 +86,24 @@ class UpstreamPool:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
-        """Send one request to an instance of this upstream within the total time budget."""
-        request = build_request(method, path, params=params, json=json, headers=headers)
+        """Send one request to an instance of this upstream within the total time budget.
+
+        A method or header that could split the request is the caller's fault: BadUserInput.
+        """
+        try:
+            request = build_request(method, path, params=params, json=json, headers=headers)
+        except InvalidRequest as exc:
+            raise BadUserInput(str(exc)) from exc
         deadline = asyncio.get_running_loop().time() + self.total_timeout
         try:
-            reply = await self._send.send(request, deadline)
+            try:
+                reply = await self._send.send(request, deadline)
+            except StaleConnection as stale:
+                # Until the retry layer: a kept-alive connection the server had closed while
+                # idle never carried the request; send it once more, on a fresh attempt.
+                if not (request.idempotent or not stale.request_sent):
+                    raise
+                reply = await self._send.send(request, deadline, attempt=2)
         except NoInstanceAvailable as exc:
             raise UpstreamUnavailable(self.name, f"No healthy instance of {self.name}") from exc
         except TimedOut as exc:

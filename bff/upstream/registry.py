@@ -30,6 +30,7 @@ class Upstreams(Mapping[str, UpstreamPool]):
                 total_timeout=upstream.timeout.total,
                 max_connections=upstream.max_connections,
                 required=upstream.required,
+                max_body=upstream.max_response_body,
             )
         return cls(pools)
 
