@@ -77,6 +77,11 @@ class ConnectionPool:
     def open_connections(self) -> int:
         return self._open
 
+    @property
+    def tracked_connections(self) -> int:
+        """Connections this pool keeps track of (to close them): never more than are open."""
+        return len(self._every)
+
     async def send(self, request: Request, deadline: float) -> Answer:
         """One attempt: the request on one connection, the whole response buffered.
 
@@ -144,8 +149,11 @@ class ConnectionPool:
         except BaseException:
             conn.close()
             self._release(conn)
-            if answer is not None and answer.done() and not answer.cancelled():
-                answer.exception()  # retrieved: the error raised here says what went wrong
+            if answer is not None:  # the error raised here says what went wrong
+                if answer.done() and not answer.cancelled():
+                    answer.exception()
+                else:
+                    answer.cancel()
             raise
         return StreamedResponse(status, fields, sink, lambda: self._release(conn))
 

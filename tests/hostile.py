@@ -1,0 +1,160 @@
+"""An adversarial upstream on loopback: each connection is served by a script that writes
+whatever raw bytes a test wants (endless heads, late extra answers, 101s, trailers...).
+
+The server records what reached it and what became of each connection, so tests assert on
+the wire: which requests arrived on which connection, whether the client closed it, how many
+bytes the server managed to write (backpressure). Request bodies framed by Content-Length or
+chunked are read whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Received:
+    """One request as it reached the server."""
+
+    method: str
+    target: str
+    headers: dict[str, str]  # names in lower case
+    raw_head: bytes
+    body: bytes
+    connection: int  # 1 for the first accepted connection
+    index: int  # 1 for the first request on its connection
+
+
+class Peer:
+    """The server's side of one connection, handed to the script."""
+
+    def __init__(
+        self,
+        server: Hostile,
+        number: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.server = server
+        self.number = number
+        self.reader = reader
+        self.writer = writer
+        self.requests = 0
+        self.written = 0
+
+    async def request(self) -> Received | None:
+        """The next request on this connection, None when the client closed it."""
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+        line, *lines = head.decode("latin-1").split("\r\n")[:-2]
+        method, target, _ = line.split(" ")
+        headers: dict[str, str] = {}
+        for text in lines:
+            name, _, value = text.partition(":")
+            headers[name.lower()] = value.strip()
+        try:
+            if headers.get("transfer-encoding", "").lower() == "chunked":
+                body = await self._chunked()
+            else:
+                body = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None  # the client gave up half-way through the body
+        self.requests += 1
+        seen = Received(method, target, headers, head, body, self.number, self.requests)
+        self.server.received.append(seen)
+        return seen
+
+    async def _chunked(self) -> bytes:
+        parts = []
+        while True:
+            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await self.reader.readuntil(b"\r\n")
+                return b"".join(parts)
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readexactly(2)
+
+    async def send(self, data: bytes) -> None:
+        """Write and wait until the client's window takes it (backpressure reaches here)."""
+        self.writer.write(data)
+        await self.writer.drain()
+        self.written += len(data)
+
+    async def client_closed(self) -> None:
+        """Wait until the client hangs up."""
+        with contextlib.suppress(ConnectionError):
+            while await self.reader.read(65536):
+                pass
+
+
+Script = Callable[[Peer], Awaitable[None]]
+
+
+@dataclass
+class Hostile:
+    """A loopback server running `script` on every connection it accepts."""
+
+    script: Script
+    received: list[Received] = field(default_factory=list)
+    accepted: int = 0
+    open_now: int = 0
+    peers: list[Peer] = field(default_factory=list)
+    url: str = ""
+    _server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def __aenter__(self) -> Hostile:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for peer in self.peers:
+            peer.writer.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.accepted += 1
+        self.open_now += 1
+        peer = Peer(self, self.accepted, reader, writer)
+        self.peers.append(peer)
+        try:
+            await self.script(peer)
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # the client hung up, or the server stops: either ends this script
+        finally:
+            self.open_now -= 1
+            writer.close()
+
+
+def serve_each(*answers: bytes) -> Script:
+    """Answer every request of a connection with the next of `answers` (the last repeats)."""
+
+    async def script(peer: Peer) -> None:
+        while (seen := await peer.request()) is not None:
+            await peer.send(answers[min(seen.index, len(answers)) - 1])
+
+    return script
+
+
+def response(body: bytes = b'{"ok":true}', *fields: str, status: str = "200 OK") -> bytes:
+    head = "".join(f"{line}\r\n" for line in fields)
+    return b"HTTP/1.1 %b\r\nContent-Length: %d\r\n%b\r\n%b" % (
+        status.encode(),
+        len(body),
+        head.encode(),
+        body,
+    )
