@@ -8,128 +8,52 @@ HTTP/1.1 to known services does not need. The parsing itself is httptools (llhtt
 uvicorn and Node use), so only the framing glue lives here.
 
 A connection carries one request at a time (no pipelining). It never decides about reuse or
-retries: it reports what happened (`reusable`, `ConnectionLost.received`) and the pool in
-`bff.upstream.connections` decides. Errors are the small tree below, which `UpstreamPool`
-translates to `bff.errors`; nothing here escapes the package.
+retries: it reports what happened (`reusable`, `StaleConnection`, `request_sent`) and the
+pool in `bff.upstream.connections`, and the layers above it, decide. Errors are the small tree
+of `bff.upstream.failures` (re-exported here), which `UpstreamPool` translates to `bff.errors`;
+nothing here escapes the package.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
 from typing import Protocol, cast
 
 import httptools
+
+from bff.upstream.failures import (
+    ConnectFailed,
+    ConnectionLost,
+    ConnectTimedOut,
+    ProtocolViolation,
+    ResponseTooLarge,
+    StaleConnection,
+    TimedOut,
+    TransportError,
+)
+from bff.upstream.headers import Headers
+
+__all__ = [  # the error tree and Headers are re-exported: callers import them from here
+    "MAX_BODY",
+    "Answer",
+    "BodySink",
+    "ConnectFailed",
+    "ConnectTimedOut",
+    "Connection",
+    "ConnectionLost",
+    "Fields",
+    "Headers",
+    "ProtocolViolation",
+    "ResponseTooLarge",
+    "StaleConnection",
+    "TimedOut",
+    "TransportError",
+]
 
 MAX_BODY = 16 * 1024 * 1024  # default bytes of response body accepted (per upstream: config)
 MAX_HEAD_BYTES = 64 * 1024  # bytes of a response's head (status line, fields) and trailers
 MAX_FIELDS = 256  # header fields of a response head, and likewise of its trailers
 CHUNK_LINE_ALLOWANCE = 64  # framing bytes granted per chunk (size line and CRLFs)
-
-
-class TransportError(Exception):
-    """The exchange with an upstream failed below HTTP semantics.
-
-    `request_sent` is False only when provably no byte of the request reached the wire (no
-    connection, no slot, or the connection was seen closed before writing): such a request may
-    be sent again whatever its method.
-    """
-
-    request_sent: bool = True
-
-    def __init__(self, message: str = "", *, request_sent: bool | None = None) -> None:
-        super().__init__(message)
-        if request_sent is not None:
-            self.request_sent = request_sent
-
-
-class ConnectFailed(TransportError):
-    """No TCP (or TLS) connection could be opened: refused, unreachable, reset."""
-
-    request_sent = False
-
-
-class TimedOut(TransportError):
-    """The call's time budget ran out: waiting for a connection, or for the response."""
-
-
-class ConnectTimedOut(TimedOut):
-    """Opening a connection took longer than the connect timeout."""
-
-    request_sent = False
-
-
-class ConnectionLost(TransportError):
-    """The connection closed before the response was complete.
-
-    `received` says whether any byte of the response had arrived.
-    """
-
-    def __init__(self, message: str, *, received: bool, request_sent: bool | None = None) -> None:
-        super().__init__(message, request_sent=request_sent)
-        self.received = received
-
-
-class StaleConnection(ConnectionLost):
-    """A reused keep-alive connection closed before any byte of the answer: the server most
-    likely closed it while idle and never saw the request. Raised by `ConnectionPool.send`
-    (one attempt per call) so the layer above decides whether and where to send it again."""
-
-    def __init__(self, message: str, *, request_sent: bool = True) -> None:
-        super().__init__(message, received=False, request_sent=request_sent)
-
-
-class ProtocolViolation(TransportError):
-    """The upstream answered something that is not a well-formed HTTP/1.1 response to this
-    request (including an answer that belongs to another request, and 1xx/101 misuse)."""
-
-
-class ResponseTooLarge(ProtocolViolation):
-    """The response's head, trailers or body exceed what the gateway accepts."""
-
-
-class Headers(Mapping[str, str]):
-    """Response headers, read case-insensitively; repeated fields are joined with ", ".
-
-    The raw `(name, value)` byte pairs are kept as received and decoded only on first access:
-    most callers read the status and body and never look at a header.
-    """
-
-    __slots__ = ("_map", "raw")
-
-    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        self.raw = raw
-        self._map: dict[str, str] | None = None
-
-    def _fields(self) -> dict[str, str]:
-        if self._map is None:
-            fields: dict[str, str] = {}
-            for name, value in self.raw:
-                key = name.decode("latin-1").lower()
-                text = value.decode("latin-1")
-                fields[key] = f"{fields[key]}, {text}" if key in fields else text
-            self._map = fields
-        return self._map
-
-    def __getitem__(self, name: str) -> str:
-        return self._fields()[name.lower()]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._fields()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._fields())
-
-    def __len__(self) -> int:
-        return len(self._fields())
-
-    def get_list(self, name: str) -> list[str]:
-        """Every value of a repeated field, unjoined (`set-cookie` cannot be joined)."""
-        wanted = name.lower().encode("latin-1")
-        return [v.decode("latin-1") for n, v in self.raw if n.lower() == wanted]
-
-    def __repr__(self) -> str:
-        return f"Headers({list(self._fields().items())!r})"
 
 
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, raw headers, body
