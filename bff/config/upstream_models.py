@@ -103,8 +103,9 @@ class UpstreamConfig(Section):
     max_response_body: ByteSize = Field(
         16 * 1024 * 1024,
         ge=1,
-        description="Largest response body accepted from this upstream (buffered or "
-        "streamed); a larger one fails the call as a bad upstream response.",
+        description="Largest response body the gateway reads whole from this upstream; a "
+        "larger one fails the call as a bad upstream response (streamed passthrough bodies "
+        "are not held and not limited).",
     )
 
     @model_validator(mode="after")

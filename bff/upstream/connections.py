@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import sys
 from collections import deque
 from collections.abc import AsyncIterable
 from urllib.parse import urlsplit
@@ -117,6 +118,7 @@ class ConnectionPool:
         body: AsyncIterable[bytes] | None = None,
         content_length: int | None = None,
         read_timeout: float = 30.0,
+        max_body: int | None = None,
     ) -> StreamedResponse:
         """One attempt whose response body is read as the caller consumes it.
 
@@ -125,7 +127,8 @@ class ConnectionPool:
         while the caller lags behind (backpressure). A request `body` comes from an async
         iterator (framed by `content_length`, or chunked when it is None; build the request
         with `streamed=True`); it is sent once and never again. The caller must `aclose()` the
-        response (or read it to the end), which gives the connection back or closes it.
+        response (or read it to the end), which gives the connection back or closes it. The
+        body is not held, so its size is not limited unless `max_body` says so.
         """
         conn = await self._acquire(deadline)
         sink = BodyStream(conn, read_timeout)
@@ -138,6 +141,7 @@ class ConnectionPool:
                 head_only=request.head_only,
                 expect_id=request.request_id,
                 sink=sink,
+                max_body=sys.maxsize if max_body is None else max_body,
             )
             if body is not None:
                 try:

@@ -86,6 +86,7 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0  # loop time when last returned to its pool
         self.used = False  # has carried a request before: may have been closed while idle
         self._max_body = max_body
+        self._limit = max_body  # of the exchange in progress
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[Answer] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -118,12 +119,15 @@ class Connection(asyncio.Protocol):
         head_only: bool = False,
         expect_id: bytes | None = None,
         sink: BodySink | None = None,
+        max_body: int | None = None,
     ) -> asyncio.Future[Answer]:
         """Write a request (its head and whole body, or only its head when the caller streams
         the body with `write`); the future resolves with the response or a TransportError.
 
-        With a `sink` the future resolves as soon as the head is in (body `b""`) and the body,
-        trailers or a later failure go to the sink. At `deadline` (loop time) the future, or
+        `max_body` overrides the connection's body limit for this exchange (streamed bodies
+        are not held, so their limit is the caller's choice). With a `sink` the future
+        resolves as soon as the head is in (body `b""`) and the body, trailers or a later
+        failure go to the sink. At `deadline` (loop time) the future, or
         the sink, fails with `TimedOut` and the connection is closed: a response abandoned
         half-way leaves bytes on the wire. One timer handle per exchange is the cheapest way
         to bound it (`asyncio.timeout` costs twice as much). The caller must likewise discard
@@ -139,6 +143,7 @@ class Connection(asyncio.Protocol):
         self._head_only = head_only
         self._expect_id = expect_id
         self._sink = sink
+        self._limit = self._max_body if max_body is None else max_body
         self._wire = 0
         self._allowance = MAX_HEAD_BYTES
         loop = asyncio.get_running_loop()
@@ -276,8 +281,8 @@ class Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
-        if self._body_size > self._max_body:
-            raise ResponseTooLarge(f"response body over {self._max_body} bytes")
+        if self._body_size > self._limit:
+            raise ResponseTooLarge(f"response body over {self._limit} bytes")
         if self._sink is not None:
             self._sink.push(body)
         else:
