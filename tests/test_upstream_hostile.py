@@ -636,3 +636,31 @@ def test_request_bodies_stream_from_an_async_iterator(run: Run) -> None:
         return server
 
     assert run(scenario()).accepted == 1  # both streamed bodies, then the refused one
+
+
+def test_a_streamed_request_body_is_never_sent_again(run: Run) -> None:
+    """A stale connection under a streamed upload is reported, not retried: the iterator is
+    spent, and the upstream saw the body at most once."""
+
+    async def close_on_second(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(response())
+        await peer.request()  # reads the whole upload, then hangs up without answering
+
+    async def scenario() -> Hostile:
+        async with Hostile(first_connection(close_on_second)) as server:
+            pool = ConnectionPool(server.url, limit=1, connect_timeout=1)
+            loop = asyncio.get_running_loop()
+            try:
+                await pool.send(build_request("GET", "/warm"), loop.time() + 5)
+                upload = build_request("PUT", "/upload", streamed=True)
+                with pytest.raises(StaleConnection):
+                    await pool.stream(upload, loop.time() + 5, body=pieces(b"once"))
+                assert pool.open_connections == 0
+            finally:
+                await pool.aclose()
+        return server
+
+    server = run(scenario())
+    assert [(r.method, r.body) for r in server.received] == [("GET", b""), ("PUT", b"once")]
+    assert server.accepted == 1
