@@ -15,7 +15,7 @@ The app is a plain Starlette app: the gateway has a handful of routes and no use
 FastAPI's per-request extras (its middleware costs about 30 µs of CPU a request, measured).
 
 Routes: `/graphql` (GraphQL over HTTP and GraphiQL), `/graphiql/static` (its assets),
-`/healthz`, `/readyz`.
+`/healthz`, `/readyz`, and `/api` (REST passthrough) when `routes` are configured.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from bff.http.errors import ErrorsStage
 from bff.http.graphiql import static_app
 from bff.http.health import healthz, readyz_endpoint
 from bff.http.request_stage import RequestStage
+from bff.passthrough import Passthrough
 from bff.upstream import Upstreams
 from schema import schema
 from upstream_clients import Clients
@@ -84,6 +85,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz_endpoint(lambda: upstreams, probes), methods=["GET"]),
     ]
+    if settings.routes:
+        routes.append(Mount("/api", app=Passthrough.from_settings(settings, upstreams)))
     middleware = [
         Middleware(RequestStage),
         Middleware(ErrorsStage),

@@ -588,7 +588,6 @@ def test_inactive_sections_warn_only_for_what_the_user_wrote() -> None:
         }
     )
     assert inactive_sections(settings) == [
-        "routes: REST passthrough is not built yet; this section has no effect",
         "telemetry.exporter: trace export is not built yet; this setting has no effect",
         "auth.store: the Redis token store is not built yet; this setting has no effect",
         "upstreams.u.balancer: balancers other than round_robin are not built yet; "

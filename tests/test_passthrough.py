@@ -1,8 +1,7 @@
-"""REST passthrough (a start of issue 11) over the sample services and a streaming upstream.
+"""REST passthrough over the sample services and a streaming upstream, through the gateway.
 
-The gateway here is the request stage, authentication and the passthrough mounted at `/api`
-(`bff.app` does not mount it yet). Paths that matter are sent verbatim over a raw connection
-(`http.client`), since HTTP client libraries normalise `..` before sending.
+Paths that matter are sent verbatim over a raw connection (`http.client`), since HTTP client
+libraries normalise `..` before sending.
 """
 
 from __future__ import annotations
@@ -11,24 +10,16 @@ import hashlib
 import http.client
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
 import pytest
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
-from bff.app import token_verifier
-from bff.http.authentication import AuthenticationStage
-from bff.http.errors import ErrorsStage
-from bff.http.request_stage import RequestStage
-from bff.passthrough import Passthrough
+from bff.app import create_app
 from bff.serving import BackgroundServer
 from bff.upstream import Upstreams
 from services import RunningServices
@@ -128,24 +119,9 @@ def gateway(shop: RunningServices) -> Iterator[Gateway]:
             routes=routes,
             server={"max_body": 64 * 1024 * 1024},
         )
-        upstreams = Upstreams.from_settings(settings)
-
-        @asynccontextmanager
-        async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            yield
-            await upstreams.aclose()
-
-        app = Starlette(
-            lifespan=lifespan,
-            routes=[Mount("/api", app=Passthrough.from_settings(settings, upstreams))],
-            middleware=[
-                Middleware(RequestStage),
-                Middleware(ErrorsStage),
-                Middleware(AuthenticationStage, verifier=token_verifier(settings)),
-            ],
-        )
+        app = create_app(settings)
         with BackgroundServer(app) as server:
-            yield Gateway(server.url, upstreams)
+            yield Gateway(server.url, app.state.upstreams)
 
 
 def test_a_get_passes_status_body_and_end_to_end_headers(gateway: Gateway) -> None:

@@ -143,7 +143,6 @@ def settings_from_dict(data: Mapping[str, Any]) -> Settings:
 # Config paths whose features do not exist yet, with what is missing. `*` matches any upstream
 # name or list item. Delete an entry when its feature lands.
 NOT_YET_BUILT: tuple[tuple[str, str], ...] = (
-    ("routes", "REST passthrough is not built yet"),
     ("rate_limits", "rate limiting is not built yet"),
     ("persisted_queries", "persisted queries are not built yet"),
     ("telemetry.exporter", "trace export is not built yet"),
