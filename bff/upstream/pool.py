@@ -101,7 +101,7 @@ class UpstreamPool:
             except StaleConnection as stale:
                 # Until the retry layer: a kept-alive connection the server had closed while
                 # idle never carried the request; send it once more, on a fresh attempt.
-                if not (request.idempotent or not stale.request_sent):
+                if stale.request_sent and not request.idempotent:
                     raise
                 reply = await self._send.send(request, deadline, attempt=2)
         except NoInstanceAvailable as exc:
