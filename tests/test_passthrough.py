@@ -89,7 +89,11 @@ class Gateway:
         try:
             conn.request(method, target, body=body, headers=headers or {})
             reply = conn.getresponse()
-            return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+            headers: dict[str, str] = {}
+            for name, value in reply.getheaders():  # repeated fields joined, as HTTP reads them
+                key = name.lower()
+                headers[key] = f"{headers[key]}, {value}" if key in headers else value
+            return reply.status, headers, reply.read()
         finally:
             conn.close()
 
@@ -128,8 +132,9 @@ def gateway(shop: RunningServices) -> Iterator[Gateway]:
 
 
 def test_a_get_passes_status_body_and_end_to_end_headers(gateway: Gateway) -> None:
-    status, headers, body = gateway.raw("GET", "/api/catalog/products/1")
+    status, headers, body = gateway.raw("GET", "/api/catalog/products/1", {"X-Request-Id": "r-1"})
     assert (status, orjson.loads(body)["id"]) == (200, 1)
+    assert headers["x-request-id"] == "r-1"  # once: the gateway's, not the upstream's echo too
     assert headers["content-type"] == "application/json"
     status, _, body = gateway.raw("GET", "/api/catalog/products/99999")
     assert status == 404 and b"not found" in body  # the upstream's own answer, as it is

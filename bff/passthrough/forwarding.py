@@ -37,7 +37,8 @@ _OURS = frozenset(
         "forwarded",
     }
 )
-_DROPPED_DOWN = HOP_BY_HOP | {"content-length"}
+# The request stage sets the response's X-Request-Id: the upstream's echo would repeat it.
+_DROPPED_DOWN = HOP_BY_HOP | {"content-length", "x-request-id"}
 
 
 def body_framing(fields: RawFields) -> int | None:
