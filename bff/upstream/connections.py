@@ -33,7 +33,7 @@ from bff.upstream.http11 import (
     ConnectTimedOut,
     TimedOut,
 )
-from bff.upstream.request import Request
+from bff.upstream.request import InvalidRequest, Request
 from bff.upstream.streaming import BodyStream, StreamedResponse, send_body
 
 # Seconds an idle connection is kept: under the 5 s keep-alive of uvicorn and Node, so we
@@ -130,6 +130,8 @@ class ConnectionPool:
         response (or read it to the end), which gives the connection back or closes it. The
         body is not held, so its size is not limited unless `max_body` says so.
         """
+        if body is not None and _framed(request):
+            raise InvalidRequest("a streamed body needs a request built with streamed=True")
         conn = await self._acquire(deadline)
         sink = BodyStream(conn, read_timeout)
         answer: asyncio.Future[Answer] | None = None
@@ -314,3 +316,8 @@ class ConnectionPool:
         if self._ssl is None:
             self._ssl = ssl.create_default_context()
         return self._ssl
+
+
+def _framed(request: Request) -> bool:
+    """Whether the request already frames a body of its own (which a stream would contradict)."""
+    return bool(request.body) or b"\ncontent-length:" in b"\n" + request.fields.lower()
