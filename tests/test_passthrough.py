@@ -6,6 +6,7 @@ libraries normalise `..` before sending.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http.client
 import socket
@@ -38,6 +39,8 @@ async def files(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
     path = scope["path"]
+    if path == "/slow":
+        await asyncio.sleep(3)
     if path == "/big":
         start = {"type": "http.response.start", "status": 200}
         await send({**start, "headers": [(b"content-length", str(BIG).encode())]})
@@ -119,6 +122,7 @@ def gateway(shop: RunningServices) -> Iterator[Gateway]:
                 "forward_authorization": True,
             },
             {"name": "down", "upstream": "down", "auth": "public"},
+            {"name": "slow", "upstream": "files", "auth": "public", "timeout": "200ms"},
         ]
         settings = gateway_settings(
             urls,
@@ -281,6 +285,11 @@ def test_an_unreachable_upstream_is_a_json_502(gateway: Gateway) -> None:
         "code": "UPSTREAM_UNAVAILABLE",
         "upstream": "down",
     }
+
+
+def test_a_route_timeout_is_a_json_504(gateway: Gateway) -> None:
+    status, _, body = gateway.raw("GET", "/api/slow/slow")  # the upstream's own budget: 10 s
+    assert (status, orjson.loads(body)["code"]) == (504, "UPSTREAM_TIMEOUT")
 
 
 def test_a_client_that_hangs_up_does_not_leak_the_upstream_connection(gateway: Gateway) -> None:

@@ -124,7 +124,8 @@ class Passthrough:
         pool = route.pool
         upstream = pool.name
         body = None if length is None else _client_body(receive, self.max_body)
-        deadline = asyncio.get_running_loop().time() + pool.total_timeout
+        budget = pool.total_timeout if route.timeout is None else route.timeout
+        deadline = asyncio.get_running_loop().time() + budget
         try:
             answer = await self._attempt(pool, request, deadline, body, length)
         except NoInstanceAvailable:

@@ -20,6 +20,7 @@ class PassRoute:
     methods: frozenset[str]
     requirement: Requirement
     forward_authorization: bool = False
+    timeout: float | None = None  # None: the pool's total timeout
 
     @property
     def allow(self) -> str:
@@ -50,5 +51,6 @@ def routes_from_settings(
             frozenset(methods),
             requirement,
             route.forward_authorization,
+            route.timeout,
         )
     return routes
