@@ -1,5 +1,6 @@
-"""An adversarial upstream on loopback: each connection is served by a script that writes
-whatever raw bytes a test wants (endless heads, late extra answers, 101s, trailers...).
+"""An adversarial upstream on loopback, and the helpers of the tests that use it: each
+connection is served by a script that writes whatever raw bytes a test wants (endless heads,
+late extra answers, 101s, trailers...).
 
 The server records what reached it and what became of each connection, so tests assert on
 the wire: which requests arrived on which connection, whether the client closed it, how many
@@ -11,8 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvloop
+
+from bff.upstream import Instance, UpstreamPool
+from bff.upstream.connections import ConnectionPool
+
+LOOPS = ["asyncio", "uvloop"]
+Run = Callable[[Coroutine[Any, Any, Any]], Any]
 
 
 @dataclass
@@ -158,3 +169,89 @@ def response(body: bytes = b'{"ok":true}', *fields: str, status: str = "200 OK")
         head.encode(),
         body,
     )
+
+
+# --- helpers of the hostile tests ----------------------------------------------------------
+
+
+def loop_runner(request: pytest.FixtureRequest) -> Run:
+    """The `run` fixture of the hostile tests (each module declares it with
+    `run = pytest.fixture(params=LOOPS)(loop_runner)`): runs a scenario on a fresh loop of the
+    parametrized kind, and fails if anything reached the loop's exception handler (a parser
+    error escaping a protocol callback does)."""
+    factory = uvloop.new_event_loop if request.param == "uvloop" else None
+
+    def run_it(scenario: Coroutine[Any, Any, Any]) -> Any:
+        reported: list[dict[str, Any]] = []
+
+        async def guarded() -> Any:
+            asyncio.get_running_loop().set_exception_handler(lambda _, ctx: reported.append(ctx))
+            return await scenario
+
+        with asyncio.Runner(loop_factory=factory) as runner:
+            result = runner.run(guarded())
+        assert reported == []
+        return result
+
+    return run_it
+
+
+def first_connection(script: Script) -> Script:
+    """`script` on the first connection; later connections answer every request normally."""
+    normal = serve_each(response())
+
+    async def dispatch(peer: Peer) -> None:
+        await (script if peer.number == 1 else normal)(peer)
+
+    return dispatch
+
+
+def pool_of(server: Hostile, **options: Any) -> UpstreamPool:
+    return UpstreamPool("svc", [Instance(server.url)], **options)
+
+
+def connections(pool: UpstreamPool) -> ConnectionPool:
+    return pool.transport.pool_of(pool.instances[0])
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition not met in 5 s")
+
+
+async def other_request_completes(during: asyncio.Future[Any]) -> None:
+    """A request to a well-behaved server completes while `during` is still in flight."""
+    async with Hostile(serve_each(response(b"[1]"))) as good:
+        pool = pool_of(good)
+        try:
+            assert (await pool.request("GET", "/")).json() == [1]
+        finally:
+            await pool.aclose()
+    assert not during.done()
+
+
+async def after_a_hostile_call(
+    script: Script, expected: type[Exception], **options: Any
+) -> Hostile:
+    """Calls once against `script` (expecting `expected`), then once normally; returns the
+    server, whose `accepted` says whether the hostile connection was reused."""
+    async with Hostile(first_connection(script)) as server:
+        pool = pool_of(server, **options)
+        try:
+            with pytest.raises(expected):
+                await pool.request("GET", "/")
+            assert (await pool.request("GET", "/")).json() == {"ok": True}
+            assert connections(pool).open_connections == 1
+        finally:
+            await pool.aclose()
+    return server
+
+
+async def pieces(*parts: bytes) -> AsyncIterator[bytes]:
+    """A request body from an async iterator, one part per step of the loop."""
+    for part in parts:
+        await asyncio.sleep(0)
+        yield part
