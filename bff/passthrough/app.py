@@ -98,7 +98,7 @@ class Passthrough:
             path = normalise_path("/" + rest)
             if not _QUERY_BYTES.issuperset(query):
                 raise InvalidRequest("the query string has characters that must be escaped")
-            length = body_framing(fields)
+            length = body_framing(fields) or None  # a body of 0 bytes is no body to stream
             headers = upstream_fields(
                 fields,
                 principal=state.principal,

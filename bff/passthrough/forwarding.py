@@ -106,19 +106,27 @@ def upstream_fields(
 
 def client_fields(headers: Headers) -> list[tuple[bytes, bytes]]:
     """The upstream response's fields to pass to the client."""
-    named = _connection_named(headers.raw)
-    lengths = {v for n, v in headers.raw if n.lower() == b"content-length"}
-    chunked = any(n.lower() == b"transfer-encoding" for n, _ in headers.raw)
     out = []
+    named: frozenset[str] = frozenset()
+    length: bytes | None = None
+    lengths = 0
+    chunked = False
     for name, value in headers.raw:
-        lowered = name.lower().decode("latin-1")
-        if lowered in _DROPPED_DOWN or lowered in named:
+        lowered = name.lower()
+        text = lowered.decode("latin-1")
+        if text in _DROPPED_DOWN:
+            if text == "content-length":
+                length, lengths = value.strip(), lengths + 1
+            elif text == "transfer-encoding":
+                chunked = True
+            elif text == "connection":
+                named = _connection_named([(lowered, value)])
             continue
-        out.append((name.lower(), value))
-    if len(lengths) == 1 and not chunked:
-        (length,) = lengths
-        if length.strip().isdigit():
-            out.append((b"content-length", length.strip()))
+        out.append((lowered, value))
+    if named:
+        out = [(n, v) for n, v in out if n.decode("latin-1") not in named]
+    if lengths == 1 and not chunked and length is not None and length.isdigit():
+        out.append((b"content-length", length))
     return out
 
 

@@ -24,6 +24,8 @@ MAX_PATH = 4096  # characters: longer paths are refused, not truncated
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PCHAR_LITERAL = _UNRESERVED | frozenset("!$&'()*+,;=:@")
+# Paths made only of unescaped pchar segments under a leading "/" (dots checked apart).
+_PLAIN = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})|%")
 # Characters a path segment may not carry in any spelling: separators and control bytes.
 _FORBIDDEN_BYTES = frozenset({0x2F, 0x5C, 0x7F} | set(range(0x20)))
@@ -38,6 +40,8 @@ def normalise_path(raw: str) -> str:
     form, starting with `/`; InvalidPath if it is ambiguous or could escape its route."""
     if len(raw) > MAX_PATH:
         raise InvalidPath(f"the path is longer than {MAX_PATH} characters")
+    if _PLAIN.fullmatch(raw) and "//" not in raw and "/." not in raw:
+        return raw  # already canonical: the common case, checked at C speed
     if "\\" in raw:
         raise InvalidPath("the path contains a backslash")
     body = raw[1:] if raw.startswith("/") else raw
