@@ -198,10 +198,11 @@ async def _relay(answer: StreamedResponse, receive: Receive, send: Send) -> None
     """The upstream's answer to the client as it comes; the upstream connection is given back
     only when the body was read whole, and closed otherwise (client gone, upstream failed).
 
-    The request body is consumed by now (or abandoned after an early answer), so `receive`
-    is free to tell when the client hangs up: the relay then stops reading the upstream.
+    A body that arrived with its head goes out in one message. For a longer one, the request
+    body is consumed by now (or abandoned after an early answer), so `receive` is free to
+    tell when the client hangs up: the relay then stops reading the upstream.
     """
-    gone = asyncio.ensure_future(_disconnected(receive))
+    gone: asyncio.Future[None] | None = None
     try:
         await send(
             {
@@ -211,14 +212,20 @@ async def _relay(answer: StreamedResponse, receive: Receive, send: Send) -> None
             }
         )
         async for piece in answer:
-            if gone.done():
+            last = answer.at_end
+            await send({"type": "http.response.body", "body": piece, "more_body": not last})
+            if last:
                 return
-            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            if gone is None:
+                gone = asyncio.ensure_future(_disconnected(receive))
+            elif gone.done():
+                return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except (TransportError, OSError):
         return  # too late for a status: the client sees a truncated answer and a close
     finally:
-        gone.cancel()
+        if gone is not None:
+            gone.cancel()
         await answer.aclose()
 
 

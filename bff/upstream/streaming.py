@@ -63,6 +63,11 @@ class BodyStream:
 
     # --- for the consumer ------------------------------------------------------------------
 
+    @property
+    def drained(self) -> bool:
+        """Whether the whole body arrived and was handed out."""
+        return self.finished and not self._pieces
+
     async def next(self) -> bytes | None:
         """The next piece of the body, None at its end; a TransportError if it failed."""
         while True:
@@ -112,6 +117,12 @@ class StreamedResponse:
     def trailers(self) -> Headers:
         """Trailer fields (empty until the body is read to its end, and usually after)."""
         return Headers(self._body.trailers)
+
+    @property
+    def at_end(self) -> bool:
+        """Whether the body has been read to its end (the next read would stop): a relay can
+        mark the piece it just took as the last one."""
+        return self._body.drained
 
     def __aiter__(self) -> StreamedResponse:
         return self
