@@ -146,6 +146,29 @@ def test_a_get_passes_status_body_and_end_to_end_headers(gateway: Gateway) -> No
     assert headers["x-end-to-end"] == "kept" and "x-internal" not in headers
 
 
+def test_head_answers_the_fields_without_a_body(gateway: Gateway) -> None:
+    """A GET route passes HEAD too; the upstream's answer says what it makes of it (the
+    sample services, on FastAPI, answer 405, which passes as it is)."""
+    status, headers, body = gateway.raw("HEAD", "/api/files/big")
+    assert (status, body, headers["content-length"]) == (200, b"", str(BIG))
+    assert gateway.raw("HEAD", "/api/catalog/products/1")[0] == 405
+
+
+def test_only_configured_instances_are_contacted(gateway: Gateway, calls: UpstreamCalls) -> None:
+    """An absolute-form target naming another host still reaches the route's upstream."""
+    port = int(gateway.netloc.split(":")[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"GET http://169.254.169.254/api/catalog/products/1 HTTP/1.1\r\n"
+            b"Host: 169.254.169.254\r\nConnection: close\r\n\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200") and b'"id":1' in answer
+    assert calls.by_service() == {"catalog": 1}
+
+
 def test_unknown_routes_and_methods(gateway: Gateway) -> None:
     status, _, body = gateway.raw("GET", "/api/nope/x")
     assert (status, orjson.loads(body)["code"]) == (404, "NOT_FOUND")
