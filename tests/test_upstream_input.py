@@ -103,3 +103,24 @@ def test_with_header_refuses_what_could_split_or_reframe() -> None:
     with pytest.raises(InvalidRequest):
         request.with_header("Content-Length", "1")
     assert request.with_header("X-Request-Id", "r1").request_id == b"r1"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/users/1/../../admin", "/users/%2e%2e/admin", "/users/1%2Fadmin", "//evil/x", "/a\\b"],
+)
+def test_typed_client_paths_pass_the_path_policy(run: Run, path: str) -> None:
+    """A path a typed client builds from input (an id) cannot leave its resource either."""
+
+    async def scenario() -> Hostile:
+        async with Hostile(serve_each(response())) as server:
+            pool = pool_of(server)
+            try:
+                with pytest.raises(BadUserInput):
+                    await pool.request("GET", path)
+                await pool.request("GET", "/users/%7E1/.well-known")  # canonical-able: sent
+            finally:
+                await pool.aclose()
+        return server
+
+    assert [r.target for r in run(scenario()).received] == ["/users/~1/.well-known"]

@@ -72,3 +72,9 @@ class ProtocolViolation(TransportError):
 
 class ResponseTooLarge(ProtocolViolation):
     """The response's head, trailers or body exceed what the gateway accepts."""
+
+
+class InvalidRequest(ValueError):
+    """The request cannot be sent as asked: its method, a header or its path could split it,
+    change its framing or leave its route. The caller's fault, never the upstream's
+    (`UpstreamPool` answers it as `BadUserInput`)."""

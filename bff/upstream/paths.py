@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from bff.upstream.request import InvalidRequest
+from bff.upstream.failures import InvalidRequest
 
 MAX_PATH = 4096  # characters: longer paths are refused, not truncated
 

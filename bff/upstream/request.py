@@ -11,6 +11,8 @@ request is refused here with `InvalidRequest` (the pool answers it as the caller
 a method or header name that is not an RFC 9110 token, and a value with CR, LF or NUL. Names
 are compared in lower case, so `Content-Length ` or `Transfer-Encoding\t` cannot slip past the
 framing filter, and hop-by-hop fields (RFC 9110 7.6.1), the framing and `Host` are ours to set.
+A path with dot segments, escapes, backslashes or empty segments passes the policy of
+`bff.upstream.paths` (canonical, or refused) before it is sent.
 """
 
 from __future__ import annotations
@@ -22,6 +24,22 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
+
+from bff.upstream.failures import InvalidRequest
+from bff.upstream.paths import normalise_path
+
+__all__ = [
+    "HOP_BY_HOP",
+    "IDEMPOTENT",
+    "InvalidRequest",  # defined with the error tree, re-exported here where it is raised
+    "Params",
+    "Request",
+    "build_request",
+    "encode_query",
+    "field_name",
+    "method_token",
+    "render_fields",
+]
 
 Params = Mapping[str, str | int] | None
 
@@ -53,11 +71,6 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Strings made only of characters kept as is: the common case, checked faster than quoted.
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=\-._~%]*")
 _PLAIN_QUERY = re.compile(r"[A-Za-z0-9,:@/\-._~]*")
-
-
-class InvalidRequest(ValueError):
-    """The request cannot be sent as asked: its method, a header or its path could split it
-    or change its framing. The caller's fault, never the upstream's (`BadUserInput`)."""
 
 
 @dataclass(slots=True)
@@ -163,6 +176,8 @@ def build_request(
     method = method_token(method)
     if not path.startswith("/"):
         path = f"/{path}"
+    if "/." in path or "//" in path or "\\" in path or "%" in path:
+        path = normalise_path(path)  # dot segments, encoded slashes...: canonical, or refused
     target = path if _PLAIN_PATH.fullmatch(path) else quote(path, safe=_PATH_SAFE)
     if params:
         target = f"{target}?{encode_query(params)}"
