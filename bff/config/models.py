@@ -136,7 +136,7 @@ class RouteConfig(Section):
     forward_authorization: bool = Field(
         False, description="Forward the client's Authorization header to the upstream."
     )
-    timeout: Duration | None = Field(
+    timeout: Annotated[Duration | None, TypeLabel("duration")] = Field(
         None,
         gt=0,
         description="Budget for sending the request and receiving the response head; "
