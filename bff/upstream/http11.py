@@ -100,7 +100,7 @@ class Connection(asyncio.Protocol):
         self._complete = True
         self._status = 0
         self._headers: Fields = []
-        self._fields: Fields = []  # where fields go: the head's, then the trailers
+        self._trailers: Fields | None = None  # made when a trailer arrives (rarely)
         self._wire = 0  # bytes of this exchange's response received so far
         self._allowance = MAX_HEAD_BYTES  # of those, how many may be something else than body
         self._chunks: list[bytes] = []
@@ -244,12 +244,18 @@ class Connection(asyncio.Protocol):
         if self._complete:  # a second answer to one request: the stream is out of step
             raise ProtocolViolation("response without a request")
         self._status = 0
-        self._fields = []
+        self._headers = []
+        self._trailers = None
         self._chunks = []
         self._body_size = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        fields = self._fields
+        if self._status:  # the head is complete: a trailer, kept apart
+            if self._trailers is None:
+                self._trailers = []
+            fields = self._trailers
+        else:
+            fields = self._headers
         fields.append((name, value))
         if len(fields) > MAX_FIELDS:
             raise ResponseTooLarge(f"more than {MAX_FIELDS} header or trailer fields")
@@ -262,8 +268,7 @@ class Connection(asyncio.Protocol):
             self._interim = True  # 100 or 103: its fields are dropped, the answer follows
             return
         self._status = status
-        self._headers = fields = self._fields
-        self._fields = []  # trailers, if any, from here on
+        fields = self._headers
         if self._expect_id is not None:
             self._check_request_id(fields)
         if self._sink is not None:
@@ -309,7 +314,7 @@ class Connection(asyncio.Protocol):
         sink = self._sink
         if sink is not None:
             self._sink = None
-            sink.end(self._fields)
+            sink.end(self._trailers or [])
             return
         chunks = self._chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
