@@ -29,7 +29,8 @@ FastAPI's per-request extras (its middleware costs about 30 µs of CPU a request
 Routes: `/graphql` (GraphQL over HTTP and GraphiQL), `/graphiql/static` (its assets),
 `/healthz`, `/readyz`, the token endpoints `/auth/token`, `/auth/refresh`, `/auth/revoke`,
 `/.well-known/jwks.json`, `/admin/upstreams` (unless `server.admin` is off), `/metrics`
-(Prometheus), `/admin/usage` (metering, scope admin).
+(Prometheus), `/admin/usage` (metering, scope admin), and `/api` (REST passthrough) when
+`routes` are configured.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from bff.limits import (
     RedisRateStore,
     RespClient,
 )
+from bff.passthrough import Passthrough
 from bff.persisted import (
     DocumentsError,
     DocumentStore,
@@ -187,6 +189,8 @@ def create_app(
         Route("/metrics", metrics_endpoint(telemetry), methods=["GET"]),
         Route("/admin/usage", usage_endpoint(telemetry), methods=["GET"]),
     ]
+    if settings.routes:
+        routes.append(Mount("/api", app=Passthrough.from_settings(settings, upstreams)))
     middleware = [
         Middleware(RequestStage),
         Middleware(TelemetryStage, telemetry=telemetry),

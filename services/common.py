@@ -5,7 +5,8 @@ The services exist to be put behind the gateway in tests and benchmarks, so they
 demand, request counts to prove batching). Hence:
 
 - `ServiceMiddleware` is a pure ASGI stage (no `BaseHTTPMiddleware`, whose per-request task and
-  body wrapping cost more than the handlers) that counts, delays and fails requests;
+  body wrapping cost more than the handlers) that counts, delays and fails requests, and
+  echoes a request's `X-Request-Id` in its response;
 - handlers parse query strings and bodies by hand and answer with orjson bytes: every 422
   carries one short string `detail`, and no pydantic model sits on the hot path.
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, HTTPException, Request, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
@@ -110,6 +111,8 @@ class ServiceMiddleware:
         self._rng = random.Random(options.seed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            send = echo_request_id(scope, send)
         if scope["type"] != "http" or scope["path"] in UNMETERED_PATHS:
             await self.app(scope, receive, send)
             return
@@ -131,6 +134,27 @@ class ServiceMiddleware:
             await send({"type": "http.response.body", "body": _FAILURE_BODY})
             return
         await self.app(scope, receive, send)
+
+
+def echo_request_id(scope: Scope, send: Send) -> Send:
+    """`send`, adding the request's `X-Request-Id` to its response when it had one.
+
+    An echoed id lets a client prove that an answer belongs to its request: a response that
+    arrives late on a kept-alive connection cannot pass for the next request's answer.
+    """
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            field = (b"x-request-id", value)
+            break
+    else:
+        return send
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), field]}
+        await send(message)
+
+    return send_with_id
 
 
 def create_service_app(name: str, options: ServiceOptions) -> FastAPI:

@@ -45,6 +45,8 @@ ALLOWED: dict[str, set[str]] = {
     "bff.graphql": KERNEL
     | {"bff.auth", "bff.limits", "bff.rendering", "upstream_clients", "resolvers", "schema"},
     "bff.http": KERNEL | {"bff.auth", "bff.limits", "bff.rendering", "bff.upstream"},
+    # REST passthrough: a route of its own, policy-checked, straight onto the upstream pools
+    "bff.passthrough": KERNEL | {"bff.auth", "bff.http", "bff.upstream"},
     "bff.routes": KERNEL
     | {
         "bff.auth",
@@ -69,6 +71,7 @@ ALLOWED: dict[str, set[str]] = {
     "bff.app": KERNEL
     | {
         "bff.auth",
+        "bff.passthrough",
         "bff.limits",
         "bff.persisted",
         "bff.shared_state",

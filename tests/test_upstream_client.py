@@ -26,6 +26,7 @@ from bff.errors import BadUpstreamResponse, UpstreamTimeout, UpstreamUnavailable
 from bff.upstream import Headers, Instance, UpstreamPool
 from bff.upstream.connections import ConnectionPool
 from bff.upstream.request import build_request
+from services import RunningServices
 
 T = TypeVar("T")
 
@@ -735,3 +736,19 @@ def test_request_gains_a_header_per_attempt() -> None:
     for name, value in [("x", "a\r\nB: 2"), ("x\n", "1"), ("a:b", "1"), ("x", "\0")]:
         with pytest.raises(ValueError):
             request.with_header(name, value)
+
+
+def test_sample_services_echo_the_request_id(shop: RunningServices) -> None:
+    """The services echo `X-Request-Id`, so the client can tell its answer from another's."""
+
+    async def scenario() -> None:
+        pool = UpstreamPool("catalog", [Instance(shop.url("catalog"))])
+        try:
+            sent = {"X-Request-Id": "req-42"}
+            reply = await pool.request("GET", "/products", params={"ids": "1"}, headers=sent)
+            assert (reply.status, reply.headers["x-request-id"]) == (200, "req-42")
+            assert "x-request-id" not in (await pool.request("GET", "/health")).headers
+        finally:
+            await pool.aclose()
+
+    asyncio.run(scenario())

@@ -145,7 +145,7 @@ def settings_from_dict(data: Mapping[str, Any]) -> Settings:
 # name or list item. Delete an entry when its feature lands. This is the one list: the warnings
 # of `bff serve` / `bff check-config` and the "Not active yet" notes of docs/config.md
 # (`python -m bff.config.reference docs/config.md`) are made from it.
-NOT_YET_BUILT: tuple[tuple[str, str], ...] = (("routes", "REST passthrough is not built yet"),)
+NOT_YET_BUILT: tuple[tuple[str, str], ...] = ()
 
 
 def not_yet_built(path: tuple[str, ...]) -> str | None:

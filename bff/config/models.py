@@ -154,6 +154,12 @@ class RouteConfig(Section):
     forward_authorization: bool = Field(
         False, description="Forward the client's Authorization header to the upstream."
     )
+    timeout: Annotated[Duration | None, TypeLabel("duration")] = Field(
+        None,
+        gt=0,
+        description="Budget for sending the request and receiving the response head; "
+        "default: the upstream's `timeout.total`.",
+    )
 
 
 class RedisConfig(Section):

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from bff.config.base import HttpUrl, Problem, Section, problems_error
-from bff.config.units import Duration, format_duration
+from bff.config.units import ByteSize, Duration, format_duration
 
 
 class InstanceConfig(Section):
@@ -116,6 +116,13 @@ class UpstreamConfig(Section):
     )
     required: bool = Field(
         True, description="Whether /readyz needs a healthy instance of this upstream."
+    )
+    max_response_body: ByteSize = Field(
+        16 * 1024 * 1024,
+        ge=1,
+        description="Largest response body the gateway reads whole from this upstream; a "
+        "larger one fails the call as a bad upstream response (streamed passthrough bodies "
+        "are not held and not limited).",
     )
 
     @model_validator(mode="after")

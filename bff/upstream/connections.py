@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import sys
 from collections import deque
+from collections.abc import AsyncIterable
 from urllib.parse import urlsplit
 
 from bff.upstream.http11 import (
@@ -28,11 +30,11 @@ from bff.upstream.http11 import (
     Answer,
     ConnectFailed,
     Connection,
-    ConnectionLost,
     ConnectTimedOut,
     TimedOut,
 )
-from bff.upstream.request import Request
+from bff.upstream.request import InvalidRequest, Request
+from bff.upstream.streaming import BodyStream, StreamedResponse, send_body
 
 # Seconds an idle connection is kept: under the 5 s keep-alive of uvicorn and Node, so we
 # rarely pick a connection the server is closing at that very moment.
@@ -76,10 +78,18 @@ class ConnectionPool:
     def open_connections(self) -> int:
         return self._open
 
+    @property
+    def tracked_connections(self) -> int:
+        """Connections this pool keeps track of (to close them): never more than are open."""
+        return len(self._every)
+
     async def send(self, request: Request, deadline: float) -> Answer:
-        """One request on one connection; once more on a fresh one if an idle one was stale.
+        """One attempt: the request on one connection, the whole response buffered.
 
         `deadline` (loop time) bounds everything: waiting for a slot, connecting, the answer.
+        A reused connection that closes before any byte of the answer raises
+        `StaleConnection` (the server closed it while idle); sending again is the caller's
+        decision, so every attempt is visible above this pool.
         """
         data = b"%b %b%b HTTP/1.1\r\nHost: %b\r\n%b\r\n%b" % (
             request.method.encode("ascii"),
@@ -89,20 +99,89 @@ class ConnectionPool:
             request.fields,
             request.body,
         )
-        head_only = request.head_only
         conn = await self._acquire(deadline)
         try:
-            try:
-                return await conn.exchange(data, deadline, head_only=head_only)
-            except ConnectionLost as lost:
-                if lost.received or not conn.used or not request.idempotent or self._closed:
-                    raise
-            # The server closed the kept-alive connection as we sent: it never saw the
-            # request. Same slot, a fresh connection, once.
-            conn = await self._connect(deadline)
-            return await conn.exchange(data, deadline, head_only=head_only)
+            return await conn.exchange(
+                data,
+                deadline,
+                head_only=request.head_only,
+                expect_id=request.request_id,
+            )
         finally:
             self._release(conn)
+
+    async def stream(
+        self,
+        request: Request,
+        deadline: float,
+        *,
+        body: AsyncIterable[bytes] | None = None,
+        content_length: int | None = None,
+        read_timeout: float = 30.0,
+        max_body: int | None = None,
+    ) -> StreamedResponse:
+        """One attempt whose response body is read as the caller consumes it.
+
+        `deadline` bounds sending the request and receiving the response head; each wait for
+        more of the body is bounded by `read_timeout`, and reading from the upstream pauses
+        while the caller lags behind (backpressure). A request `body` comes from an async
+        iterator (framed by `content_length`, or chunked when it is None; build the request
+        with `streamed=True`); it is sent once and never again. The caller must `aclose()` the
+        response (or read it to the end), which gives the connection back or closes it. The
+        body is not held, so its size is not limited unless `max_body` says so.
+        """
+        if body is not None and _framed(request):
+            raise InvalidRequest("a streamed body needs a request built with streamed=True")
+        conn = await self._acquire(deadline)
+        sink = BodyStream(conn, read_timeout)
+        answer: asyncio.Future[Answer] | None = None
+        try:
+            head = self._encode(request, body is not None, content_length)
+            answer = conn.exchange(
+                head if body is not None else head + request.body,
+                deadline,
+                head_only=request.head_only,
+                expect_id=request.request_id,
+                sink=sink,
+                max_body=sys.maxsize if max_body is None else max_body,
+            )
+            if body is not None:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await send_body(conn, body, content_length, answer, sink)
+                except TimeoutError as exc:
+                    raise TimedOut("the request body was not sent in time") from exc
+            status, fields, _ = await answer
+        except BaseException:
+            conn.close()
+            self._release(conn)
+            if answer is not None:  # the error raised here says what went wrong
+                if answer.done() and not answer.cancelled():
+                    answer.exception()
+                else:
+                    answer.cancel()
+            raise
+        return StreamedResponse(status, fields, sink, lambda: self._release(conn))
+
+    def _encode(
+        self, request: Request, streamed: bool = False, content_length: int | None = None
+    ) -> bytes:
+        """The request's head for this instance: request line, `Host`, fields, blank line."""
+        framing = b""
+        if streamed:
+            framing = (
+                b"Transfer-Encoding: chunked\r\n"
+                if content_length is None
+                else b"Content-Length: %d\r\n" % content_length
+            )
+        return b"%b %b%b HTTP/1.1\r\nHost: %b\r\n%b%b\r\n" % (
+            request.method.encode("ascii"),
+            self._prefix,
+            request.target,
+            self._host_field,
+            request.fields,
+            framing,
+        )
 
     async def aclose(self) -> None:
         """Close every connection, busy ones included; queued and later calls fail."""
@@ -161,7 +240,8 @@ class ConnectionPool:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
             if isinstance(exc, TimeoutError):
-                raise TimedOut(f"no free connection to {self.url} in time") from exc
+                message = f"no free connection to {self.url} in time"
+                raise TimedOut(message, request_sent=False) from exc
             raise
 
     def _release(self, conn: Connection) -> None:
@@ -236,3 +316,8 @@ class ConnectionPool:
         if self._ssl is None:
             self._ssl = ssl.create_default_context()
         return self._ssl
+
+
+def _framed(request: Request) -> bool:
+    """Whether the request already frames a body of its own (which a stream would contradict)."""
+    return bool(request.body) or b"\ncontent-length:" in b"\n" + request.fields.lower()

@@ -8,118 +8,77 @@ HTTP/1.1 to known services does not need. The parsing itself is httptools (llhtt
 uvicorn and Node use), so only the framing glue lives here.
 
 A connection carries one request at a time (no pipelining). It never decides about reuse or
-retries: it reports what happened (`reusable`, `ConnectionLost.received`) and the pool in
-`bff.upstream.connections` decides. Errors are the small tree below, which `UpstreamPool`
-translates to `bff.errors`; nothing here escapes the package.
+retries: it reports what happened (`reusable`, `StaleConnection`, `request_sent`) and the
+pool in `bff.upstream.connections`, and the layers above it, decide. Errors are the small tree
+of `bff.upstream.failures` (re-exported here), which `UpstreamPool` translates to `bff.errors`;
+nothing here escapes the package.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 
-MAX_BODY = 64 * 1024 * 1024  # bytes of response body accepted before giving up
-MAX_HEADER_BYTES = 64 * 1024  # bytes of response header names and values
+from bff.upstream.failures import (
+    ConnectFailed,
+    ConnectionLost,
+    ConnectTimedOut,
+    ProtocolViolation,
+    ResponseTooLarge,
+    StaleConnection,
+    TimedOut,
+    TransportError,
+)
+from bff.upstream.headers import Headers
 
+__all__ = [  # the error tree and Headers are re-exported: callers import them from here
+    "MAX_BODY",
+    "Answer",
+    "BodySink",
+    "ConnectFailed",
+    "ConnectTimedOut",
+    "Connection",
+    "ConnectionLost",
+    "Fields",
+    "Headers",
+    "ProtocolViolation",
+    "ResponseTooLarge",
+    "StaleConnection",
+    "TimedOut",
+    "TransportError",
+]
 
-class TransportError(Exception):
-    """The exchange with an upstream failed below HTTP semantics."""
-
-
-class ConnectFailed(TransportError):
-    """No TCP (or TLS) connection could be opened: refused, unreachable, reset."""
-
-
-class TimedOut(TransportError):
-    """The call's time budget ran out: waiting for a connection, or for the response."""
-
-
-class ConnectTimedOut(TimedOut):
-    """Opening a connection took longer than the connect timeout."""
-
-
-class ConnectionLost(TransportError):
-    """The connection closed before the response was complete.
-
-    `received` says whether any byte of the response had arrived: a request on a reused
-    connection that received nothing was most likely never seen by the server (it had closed
-    the idle connection), so an idempotent request may be sent again on a fresh one.
-    """
-
-    def __init__(self, message: str, *, received: bool) -> None:
-        super().__init__(message)
-        self.received = received
-
-
-class StaleConnection(ConnectionLost):
-    """A reused keep-alive connection closed before any byte of the answer: the server most
-    likely closed it while idle and never saw the request. Raised by `ConnectionPool.send`
-    (one attempt per call) so the layer above decides whether and where to send it again."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, received=False)
-
-
-class ProtocolViolation(TransportError):
-    """The upstream answered something that is not a well-formed HTTP/1.1 response."""
-
-
-class ResponseTooLarge(ProtocolViolation):
-    """The response's headers or body exceed what the gateway accepts."""
-
-
-class Headers(Mapping[str, str]):
-    """Response headers, read case-insensitively; repeated fields are joined with ", ".
-
-    The raw `(name, value)` byte pairs are kept as received and decoded only on first access:
-    most callers read the status and body and never look at a header.
-    """
-
-    __slots__ = ("_map", "raw")
-
-    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        self.raw = raw
-        self._map: dict[str, str] | None = None
-
-    def _fields(self) -> dict[str, str]:
-        if self._map is None:
-            fields: dict[str, str] = {}
-            for name, value in self.raw:
-                key = name.decode("latin-1").lower()
-                text = value.decode("latin-1")
-                fields[key] = f"{fields[key]}, {text}" if key in fields else text
-            self._map = fields
-        return self._map
-
-    def __getitem__(self, name: str) -> str:
-        return self._fields()[name.lower()]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._fields()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._fields())
-
-    def __len__(self) -> int:
-        return len(self._fields())
-
-    def get_list(self, name: str) -> list[str]:
-        """Every value of a repeated field, unjoined (`set-cookie` cannot be joined)."""
-        wanted = name.lower().encode("latin-1")
-        return [v.decode("latin-1") for n, v in self.raw if n.lower() == wanted]
-
-    def __repr__(self) -> str:
-        return f"Headers({list(self._fields().items())!r})"
+MAX_BODY = 16 * 1024 * 1024  # default bytes of response body accepted (per upstream: config)
+MAX_HEAD_BYTES = 64 * 1024  # bytes of a response's head (status line, fields) and trailers
+MAX_FIELDS = 256  # header fields of a response head, and likewise of its trailers
+CHUNK_LINE_ALLOWANCE = 64  # framing bytes granted per chunk (size line and CRLFs)
 
 
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, raw headers, body
+Fields = list[tuple[bytes, bytes]]
+
+
+class BodySink(Protocol):
+    """Where a streamed exchange delivers its body (`bff.upstream.streaming.BodyStream`)."""
+
+    def push(self, piece: bytes) -> None: ...
+    def end(self, trailers: Fields) -> None: ...
+    def fail(self, exc: TransportError) -> None: ...
 
 
 class Connection(asyncio.Protocol):
-    """A keep-alive HTTP/1.1 connection; `exchange` sends a request and awaits the response."""
+    """A keep-alive HTTP/1.1 connection; `exchange` sends a request and awaits the response.
+
+    Hostile upstreams are bounded here, on every read rather than per header: the bytes of
+    this exchange that are not body (head, chunk lines, trailers) may not pass
+    `MAX_HEAD_BYTES` plus a small allowance per chunk, so a header line that never ends fails
+    the response after 64 KiB instead of growing in the parser until the deadline. Field
+    counts are capped, trailers are kept apart from the head, and any sign that an answer
+    belongs to another request (bytes after the response, a foreign `X-Request-Id`) closes
+    the connection.
+    """
 
     def __init__(self, max_body: int = MAX_BODY) -> None:
         self.transport: asyncio.Transport | None = None
@@ -127,15 +86,23 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0  # loop time when last returned to its pool
         self.used = False  # has carried a request before: may have been closed while idle
         self._max_body = max_body
+        self._limit = max_body  # of the exchange in progress
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[Answer] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._sink: BodySink | None = None  # set while a streamed exchange has a body to come
+        self._writable: asyncio.Future[None] | None = None  # set while writing is paused
+        self._expect_id: bytes | None = None
+        self._reused = False
         self._head_only = False
         self._received = False
+        self._interim = False
         self._complete = True
         self._status = 0
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._header_bytes = 0
+        self._headers: Fields = []
+        self._trailers: Fields | None = None  # made when a trailer arrives (rarely)
+        self._wire = 0  # bytes of this exchange's response received so far
+        self._allowance = MAX_HEAD_BYTES  # of those, how many may be something else than body
         self._chunks: list[bytes] = []
         self._body_size = 0
 
@@ -145,30 +112,71 @@ class Connection(asyncio.Protocol):
         return self._complete and not self.closed
 
     def exchange(
-        self, request: bytes, deadline: float, *, head_only: bool = False
+        self,
+        request: bytes,
+        deadline: float,
+        *,
+        head_only: bool = False,
+        expect_id: bytes | None = None,
+        sink: BodySink | None = None,
+        max_body: int | None = None,
     ) -> asyncio.Future[Answer]:
-        """Write a whole request; the future resolves with the response or a TransportError.
+        """Write a request (its head and whole body, or only its head when the caller streams
+        the body with `write`); the future resolves with the response or a TransportError.
 
-        At `deadline` (loop time) the future fails with `TimedOut` and the connection is
-        closed: a response abandoned half-way leaves bytes on the wire. One timer handle per
-        exchange is the cheapest way to bound it (`asyncio.timeout` costs twice as much). The
-        caller must likewise discard the connection unless the future succeeded and
-        `reusable` holds.
+        `max_body` overrides the connection's body limit for this exchange (streamed bodies
+        are not held, so their limit is the caller's choice). With a `sink` the future
+        resolves as soon as the head is in (body `b""`) and the body, trailers or a later
+        failure go to the sink. At `deadline` (loop time) the future, or
+        the sink, fails with `TimedOut` and the connection is closed: a response abandoned
+        half-way leaves bytes on the wire. One timer handle per exchange is the cheapest way
+        to bound it (`asyncio.timeout` costs twice as much). The caller must likewise discard
+        the connection unless the exchange succeeded and `reusable` holds.
         """
         transport = self.transport
         assert transport is not None and self._complete
+        self._reused = self.used
         self.used = True
         self._complete = False
         self._received = False
+        self._interim = False
         self._head_only = head_only
+        self._expect_id = expect_id
+        self._sink = sink
+        self._limit = self._max_body if max_body is None else max_body
+        self._wire = 0
+        self._allowance = MAX_HEAD_BYTES
         loop = asyncio.get_running_loop()
         self._waiter = waiter = loop.create_future()
         if transport.is_closing():  # the server's FIN arrived, connection_lost has not yet
-            self._fail(ConnectionLost("connection closed while idle", received=False))
+            self._fail(StaleConnection("connection closed while idle", request_sent=False))
             return waiter
         self._timer = loop.call_at(deadline, self._expire)
         transport.write(request)
         return waiter
+
+    def write(self, data: bytes) -> None:
+        """More of the request body (streamed requests); `drain` before writing much more."""
+        if not self.closed and self.transport is not None:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is full (backpressure on request bodies)."""
+        writable = self._writable
+        if writable is not None:
+            await asyncio.shield(writable)
+
+    def pause_reading(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.resume_reading()
+
+    def abort(self, exc: TransportError) -> None:
+        """Fail the exchange in progress (its caller, or its body's consumer) and close."""
+        self._fail(exc)
 
     def close(self) -> None:
         self.closed = True
@@ -186,14 +194,14 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self._received = True
+        self._wire += len(data)
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            cause = exc.__context__  # what a callback below raised, if one did
-            if isinstance(cause, TransportError):
-                self._fail(cause)
-            else:
-                self._fail(ProtocolViolation(f"malformed HTTP response: {exc}"))
+        except Exception as exc:  # whatever the parser raises is the upstream's fault
+            self._fail(_violation(exc))
+            return
+        if self._wire - self._body_size > self._allowance and not self._complete:
+            self._fail(ResponseTooLarge(f"response head or trailers over {MAX_HEAD_BYTES} bytes"))
 
     def eof_received(self) -> bool:
         self.closed = True  # the server is done with this connection: never reuse it
@@ -201,13 +209,34 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        writable = self._writable
+        if writable is not None:
+            self._writable = None
+            if not writable.done():
+                writable.set_result(None)  # a paused writer wakes and sees `closed`
         if self._complete:
             return
         if self._status and not self._head_only and not self._framed():
             self._finish()  # no Content-Length and not chunked: the body ends at EOF
             return
+        if self._interim and not self._status:
+            self._fail(ProtocolViolation("only an interim (1xx) response, then a close"))
+            return
         reason = f"connection closed by the upstream{f': {exc}' if exc else ''}"
-        self._fail(ConnectionLost(reason, received=self._received))
+        if self._reused and not self._received:
+            self._fail(StaleConnection(reason))
+        else:
+            self._fail(ConnectionLost(reason, received=self._received))
+
+    def pause_writing(self) -> None:
+        if self._writable is None:
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        writable = self._writable
+        self._writable = None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
 
     # --- httptools callbacks -------------------------------------------------------------
 
@@ -216,47 +245,80 @@ class Connection(asyncio.Protocol):
             raise ProtocolViolation("response without a request")
         self._status = 0
         self._headers = []
-        self._header_bytes = 0
+        self._trailers = None
         self._chunks = []
         self._body_size = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value)
-        if self._header_bytes > MAX_HEADER_BYTES:
-            raise ResponseTooLarge(f"response headers over {MAX_HEADER_BYTES} bytes")
-        self._headers.append((name, value))
+        if self._status:  # the head is complete: a trailer, kept apart
+            if self._trailers is None:
+                self._trailers = []
+            fields = self._trailers
+        else:
+            fields = self._headers
+        fields.append((name, value))
+        if len(fields) > MAX_FIELDS:
+            raise ResponseTooLarge(f"more than {MAX_FIELDS} header or trailer fields")
 
     def on_headers_complete(self) -> None:
-        self._status = self._parser.get_status_code()
-        if self._head_only and self._status >= 200:
+        status = self._parser.get_status_code()
+        if status < 200:
+            if status == 101:
+                raise ProtocolViolation("101 Switching Protocols to a request without Upgrade")
+            self._interim = True  # 100 or 103: its fields are dropped, the answer follows
+            return
+        self._status = status
+        fields = self._headers
+        if self._expect_id is not None:
+            self._check_request_id(fields)
+        if self._sink is not None:
+            self._stop_timer()  # the body's pace is the consumer's: it bounds its own waits
+            waiter = self._waiter
+            self._waiter = None
+            if waiter is not None and not waiter.done():
+                waiter.set_result((status, fields, b""))
+        if self._head_only:
             self._finish()  # HEAD: headers describe a body that never comes; do not reuse
             self.close()
 
+    def on_chunk_header(self) -> None:
+        self._allowance += CHUNK_LINE_ALLOWANCE
+
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
-        if self._body_size > self._max_body:
-            raise ResponseTooLarge(f"response body over {self._max_body} bytes")
-        self._chunks.append(body)
+        if self._body_size > self._limit:
+            raise ResponseTooLarge(f"response body over {self._limit} bytes")
+        if self._sink is not None:
+            self._sink.push(body)
+        else:
+            self._chunks.append(body)
 
     def on_message_complete(self) -> None:
-        if self._complete:
-            return
-        if self._status < 200:  # an interim 1xx answer: the real one follows
-            return
-        if not self._parser.should_keep_alive():
-            self._finish()
-            self.close()
+        if self._complete or not self._status:  # an interim 1xx answer: the real one follows
             return
         self._finish()
+        if not self._parser.should_keep_alive():
+            self.close()
 
     # --- ----------------------------------------------------------------------------------
 
+    def _check_request_id(self, fields: Fields) -> None:
+        """An echoed `X-Request-Id` that is not ours: this answer is another request's."""
+        for name, value in fields:
+            if len(name) == 12 and name.lower() == b"x-request-id" and value != self._expect_id:
+                raise ProtocolViolation("the response answers another request (X-Request-Id)")
+
     def _finish(self) -> None:
+        self._complete = True
+        self._stop_timer()
+        sink = self._sink
+        if sink is not None:
+            self._sink = None
+            sink.end(self._trailers or [])
+            return
         chunks = self._chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self._complete = True
         self._chunks = []
-        self._stop_timer()
         waiter = self._waiter
         self._waiter = None
         if waiter is not None and not waiter.done():
@@ -264,14 +326,26 @@ class Connection(asyncio.Protocol):
 
     def _fail(self, exc: TransportError) -> None:
         waiter = self._waiter
+        sink = self._sink
         self._waiter = None
+        self._sink = None
+        self._chunks = []
         self.close()
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
+        elif sink is not None:
+            sink.fail(exc)
 
     def _framed(self) -> bool:
-        """Content-Length or chunked: the body's end is known without waiting for EOF."""
-        return any(n.lower() in (b"content-length", b"transfer-encoding") for n, _ in self._headers)
+        """Content-Length, or chunked as the last coding: the body's end is known without
+        waiting for EOF (`Transfer-Encoding: gzip` alone is read until the close)."""
+        for name, value in self._headers:
+            lowered = name.lower()
+            if lowered == b"content-length":
+                return True
+            if lowered == b"transfer-encoding" and value.rstrip().lower().endswith(b"chunked"):
+                return True
+        return False
 
     def _expire(self) -> None:
         self._timer = None
@@ -281,3 +355,15 @@ class Connection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _violation(exc: Exception) -> TransportError:
+    """What the parser raised, as our error: a callback's own error, or a malformed response."""
+    if isinstance(exc, TransportError):
+        return exc
+    cause = exc.__context__  # what a callback below raised, if one did
+    if isinstance(cause, TransportError):
+        return cause
+    if isinstance(exc, httptools.HttpParserUpgrade):
+        return ProtocolViolation("an upgrade (101) to a request that asked for none")
+    return ProtocolViolation(f"malformed HTTP response: {exc}")

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from bff.errors import BadUpstreamResponse, UpstreamTimeout, UpstreamUnavailable
+from bff.errors import BadUpstreamResponse, BadUserInput, UpstreamTimeout, UpstreamUnavailable
 from bff.upstream.balancer import Balancer, Clock, NoInstanceAvailable
 from bff.upstream.budget import RetryBudget
 from bff.upstream.health import HealthChecker, HealthSettings, HealthVerdicts
@@ -28,12 +28,13 @@ from bff.upstream.http11 import (
     MAX_BODY,
     Headers,
     ProtocolViolation,
+    StaleConnection,
     TimedOut,
     TransportError,
 )
 from bff.upstream.instance import Instance
 from bff.upstream.outlier import OutlierDetector
-from bff.upstream.request import Params, build_request
+from bff.upstream.request import InvalidRequest, Params, build_request
 from bff.upstream.retry import RetryTransport
 from bff.upstream.strategies import make_balancer
 from bff.upstream.transport import BalancedTransport, Transport
@@ -114,6 +115,10 @@ class UpstreamPool:
             if attempts > 1
             else below_retry
         )
+        # Without a retry layer (`retries.attempts: 1`), a kept-alive connection the server had
+        # closed while idle is still sent on once more, as every HTTP client does: the request
+        # never reached the server, so this is not a retry. The retry layer does it otherwise.
+        self._resend_stale = attempts <= 1
 
     @property
     def instances(self) -> list[Instance]:
@@ -128,11 +133,22 @@ class UpstreamPool:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
-        """Send one request to an instance of this upstream within the total time budget."""
-        request = build_request(method, path, params=params, json=json, headers=headers)
+        """Send one request to an instance of this upstream within the total time budget.
+
+        A method or header that could split the request is the caller's fault: BadUserInput.
+        """
+        try:
+            request = build_request(method, path, params=params, json=json, headers=headers)
+        except InvalidRequest as exc:
+            raise BadUserInput(str(exc)) from exc
         deadline = asyncio.get_running_loop().time() + self.total_timeout
         try:
-            reply = await self._send.send(request, deadline)
+            try:
+                reply = await self._send.send(request, deadline)
+            except StaleConnection as stale:
+                if not self._resend_stale or (stale.request_sent and not request.idempotent):
+                    raise
+                reply = await self._send.send(request, deadline, attempt=2)
         except NoInstanceAvailable as exc:
             raise UpstreamUnavailable(self.name, f"No instance of {self.name}") from exc
         except TimedOut as exc:

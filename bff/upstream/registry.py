@@ -50,6 +50,7 @@ class Upstreams(Mapping[str, UpstreamPool]):
                 consecutive_failures=upstream.outlier.consecutive_failures,
                 ejection=upstream.outlier.ejection,
                 observe=observe,
+                max_body=upstream.max_response_body,
             )
         return cls(pools)
 

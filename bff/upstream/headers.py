@@ -1,0 +1,49 @@
+"""`Headers`: response fields as received, read case-insensitively when someone asks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+
+class Headers(Mapping[str, str]):
+    """Response headers, read case-insensitively; repeated fields are joined with ", ".
+
+    The raw `(name, value)` byte pairs are kept as received and decoded only on first access:
+    most callers read the status and body and never look at a header.
+    """
+
+    __slots__ = ("_map", "raw")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self.raw = raw
+        self._map: dict[str, str] | None = None
+
+    def _fields(self) -> dict[str, str]:
+        if self._map is None:
+            fields: dict[str, str] = {}
+            for name, value in self.raw:
+                key = name.decode("latin-1").lower()
+                text = value.decode("latin-1")
+                fields[key] = f"{fields[key]}, {text}" if key in fields else text
+            self._map = fields
+        return self._map
+
+    def __getitem__(self, name: str) -> str:
+        return self._fields()[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._fields()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields())
+
+    def __len__(self) -> int:
+        return len(self._fields())
+
+    def get_list(self, name: str) -> list[str]:
+        """Every value of a repeated field, unjoined (`set-cookie` cannot be joined)."""
+        wanted = name.lower().encode("latin-1")
+        return [v.decode("latin-1") for n, v in self.raw if n.lower() == wanted]
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self._fields().items())!r})"
