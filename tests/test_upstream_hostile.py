@@ -11,6 +11,7 @@ flight (the event loop keeps serving).
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 
 import pytest
 
@@ -277,3 +278,33 @@ def test_trailers_stay_apart_from_the_headers(run: Run) -> None:
         return server
 
     assert run(scenario()).accepted == 1
+
+
+def test_a_body_in_many_pieces_is_held_once(run: Run) -> None:
+    """8 MiB arriving in 64 KiB writes: the buffered body is one growing buffer, never a list
+    of pieces and their join (which held it twice), so the peak is about one body."""
+    size, piece = 8 * 1024 * 1024, b"x" * 65536
+
+    async def in_pieces(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        for _ in range(size // len(piece)):
+            await peer.send(piece)
+
+    async def scenario() -> tuple[int, int]:
+        async with Hostile(first_connection(in_pieces)) as server:
+            pool = pool_of(server)
+            try:
+                tracemalloc.start()
+                try:
+                    body = (await pool.request("GET", "/")).body
+                    peak = tracemalloc.get_traced_memory()[1]
+                finally:
+                    tracemalloc.stop()
+                return len(body), peak
+            finally:
+                await pool.aclose()
+
+    length, peak = run(scenario())
+    assert length == size
+    assert peak < 1.5 * size, peak

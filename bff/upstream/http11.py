@@ -56,7 +56,8 @@ MAX_FIELDS = 256  # header fields of a response head, and likewise of its traile
 CHUNK_LINE_ALLOWANCE = 64  # framing bytes granted per chunk (size line and CRLFs)
 
 
-Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, raw headers, body
+Body = bytes | bytearray  # a body that came in one read is the bytes read, else one buffer
+Answer = tuple[int, list[tuple[bytes, bytes]], Body]  # status, raw headers, body
 Fields = list[tuple[bytes, bytes]]
 
 
@@ -103,7 +104,9 @@ class Connection(asyncio.Protocol):
         self._trailers: Fields | None = None  # made when a trailer arrives (rarely)
         self._wire = 0  # bytes of this exchange's response received so far
         self._allowance = MAX_HEAD_BYTES  # of those, how many may be something else than body
-        self._chunks: list[bytes] = []
+        # The buffered body: the first piece as it came (most bodies arrive in one read),
+        # then one growing buffer, so the body is never held twice (no list of pieces + join).
+        self._body: bytes | bytearray = b""
         self._body_size = 0
 
     @property
@@ -246,7 +249,7 @@ class Connection(asyncio.Protocol):
         self._status = 0
         self._headers = []
         self._trailers = None
-        self._chunks = []
+        self._body = b""
         self._body_size = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -290,8 +293,14 @@ class Connection(asyncio.Protocol):
             raise ResponseTooLarge(f"response body over {self._limit} bytes")
         if self._sink is not None:
             self._sink.push(body)
+        elif not self._body:
+            self._body = body
+        elif isinstance(self._body, bytearray):
+            self._body += body
         else:
-            self._chunks.append(body)
+            buffer = bytearray(self._body)
+            buffer += body
+            self._body = buffer
 
     def on_message_complete(self) -> None:
         if self._complete or not self._status:  # an interim 1xx answer: the real one follows
@@ -316,9 +325,7 @@ class Connection(asyncio.Protocol):
             self._sink = None
             sink.end(self._trailers or [])
             return
-        chunks = self._chunks
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self._chunks = []
+        body, self._body = self._body, b""
         waiter = self._waiter
         self._waiter = None
         if waiter is not None and not waiter.done():
@@ -329,7 +336,7 @@ class Connection(asyncio.Protocol):
         sink = self._sink
         self._waiter = None
         self._sink = None
-        self._chunks = []
+        self._body = b""
         self.close()
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)

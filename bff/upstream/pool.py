@@ -43,7 +43,7 @@ from bff.upstream.transport import BalancedTransport, Transport
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
     status: int
-    body: bytes
+    body: bytes | bytearray
     headers: Headers
     upstream: str
 

@@ -49,7 +49,7 @@ class Reply:
 
     status: int
     headers: list[tuple[bytes, bytes]]
-    body: bytes
+    body: bytes | bytearray
     instance: Instance
 
 
