@@ -19,16 +19,14 @@ from strawberry.types.field import StrawberryField
 Resolver = Callable[..., Any]
 
 
-def field(
+def _declarer(
+    make: Callable[..., Any],
     graphql_type: Any,
-    *,
-    permission: list[FieldExtension] | None = None,
-    description: str | None = None,
+    permission: list[FieldExtension] | None,
+    description: str | None,
 ) -> Callable[[Resolver], StrawberryField]:
-    """A query field of GraphQL type `graphql_type`, resolved by the function below."""
-
     def declare(fn: Resolver) -> StrawberryField:
-        declared = strawberry.field(
+        declared = make(
             resolver=fn,
             graphql_type=graphql_type,
             extensions=list(permission or ()),
@@ -38,6 +36,16 @@ def field(
         return declared
 
     return declare
+
+
+def field(
+    graphql_type: Any,
+    *,
+    permission: list[FieldExtension] | None = None,
+    description: str | None = None,
+) -> Callable[[Resolver], StrawberryField]:
+    """A query field of GraphQL type `graphql_type`, resolved by the function below."""
+    return _declarer(strawberry.field, graphql_type, permission, description)
 
 
 def mutation(
@@ -47,15 +55,4 @@ def mutation(
     description: str | None = None,
 ) -> Callable[[Resolver], StrawberryField]:
     """A mutation of GraphQL type `graphql_type`, resolved by the function below."""
-
-    def declare(fn: Resolver) -> StrawberryField:
-        declared = strawberry.mutation(
-            resolver=fn,
-            graphql_type=graphql_type,
-            extensions=list(permission or ()),
-            description=description,
-        )
-        assert isinstance(declared, StrawberryField)
-        return declared
-
-    return declare
+    return _declarer(strawberry.mutation, graphql_type, permission, description)
