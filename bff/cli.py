@@ -77,6 +77,7 @@ def run_uvicorn_workers(host: str, port: int, workers: int, drain_timeout: float
         port=port,
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # X-Forwarded-For: only from server.trusted_proxies (bff.serving)
         timeout_graceful_shutdown=math.ceil(drain_timeout),  # SPEC section 10: then exit
     )
 

@@ -77,6 +77,9 @@ def server_for(
         access_log=False,
         ws="none",
         server_header=False,
+        # X-Forwarded-For is believed only from `server.trusted_proxies`, by the gateway itself
+        # (bff.limits.clients); uvicorn's own rewrite would trust any loopback peer.
+        proxy_headers=False,
         timeout_graceful_shutdown=math.ceil(drain_timeout),  # whole seconds, rounded up
         **options,
     )

@@ -403,3 +403,16 @@ def test_hits_batched_into_one_redis_call_each_see_the_ones_before() -> None:
         assert asyncio.run(scenario()) == [True, True, True, False, False]
     finally:
         redis_cleanup(f"bff:rl:{client_key}")
+
+
+def test_a_forged_x_forwarded_for_gets_no_fresh_budget(shop: RunningServices) -> None:
+    """With no trusted proxies (the default), X-Forwarded-For is ignored, loopback peers
+    included: the server in front of the app (uvicorn) must not believe it either, or every
+    forged address would be a client with a budget of its own."""
+    settings = gateway_settings(shop.urls, rate_limits={"default": {"requests": 3, "per": "1m"}})
+    with running_gateway(settings) as url, httpx.Client(base_url=url, trust_env=False) as http:
+        statuses = [
+            http.get("/no-such-route", headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+            for n in range(1, 6)
+        ]
+    assert statuses == [404, 404, 404, 429, 429]
