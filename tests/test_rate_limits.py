@@ -97,6 +97,21 @@ def test_the_memory_store_follows_its_clock_and_forgets_idle_clients() -> None:
     assert store.tats == {}
 
 
+def test_a_flood_of_live_clients_is_swept_rarely(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every client still within its period: a sweep frees nothing, so the next one waits
+    until the store has doubled (not one full sweep per new client)."""
+    monkeypatch.setattr("bff.limits.stores.MEMORY_SWEEP_AT", 4)
+    store = MemoryRateStore(clock=lambda: 0)
+    sweeps = []
+    sweep = store.sweep
+    monkeypatch.setattr(store, "sweep", lambda now: (sweeps.append(now), sweep(now)))
+    rule = Rule(2, 60.0)
+    for n in range(64):
+        assert store.hit_now(f"ip:{n}", rule)[0]
+    assert len(store.tats) == 64
+    assert len(sweeps) == 4  # at 4, 8, 16 and 32 entries
+
+
 def test_a_client_gets_its_own_budget_else_its_best_scope_else_the_default() -> None:
     config = RateLimitsConfig.model_validate(
         {

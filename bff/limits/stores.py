@@ -42,19 +42,24 @@ class MemoryRateStore(RateStore):
     def __init__(self, clock: Callable[[], int] = monotonic_us) -> None:
         self.clock = clock
         self.tats: dict[str, int] = {}
+        self.sweep_at = MEMORY_SWEEP_AT
 
     def hit_now(self, key: str, rule: Rule) -> tuple[bool, int, int]:
         now = self.clock()
         allowed, tat, wait = decide(self.tats.get(key), now, rule.interval_us, rule.period_us)
         if allowed:
-            if len(self.tats) >= MEMORY_SWEEP_AT and key not in self.tats:
+            if len(self.tats) >= self.sweep_at and key not in self.tats:
                 self.sweep(now)
             self.tats[key] = tat
         return allowed, wait, tat - now
 
     def sweep(self, now: int) -> None:
-        """Forget clients whose budget is full again: they look exactly like new ones."""
+        """Forget clients whose budget is full again: they look exactly like new ones.
+
+        The next sweep waits until the store has doubled over what is still live, so a flood
+        of live clients costs amortized O(1) per new client, not a full sweep each."""
         self.tats = {k: t for k, t in self.tats.items() if t > now}
+        self.sweep_at = max(MEMORY_SWEEP_AT, 2 * len(self.tats))
 
     async def hit(self, key: str, rule: Rule) -> tuple[bool, int, int]:
         return self.hit_now(key, rule)
