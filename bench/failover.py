@@ -37,7 +37,7 @@ import orjson
 import yaml
 
 from bench.procs import Child, Children, Pinning, detect_pinning, free_port
-from bench.stack import START_TIMEOUT, gateway_config, sign_token
+from bench.stack import START_TIMEOUT, gateway_config, serve_config, sign_token
 from bench.workloads import dashboard
 
 OTHERS = ("catalog", "orders", "reviews", "inventory", "auth")
@@ -218,23 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             config_path = work / "bff.yaml"
             config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-            gateway_port = free_port()
-            gateway = children.start(
-                "gateway",
-                [
-                    *pinning.prefix(pinning.target_core),
-                    sys.executable,
-                    "-m",
-                    "bff.cli",
-                    "serve",
-                    "--config",
-                    str(config_path),
-                    "--port",
-                    str(gateway_port),
-                ],
-            )
-            url = f"http://127.0.0.1:{gateway_port}"
-            gateway.wait_http_ok(f"{url}/readyz", START_TIMEOUT)
+            url = serve_config(children, pinning, config_path, ready_path="/readyz").url
             token = sign_token(config_path)
             victim = [users[1]]
             timeline = Timeline(time.monotonic())

@@ -24,8 +24,8 @@ from pathlib import Path
 import yaml
 
 from bench.load import LoadResult, run_wrk, write_script
-from bench.procs import Children, cpu_seconds, detect_pinning, free_port, process_tree
-from bench.stack import START_TIMEOUT, gateway_config, service_urls_of, start_services
+from bench.procs import Children, cpu_seconds, detect_pinning, process_tree
+from bench.stack import gateway_config, serve_config, service_urls_of, start_services
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU_GOAL_US = 250.0
@@ -51,23 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         config = {**gateway_config(urls, secrets.token_hex(32)), "routes": [ROUTE]}
         config_path = Path(tmp) / "bff.yaml"
         config_path.write_text(yaml.safe_dump(config))
-        port = free_port()
-        gateway = children.start(
-            "gateway",
-            [
-                *pinning.prefix(pinning.target_core),
-                sys.executable,
-                "-m",
-                "bff.cli",
-                "serve",
-                "--config",
-                str(config_path),
-                "--port",
-                str(port),
-            ],
-        )
-        gateway_url = f"http://127.0.0.1:{port}"
-        gateway.wait_http_ok(f"{gateway_url}/healthz", START_TIMEOUT)
+        server = serve_config(children, pinning, config_path)
+        gateway, gateway_url = server.child, server.url
         script = get_script(Path(tmp) / "get.lua")
         targets = {
             "direct": f"{urls['catalog']}/products/1",

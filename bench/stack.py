@@ -124,10 +124,16 @@ def _start_printing_url(children: Children, name: str, marker: str, argv: list[s
     return Server(child, url)
 
 
-def start_gateway(
-    children: Children, pinning: Pinning, stack: Stack, workers: int = 1, target: str = "gateway"
+def serve_config(
+    children: Children,
+    pinning: Pinning,
+    config_path: Path,
+    name: str = "gateway",
+    workers: int = 1,
+    ready_path: str = "/healthz",
 ) -> Server:
-    """`bff serve` with the target's config on a fresh port; `workers` > 1 adds `--workers`."""
+    """`bff serve --config config_path` pinned to the target core, on a fresh port, once it
+    answers `ready_path`; `workers` > 1 adds `--workers`."""
     port = free_port()
     argv = [
         *pinning.prefix(pinning.target_core),
@@ -136,17 +142,30 @@ def start_gateway(
         "bff.cli",
         "serve",
         "--config",
-        str(stack.configs.get(target, stack.config_path)),
+        str(config_path),
         "--port",
         str(port),
     ]
     if workers > 1:
         argv += ["--workers", str(workers)]
-    suffix = "" if workers == 1 else f"-{workers}workers"
-    child = children.start(f"{target}-{stack.latency_ms:g}ms{suffix}", argv)
+    child = children.start(name, argv)
     server = Server(child, f"http://127.0.0.1:{port}", workers)
-    child.wait_http_ok(f"{server.url}/healthz", START_TIMEOUT)
+    child.wait_http_ok(f"{server.url}{ready_path}", START_TIMEOUT)
     return server
+
+
+def start_gateway(
+    children: Children, pinning: Pinning, stack: Stack, workers: int = 1, target: str = "gateway"
+) -> Server:
+    """`bff serve` with the target's config; `workers` > 1 adds `--workers`."""
+    suffix = "" if workers == 1 else f"-{workers}workers"
+    return serve_config(
+        children,
+        pinning,
+        stack.configs.get(target, stack.config_path),
+        f"{target}-{stack.latency_ms:g}ms{suffix}",
+        workers,
+    )
 
 
 def start_floor(children: Children, pinning: Pinning, stack: Stack, floor_client: str) -> Server:
