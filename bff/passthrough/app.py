@@ -1,11 +1,13 @@
-"""`Passthrough`: the ASGI app behind `/api`, one upstream attempt per request, streamed.
+"""`Passthrough`: the ASGI app behind `/api`, each request streamed through its route's pool.
 
     /api/{route}/{path}?{query}
       route unknown -> 404; method not listed -> 405 with Allow; requirement -> 401/403;
       path not canonical-able -> 400; framing ambiguous -> 400; declared body too big -> 413;
-      then the request goes to an instance the pool's balancer picks, its body streamed from
-      the client, and the answer streamed back as it comes (status and end-to-end fields as
-      they are, upstream 4xx/5xx included).
+      then the request goes through the pool's transport stack (`UpstreamPool.stream`: the
+      balancer picks the instance, a client span per attempt, retries of a request without
+      body as for GraphQL's calls), its body streamed from the client, and the answer
+      streamed back as it comes (status and end-to-end fields as they are, upstream 4xx/5xx
+      included).
 
 Errors of the gateway itself are JSON `{"error": ..., "code": ..., "upstream": ...}`, never a
 stack trace: no usable instance 503 (with Retry-After), connect failure or unreadable answer
@@ -29,7 +31,7 @@ from bff.passthrough.forwarding import Network, body_framing, client_fields, ups
 from bff.passthrough.routes import PassRoute, routes_from_settings
 from bff.upstream import UpstreamPool
 from bff.upstream.balancer import NoInstanceAvailable
-from bff.upstream.http11 import ProtocolViolation, StaleConnection, TimedOut, TransportError
+from bff.upstream.http11 import ProtocolViolation, TimedOut, TransportError
 from bff.upstream.paths import normalise_path
 from bff.upstream.request import InvalidRequest, Request, build_request
 from bff.upstream.streaming import StreamedResponse
@@ -115,7 +117,6 @@ class Passthrough:
             return await _error(send, 413, "Request body too large", "BAD_USER_INPUT")
         target = built.target + b"?" + query if query else built.target
         request = Request(built.method, target, built.fields, b"", built.request_id)
-        state.upstream_calls += 1
         await self._forward(route, request, length, receive, send)
 
     async def _forward(
@@ -127,7 +128,13 @@ class Passthrough:
         budget = pool.total_timeout if route.timeout is None else route.timeout
         deadline = asyncio.get_running_loop().time() + budget
         try:
-            answer = await self._attempt(pool, request, deadline, body, length)
+            answer = await pool.stream(
+                request,
+                deadline,
+                body=body,
+                content_length=None if length == -1 else length,
+                read_timeout=self.read_timeout,
+            )
         except NoInstanceAvailable:
             retry = [(b"retry-after", b"1")]
             return await _error(
@@ -148,34 +155,6 @@ class Passthrough:
         except ClientGone:
             return None
         await _relay(answer, receive, send)
-
-    async def _attempt(
-        self,
-        pool: UpstreamPool,
-        request: Request,
-        deadline: float,
-        body: AsyncIterator[bytes] | None,
-        length: int | None,
-    ) -> StreamedResponse:
-        """One attempt; once more on another instance only when a stale kept-alive connection
-        provably got nothing of an idempotent request without body (a body is never resent)."""
-        for attempt in (1, 2):
-            instance = pool.balancer.choose()
-            instance.in_flight += 1
-            try:
-                return await pool.transport.pool_of(instance).stream(
-                    request,
-                    deadline,
-                    body=body,
-                    content_length=None if length == -1 else length,
-                    read_timeout=self.read_timeout,
-                )
-            except StaleConnection:
-                if attempt == 2 or body is not None or not request.idempotent:
-                    raise
-            finally:
-                instance.in_flight -= 1
-        raise AssertionError("unreachable")
 
 
 async def _client_body(receive: Receive, limit: int) -> AsyncIterator[bytes]:

@@ -8,14 +8,17 @@ and `bff_upstream_duration_seconds`, and in the request's upstream call count (a
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
+from functools import partial
 from time import perf_counter
 
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from bff.telemetry.current import current_observed
+from bff.telemetry.current import Observed, current_observed
 from bff.telemetry.redaction import redact_text
 from bff.telemetry.tracing import current_span, traceparent
 from bff.upstream.request import Request
+from bff.upstream.streaming import StreamedResponse
 from bff.upstream.transport import Reply, Transport
 
 UNKNOWN_INSTANCE = "unknown"  # an attempt that failed before an instance answered
@@ -30,6 +33,57 @@ class TracingTransport(Transport):
         observed = current_observed()
         if observed is None:  # outside a request (start-up checks, unit tests)
             return await self.inner.send(request, deadline, attempt)
+        span, request = self._begin(observed, request, attempt)
+        started = perf_counter()
+        try:
+            reply = await self.inner.send(request, deadline, attempt)
+        except BaseException as exc:
+            self._failed(observed, span, exc, started)
+            raise
+        self._answered(observed, span, request, reply.instance.url, reply.status, started)
+        return reply
+
+    async def stream(
+        self,
+        request: Request,
+        deadline: float,
+        attempt: int = 1,
+        *,
+        body: AsyncIterable[bytes] | None = None,
+        content_length: int | None = None,
+        read_timeout: float = 30.0,
+    ) -> StreamedResponse:
+        """The span and the duration run until the streamed response closes."""
+        observed = current_observed()
+        span: Span | None = None
+        if observed is not None:  # else outside a request: no span, no metrics
+            span, request = self._begin(observed, request, attempt)
+        started = perf_counter()
+        try:
+            answer = await self.inner.stream(
+                request,
+                deadline,
+                attempt,
+                body=body,
+                content_length=content_length,
+                read_timeout=read_timeout,
+            )
+        except BaseException as exc:
+            if observed is not None:
+                self._failed(observed, span, exc, started)
+            raise
+        if observed is not None:
+            instance = answer.instance.url if answer.instance is not None else UNKNOWN_INSTANCE
+            answer.on_close(
+                partial(self._answered, observed, span, request, instance, answer.status, started)
+            )
+        return answer
+
+    def _begin(
+        self, observed: Observed, request: Request, attempt: int
+    ) -> tuple[Span | None, Request]:
+        """The attempt's client span (None when the trace is not sampled), and the request
+        with the `traceparent` (and `tracestate`) that continue the trace upstream."""
         observed.state.upstream_calls += 1
         telemetry = observed.telemetry
         parent = current_span()
@@ -58,32 +112,42 @@ class TracingTransport(Transport):
             request = request.with_header("traceparent", parent_header)
             if state_header:
                 request = request.with_header("tracestate", state_header)
-        started = perf_counter()
-        try:
-            reply = await self.inner.send(request, deadline, attempt)
-        except BaseException as exc:
-            telemetry.metrics.upstream(
-                self.upstream, UNKNOWN_INSTANCE, None, perf_counter() - started
-            )
-            if span is not None:
-                span.set_attribute("error.type", type(exc).__name__)
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                span.end()
-            raise
-        instance = reply.instance.url
-        telemetry.metrics.upstream(self.upstream, instance, reply.status, perf_counter() - started)
+        return span, request
+
+    def _failed(
+        self, observed: Observed, span: Span | None, exc: BaseException, started: float
+    ) -> None:
+        observed.telemetry.metrics.upstream(
+            self.upstream, UNKNOWN_INSTANCE, None, perf_counter() - started
+        )
+        if span is not None:
+            span.set_attribute("error.type", type(exc).__name__)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            span.end()
+
+    def _answered(
+        self,
+        observed: Observed,
+        span: Span | None,
+        request: Request,
+        instance: str,
+        status: int,
+        started: float,
+    ) -> None:
+        observed.telemetry.metrics.upstream(
+            self.upstream, instance, status, perf_counter() - started
+        )
         if span is not None:
             span.set_attributes(
                 {
                     "url.full": redact_text(instance + request.target.decode("ascii")),
-                    "http.response.status_code": reply.status,
+                    "http.response.status_code": status,
                     "bff.instance": instance,
                 }
             )
-            if reply.status >= 500:
+            if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
             span.end()
-        return reply
 
     async def aclose(self) -> None:
         await self.inner.aclose()

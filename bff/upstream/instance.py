@@ -57,5 +57,9 @@ class Instance:
         self.latency += EWMA_ALPHA * (seconds - self.latency)
         self.error_rate += EWMA_ALPHA * ((1.0 if failed else 0.0) - self.error_rate)
 
+    def leave(self) -> None:
+        """One exchange with it is over (a streamed one ends when its response closes)."""
+        self.in_flight -= 1
+
     def __repr__(self) -> str:
         return f"Instance({self.url!r}, weight={self.weight}, zone={self.zone!r})"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +34,10 @@ from bff.upstream.http11 import (
 )
 from bff.upstream.instance import Instance
 from bff.upstream.outlier import OutlierDetector
-from bff.upstream.request import InvalidRequest, Params, build_request
+from bff.upstream.request import InvalidRequest, Params, Request, build_request
 from bff.upstream.retry import RetryTransport
 from bff.upstream.strategies import make_balancer
+from bff.upstream.streaming import StreamedResponse
 from bff.upstream.transport import BalancedTransport, Transport
 
 
@@ -158,6 +159,36 @@ class UpstreamPool:
         except TransportError as exc:
             raise UpstreamUnavailable(self.name) from exc
         return UpstreamResponse(reply.status, reply.body, Headers(reply.headers), self.name)
+
+    async def stream(
+        self,
+        request: Request,
+        deadline: float,
+        *,
+        body: AsyncIterable[bytes] | None = None,
+        content_length: int | None = None,
+        read_timeout: float = 30.0,
+    ) -> StreamedResponse:
+        """A streamed exchange (REST passthrough) through the same stack as `request`:
+        balancing, retries (never with a request `body`: it is sent once), client spans.
+
+        Unlike `request`, it raises the transport's own errors (`TransportError`,
+        `NoInstanceAvailable`): a relay maps them to statuses of its own (502, 503, 504).
+        """
+        try:
+            return await self._send.stream(
+                request,
+                deadline,
+                body=body,
+                content_length=content_length,
+                read_timeout=read_timeout,
+            )
+        except StaleConnection as stale:
+            if not self._resend_stale or body is not None:
+                raise
+            if stale.request_sent and not request.idempotent:
+                raise
+            return await self._send.stream(request, deadline, 2, read_timeout=read_timeout)
 
     async def probe(self, instance: Instance, path: str = "/health", timeout: float = 0.5) -> bool:
         """Whether `instance` answers `path` with 2xx within `timeout`."""

@@ -17,11 +17,14 @@ upstream's `RetryBudget` has room. The last attempt's reply or error is what the
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import TypeVar
 
 from bff.upstream.budget import RetryBudget
 from bff.upstream.http11 import ConnectFailed, ConnectionLost, ConnectTimedOut, TransportError
 from bff.upstream.instance import Instance
 from bff.upstream.request import Request
+from bff.upstream.streaming import StreamedResponse
 from bff.upstream.transport import AVOID, Reply, Transport
 
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -41,6 +44,10 @@ def retry_after_error(request: Request, error: TransportError) -> bool:
     return request.idempotent and isinstance(error, ConnectionLost) and not error.received
 
 
+# What an attempt returns: a whole reply, or a streamed one (closed when it is given up on).
+Answer = TypeVar("Answer", Reply, StreamedResponse)
+
+
 class RetryTransport(Transport):
     def __init__(self, inner: Transport, *, attempts: int, budget: RetryBudget | None = None):
         self.inner = inner
@@ -50,18 +57,71 @@ class RetryTransport(Transport):
     async def send(self, request: Request, deadline: float, attempt: int = 1) -> Reply:
         budget = self.budget
         budget.requests += 1
-        retrying = False
         try:
             try:
                 reply = await self.inner.send(request, deadline, attempt)
             except TransportError as error:
-                failure: Reply | TransportError = error
-            else:
-                if not retry_after_status(request, reply.status):
-                    return reply
-                failure = reply
-            tried: list[Instance] = []
-            loop = asyncio.get_running_loop()
+                return await self._again(request, deadline, attempt, error, self.inner.send)
+            if not retry_after_status(request, reply.status):
+                return reply
+            return await self._again(request, deadline, attempt, reply, self.inner.send)
+        finally:
+            budget.requests -= 1
+
+    async def stream(
+        self,
+        request: Request,
+        deadline: float,
+        attempt: int = 1,
+        *,
+        body: AsyncIterable[bytes] | None = None,
+        content_length: int | None = None,
+        read_timeout: float = 30.0,
+    ) -> StreamedResponse:
+        """Retried as `send` is, before any of the response is handed out (a retryable status
+        closes that attempt's response), except with a request `body`: an iterator is spent
+        by its one attempt."""
+        if body is not None:
+            return await self.inner.stream(
+                request,
+                deadline,
+                attempt,
+                body=body,
+                content_length=content_length,
+                read_timeout=read_timeout,
+            )
+
+        def once(request: Request, deadline: float, attempt: int) -> Awaitable[StreamedResponse]:
+            return self.inner.stream(request, deadline, attempt, read_timeout=read_timeout)
+
+        budget = self.budget
+        budget.requests += 1
+        try:
+            try:
+                answer = await once(request, deadline, attempt)
+            except TransportError as error:
+                return await self._again(request, deadline, attempt, error, once)
+            if not retry_after_status(request, answer.status):
+                return answer
+            return await self._again(request, deadline, attempt, answer, once)
+        finally:
+            budget.requests -= 1
+
+    async def _again(
+        self,
+        request: Request,
+        deadline: float,
+        attempt: int,
+        failure: Answer | TransportError,
+        once: Callable[[Request, float, int], Awaitable[Answer]],
+    ) -> Answer:
+        """After a failed first attempt: more attempts, each on an instance not tried yet,
+        while the policy, the deadline and the budget allow; the last failure is the result."""
+        budget = self.budget
+        retrying = False
+        tried: list[Instance] = []
+        loop = asyncio.get_running_loop()
+        try:
             while True:
                 instance = getattr(failure, "instance", None)
                 if instance is not None:
@@ -72,30 +132,33 @@ class RetryTransport(Transport):
                     retrying = budget.try_acquire()
                     if not retrying:
                         break
+                if isinstance(failure, StreamedResponse):
+                    await failure.aclose()  # given up on: its connection is closed or reused
                 attempt += 1
                 token = AVOID.set(tuple(tried))
                 try:
-                    reply = await self.inner.send(request, deadline, attempt)
+                    answer = await once(request, deadline, attempt)
                 except TransportError as error:
                     failure = error
                 else:
-                    if not retry_after_status(request, reply.status):
-                        return reply
-                    failure = reply
+                    if not retry_after_status(request, answer.status):
+                        return answer
+                    failure = answer
                 finally:
                     AVOID.reset(token)
-            if isinstance(failure, Reply):
-                return failure
-            raise failure
+            if isinstance(failure, TransportError):
+                raise failure
+            return failure
         finally:
-            budget.requests -= 1
             if retrying:
                 budget.release()
 
-    def _may_retry(self, request: Request, failure: Reply | TransportError, attempt: int) -> bool:
+    def _may_retry(
+        self, request: Request, failure: Reply | StreamedResponse | TransportError, attempt: int
+    ) -> bool:
         if attempt >= self.attempts:
             return False
-        if isinstance(failure, Reply):
+        if not isinstance(failure, TransportError):
             return True  # a retryable status, checked by the caller
         return retry_after_error(request, failure)
 

@@ -9,8 +9,9 @@ Backpressure both ways, so memory per stream stays bounded whatever the sizes:
 - writing: a request body piece is written, then the writer waits while the transport's
   buffer is full (`Connection.drain`).
 
-A request body sent from an iterator cannot be sent again (the iterator is spent): streamed
-exchanges are one attempt, never retried.
+A request body sent from an iterator cannot be sent again (the iterator is spent): an exchange
+with one is a single attempt, never retried. Without a request body, the retry layer may send
+it again when the first attempt failed before its response head (`bff.upstream.retry`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterable, Callable
 from types import TracebackType
+from typing import Any
 
 from bff.upstream.http11 import Answer, Connection, Fields, Headers, TimedOut, TransportError
 from bff.upstream.request import InvalidRequest
@@ -110,8 +112,15 @@ class StreamedResponse:
     ) -> None:
         self.status = status
         self.headers = Headers(fields)
+        self.instance: Any = None  # the `Instance` that answered, set by `BalancedTransport`
         self._body = body
         self._release: Callable[[], None] | None = release
+        self._on_close: list[Callable[[], None]] = []
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the exchange is over (body read, failed, or `aclose()`): the
+        layers of the transport stack end their accounting and spans there."""
+        self._on_close.append(callback)
 
     @property
     def trailers(self) -> Headers:
@@ -165,6 +174,8 @@ class StreamedResponse:
         if not (body.finished and body.keep_connection):
             body.conn.close()  # bytes of this response may still come: no one else's answer
         release()
+        for callback in self._on_close:  # innermost layer first: it registered first
+            callback()
 
 
 async def send_body(

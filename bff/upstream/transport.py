@@ -7,6 +7,9 @@
                                     the instance's in-flight count, recent latency and error
                                     rate, and tells outlier detection how the attempt went
 
+Each layer has two ways to send: `send` (the whole answer, for typed clients) and `stream`
+(REST passthrough: the body streamed both ways; a layer's part ends when the response closes).
+
 A `Transport` raises only the `TransportError` tree of `bff.upstream.http11` (and
 `NoInstanceAvailable`); `UpstreamPool` translates those into `bff.errors` at the package edge.
 A failed attempt's error carries the instance it went to (`error.instance`), so the retry
@@ -20,6 +23,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -29,6 +33,7 @@ from bff.upstream.http11 import MAX_BODY, StaleConnection, TransportError
 from bff.upstream.instance import Instance
 from bff.upstream.outlier import OutlierDetector
 from bff.upstream.request import Request, build_request
+from bff.upstream.streaming import StreamedResponse
 
 # Instances a retry should not go back to: set by the retry layer for attempts after the first.
 AVOID: ContextVar[tuple[Instance, ...]] = ContextVar("bff_upstream_avoid", default=())
@@ -62,6 +67,23 @@ class Transport(ABC):
 
         `attempt` counts the tries of one call (1 = the first): layers below a retry layer
         see each try as its own attempt (client spans, outlier accounting)."""
+
+    @abstractmethod
+    async def stream(
+        self,
+        request: Request,
+        deadline: float,
+        attempt: int = 1,
+        *,
+        body: AsyncIterable[bytes] | None = None,
+        content_length: int | None = None,
+        read_timeout: float = 30.0,
+    ) -> StreamedResponse:
+        """As `send`, but the response body is read as the caller consumes it, and a request
+        `body` may come from an async iterator (`ConnectionPool.stream` says how). The layer
+        ends its part (accounting, span) when the response closes (`on_close`); the caller
+        must read the body to its end or `aclose()` it. `instance` on the response says who
+        answered."""
 
     @abstractmethod
     async def aclose(self) -> None:
@@ -107,24 +129,65 @@ class BalancedTransport(Transport):
         return self._pools[id(instance)]
 
     async def send(self, request: Request, deadline: float, attempt: int = 1) -> Reply:
+        instance = self._take(attempt)
+        started = self.clock()
+        try:
+            status, headers, body = await self._pools[id(instance)].send(request, deadline)
+        except TransportError as exc:
+            self._failed(instance, started, exc)
+            raise
+        finally:
+            instance.in_flight -= 1
+        self._account(instance, started, f"status {status}" if status >= 500 else None)
+        return Reply(status, headers, body, instance)
+
+    async def stream(
+        self,
+        request: Request,
+        deadline: float,
+        attempt: int = 1,
+        *,
+        body: AsyncIterable[bytes] | None = None,
+        content_length: int | None = None,
+        read_timeout: float = 30.0,
+    ) -> StreamedResponse:
+        """The instance counts the exchange in flight until its response closes; latency and
+        outlier accounting are done at the response head, as for `send`."""
+        instance = self._take(attempt)
+        started = self.clock()
+        try:
+            answer = await self._pools[id(instance)].stream(
+                request,
+                deadline,
+                body=body,
+                content_length=content_length,
+                read_timeout=read_timeout,
+            )
+        except BaseException as exc:
+            instance.in_flight -= 1
+            if isinstance(exc, TransportError):
+                self._failed(instance, started, exc)
+            raise
+        status = answer.status
+        self._account(instance, started, f"status {status}" if status >= 500 else None)
+        answer.instance = instance
+        answer.on_close(instance.leave)
+        return answer
+
+    def _take(self, attempt: int) -> Instance:
+        """The instance for this attempt, counted in flight; `QueueFull` if it has no room."""
         instance = self.balancer.choose(AVOID.get() if attempt > 1 else ())
         if instance.in_flight >= self.max_in_flight:
             error = QueueFull(f"{instance.url}: {instance.in_flight} requests already waiting")
             error.instance = instance  # type: ignore[attr-defined]
             raise error
         instance.in_flight += 1
-        started = self.clock()
-        try:
-            status, headers, body = await self._pools[id(instance)].send(request, deadline)
-        except TransportError as exc:
-            exc.instance = instance  # type: ignore[attr-defined]
-            if not isinstance(exc, StaleConnection):  # the server closed an idle connection
-                self._account(instance, started, type(exc).__name__)
-            raise
-        finally:
-            instance.in_flight -= 1
-        self._account(instance, started, f"status {status}" if status >= 500 else None)
-        return Reply(status, headers, body, instance)
+        return instance
+
+    def _failed(self, instance: Instance, started: float, exc: TransportError) -> None:
+        exc.instance = instance  # type: ignore[attr-defined]
+        if not isinstance(exc, StaleConnection):  # the server closed an idle connection
+            self._account(instance, started, type(exc).__name__)
 
     def _account(self, instance: Instance, started: float, failure: str | None) -> None:
         now = self.clock()
