@@ -3,6 +3,7 @@ access log (captured and parsed; a test plants every kind of secret and greps ev
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -17,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bff.http.state import RequestState
 from bff.telemetry.current import Observed, forget, observe
 from bff.telemetry.hub import Telemetry
-from bff.telemetry.logs import BffFormatter
+from bff.telemetry.logs import ACCESS_LOGGER, BffFormatter, configure_logging, write_access
 from bff.telemetry.metrics import OTHER, OperationLabels, rate_limited, route_of, status_class
 from bff.telemetry.redaction import REDACTED, redact_headers, redact_text
 from schema import schema
@@ -252,3 +253,53 @@ def test_fallbacks_to_graphql_core_are_counted(gql: GraphQLClient, gateway_url: 
     samples = scrape(gateway_url)["bff_graphql_fallbacks"]
     assert value(samples, reason_of) == before + 1
     assert any(labels["reason"] != "other" for labels, v, _ in samples if v)
+
+
+@pytest.fixture
+def configured() -> Iterator[io.StringIO]:
+    """Logging as `bff serve` sets it up, on a StringIO; the test's own setup restored after."""
+    from bff.telemetry import logs
+
+    root = logging.getLogger()
+    saved, level, direct = list(root.handlers), root.level, logs._direct
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream)
+    yield stream
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved:
+        root.addHandler(handler)
+    root.setLevel(level)
+    logs._direct = direct
+
+
+def test_access_lines_go_straight_to_the_configured_stream(configured: io.StringIO) -> None:
+    """Under `bff serve`, the lines of one loop turn are one write, after the turn; other
+    records still go through logging, to the same stream."""
+
+    async def three_requests() -> tuple[str, str]:
+        for number in range(3):
+            write_access({"request_id": f"r{number}", "duration_ms": 1.0})
+        before = configured.getvalue()
+        await asyncio.sleep(0)
+        return before, configured.getvalue()
+
+    before, after = asyncio.run(three_requests())
+    assert before == ""
+    assert [line["request_id"] for line in access_lines(configured)] == ["r0", "r1", "r2"]
+    logging.getLogger("bff.other").warning("kept apart")
+    assert json.loads(configured.getvalue().splitlines()[-1])["message"] == "kept apart"
+    assert after.count("\n") == 3
+
+
+def test_access_lines_fall_back_to_logging_when_reconfigured(
+    configured: io.StringIO, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bff.telemetry import logs
+
+    assert logs._direct is not None
+    logging.getLogger().removeHandler(logs._direct.handler)  # an app replaced the output
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        write_access({"request_id": "elsewhere", "duration_ms": 1.0})
+    assert [json.loads(r.getMessage())["request_id"] for r in caplog.records] == ["elsewhere"]
+    assert configured.getvalue() == ""

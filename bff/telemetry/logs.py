@@ -9,10 +9,13 @@ redaction helper first: a token in an exception message never reaches the log.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, TextIO
 
 import orjson
 
@@ -35,9 +38,52 @@ def iso_time(epoch: float) -> str:
 
 
 def write_access(line: Mapping[str, Any]) -> None:
-    """Log one access line (already free of secrets: it is built from known-safe fields)."""
-    if access_log.isEnabledFor(logging.INFO):
+    """Log one access line (already free of secrets: it is built from known-safe fields).
+
+    Where `configure_logging` set up the output and it is still in place (`bff serve`), the
+    line goes straight to its stream, the lines of one turn of the event loop in one write:
+    a `logging` record per request cost about a tenth of a passthrough GET's CPU. Anywhere
+    else (an embedding app's own handlers, tests) it is an ordinary record of `bff.access`.
+    """
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    sink = _direct
+    if sink is not None and sink.handler in logging.root.handlers:
+        sink.add(orjson.dumps(line).decode())
+    else:
         access_log.info(orjson.dumps(line).decode())
+
+
+class DirectAccess:
+    """Access lines written to the configured handler's stream, batched per loop turn, under
+    the handler's lock (so they never interleave with other records mid-line)."""
+
+    def __init__(self, handler: logging.StreamHandler[TextIO]) -> None:
+        self.handler = handler
+        self.pending: list[str] = []
+
+    def add(self, text: str) -> None:
+        self.pending.append(text)
+        if len(self.pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop in this thread: now
+                self.flush()
+
+    def flush(self) -> None:
+        lines, self.pending = self.pending, []
+        if not lines:
+            return
+        handler = self.handler
+        with handler.lock or nullcontext():
+            try:
+                handler.stream.write("\n".join(lines) + "\n")
+                handler.stream.flush()
+            except (OSError, ValueError):  # the stream is gone (a closed pipe): like logging
+                pass
+
+
+_direct: DirectAccess | None = None
 
 
 class BffFormatter(logging.Formatter):
@@ -71,12 +117,19 @@ class BffFormatter(logging.Formatter):
         return orjson.dumps(line).decode()
 
 
-def configure_logging(level: str, kind: str = "json") -> None:
-    """Root logging for `bff serve` and its workers: one handler on stderr, our format."""
+def configure_logging(level: str, kind: str = "json", stream: TextIO | None = None) -> None:
+    """Root logging for `bff serve` and its workers: one handler on stderr (or `stream`), our
+    format; access lines go to it directly (`write_access`)."""
+    global _direct
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = logging.StreamHandler()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    handler: logging.StreamHandler[TextIO] = logging.StreamHandler(stream)
     handler.setFormatter(BffFormatter(kind))
     root.addHandler(handler)
     root.setLevel(level.upper())
+    if _direct is not None:
+        _direct.flush()
+    else:
+        atexit.register(lambda: _direct and _direct.flush())  # the last turn's lines
+    _direct = DirectAccess(handler)
