@@ -189,8 +189,8 @@ def create_app(
         Route("/metrics", metrics_endpoint(telemetry), methods=["GET"]),
         Route("/admin/usage", usage_endpoint(telemetry), methods=["GET"]),
     ]
-    if settings.routes:
-        routes.append(Mount("/api", app=Passthrough.from_settings(settings, upstreams)))
+    if settings.routes:  # second: the router tries its routes in order, per request
+        routes.insert(1, Mount("/api", app=Passthrough.from_settings(settings, upstreams)))
     middleware = [
         Middleware(RequestStage),
         Middleware(TelemetryStage, telemetry=telemetry),

@@ -9,8 +9,8 @@ scope keys, so a new stage adds a field here rather than a string key somewhere.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from dataclasses import dataclass, field
 
 from starlette.types import Scope
@@ -28,7 +28,7 @@ def new_request_id(incoming: str | None = None) -> str:
     """The caller's `X-Request-Id` when it is sane, else a fresh random one."""
     if incoming is not None and _REQUEST_ID.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 128 random bits, as uuid4 has, at a fifth of its cost
 
 
 @dataclass(slots=True)
