@@ -281,6 +281,121 @@ def test_route_shapes() -> None:
     ]
 
 
+def test_route_path_options() -> None:
+    """`strip_prefix` defaults to true; a `rewrite` prefix is stored without its trailing slash."""
+    settings = settings_from_dict(
+        {
+            "upstreams": {"catalog": upstream("http://a:1")},
+            "routes": [
+                {"name": "catalog", "upstream": "catalog"},
+                {"name": "full", "upstream": "catalog", "strip_prefix": False},
+                {"name": "v2", "upstream": "catalog", "rewrite": "/v2/catalog/"},
+                {"name": "root", "upstream": "catalog", "rewrite": "/"},
+                {"name": "odd", "upstream": "catalog", "rewrite": "/a-b_c~d/x;v=1/@me:!$&'()*+,="},
+            ],
+        }
+    )
+    assert [(r.strip_prefix, r.rewrite) for r in settings.routes] == [
+        (True, None),
+        (False, None),
+        (True, "/v2/catalog"),
+        (True, "/"),
+        (True, "/a-b_c~d/x;v=1/@me:!$&'()*+,="),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "error"),
+    [
+        (
+            "v2/catalog",
+            "must be an absolute path (got 'v2/catalog'); start it with '/', e.g. /v2/catalog",
+        ),
+        ("", "must be an absolute path (got ''); start it with '/', e.g. /v2/catalog"),
+        (
+            "/v2?x=1",
+            "a path prefix cannot have a query or fragment (got '/v2?x=1'); "
+            "remove the part after ? or #",
+        ),
+        (
+            "/v2#top",
+            "a path prefix cannot have a query or fragment (got '/v2#top'); "
+            "remove the part after ? or #",
+        ),
+        (
+            "/v2\\catalog",
+            "must not contain a backslash (got '/v2\\\\catalog'); separate segments with '/'",
+        ),
+        (
+            "/v2%2Fcatalog",
+            "must not contain percent-escapes (got '/v2%2Fcatalog'); "
+            "write the path in plain characters",
+        ),
+        (
+            "/v2//catalog",
+            "must not have an empty segment (//) (got '/v2//catalog'); use single slashes",
+        ),
+        (
+            "//evil.example",
+            "must not have an empty segment (//) (got '//evil.example'); use single slashes",
+        ),
+        (
+            "/v2/../admin",
+            "must not contain '..' or a '.' segment (got '/v2/../admin'); write the path it means",
+        ),
+        (
+            "/v2/..",
+            "must not contain '..' or a '.' segment (got '/v2/..'); write the path it means",
+        ),
+        ("/./v2", "must not contain '..' or a '.' segment (got '/./v2'); write the path it means"),
+        (
+            "/v2 catalog",
+            "has a character a path cannot carry unescaped (got '/v2 catalog'); "
+            "use letters, digits and - . _ ~ ! $ & ' ( ) * + , ; = : @",
+        ),
+        (
+            "/katalog/ü",
+            "has a character a path cannot carry unescaped (got '/katalog/ü'); "
+            "use letters, digits and - . _ ~ ! $ & ' ( ) * + , ; = : @",
+        ),
+    ],
+)
+def test_a_bad_rewrite_names_the_route_and_the_reason(rewrite: str, error: str) -> None:
+    errors = errors_of(
+        {
+            "upstreams": {"catalog": upstream("http://a:1")},
+            "routes": [
+                {"name": "catalog", "upstream": "catalog"},
+                {"name": "v2", "upstream": "catalog", "rewrite": rewrite},
+            ],
+        }
+    )
+    assert errors == [f"routes[1].rewrite: {error}"]
+
+
+def test_rewrite_with_strip_prefix_false_is_an_error() -> None:
+    errors = errors_of(
+        {
+            "upstreams": {"catalog": upstream("http://a:1")},
+            "routes": [
+                {"name": "v2", "upstream": "catalog", "rewrite": "/v2", "strip_prefix": False},
+                {"name": "v3", "upstream": "catalog", "rewrite": "/v3", "strip_prefix": True},
+            ],
+        }
+    )
+    assert errors == [
+        "routes[0].rewrite: cannot be combined with strip_prefix: false (the rewrite replaces "
+        "the stripped /api/{name}); remove one of the two"
+    ]
+    [error] = errors_of(
+        {
+            "upstreams": {"catalog": upstream("http://a:1")},
+            "routes": [{"name": "v2", "upstream": "catalog", "strip_prefix": "sometimes"}],
+        }
+    )
+    assert error.startswith("routes[0].strip_prefix: ")
+
+
 def test_trusted_proxies_are_networks() -> None:
     settings = settings_from_dict(
         {"server": {"trusted_proxies": ["10.0.0.1", "10.0.0.0/8", "::1"]}}

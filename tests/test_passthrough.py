@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import http.client
+import itertools
 import socket
 import time
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import orjson
@@ -23,8 +24,10 @@ from starlette.types import Receive, Scope, Send
 
 from bff.app import create_app
 from bff.passthrough.forwarding import body_framing
+from bff.passthrough.routes import routes_from_settings
 from bff.serving import BackgroundServer
 from bff.upstream import Upstreams
+from bff.upstream.paths import InvalidPath
 from bff.upstream.request import InvalidRequest
 from services import RunningServices
 from tests.support import UpstreamCalls, gateway_settings, sign
@@ -123,6 +126,9 @@ def gateway(shop: RunningServices) -> Iterator[Gateway]:
             },
             {"name": "down", "upstream": "down", "auth": "public"},
             {"name": "slow", "upstream": "files", "auth": "public", "timeout": "200ms"},
+            {"name": "full", "upstream": "files", "auth": "public", "strip_prefix": False},
+            {"name": "v2", "upstream": "files", "auth": "public", "rewrite": "/v2/files/"},
+            {"name": "products", "upstream": "catalog", "auth": "public", "rewrite": "/products"},
         ]
         settings = gateway_settings(
             urls,
@@ -205,6 +211,140 @@ def test_paths_that_could_leave_the_route_are_refused(
     status = gateway.raw("GET", target)[0]
     assert status in (400, 404)  # 404 when the first segment names no route after all
     assert calls.by_service() == {}  # no service was reached
+
+
+def seen_target(gateway: Gateway, target: str) -> str | None:
+    """The path and query the `files` upstream received for `target`, None if refused (400)."""
+    status, _, body = gateway.raw("GET", target)
+    if status == 400:
+        return None
+    assert status == 200, (status, body)
+    seen: str = orjson.loads(body)["target"]
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("target", "upstream"),
+    [
+        # strip_prefix (the default): /api/{name} is dropped
+        ("/api/files/headers?a=1", "/headers?a=1"),
+        ("/api/files/", "/?"),
+        ("/api/files", "/?"),
+        # strip_prefix: false: the path as the client addressed it, normalised
+        ("/api/full/headers?a=1", "/api/full/headers?a=1"),
+        ("/api/full/%7Eme/a%2cb/", "/api/full/~me/a%2Cb/?"),
+        ("/api/full/", "/api/full/?"),
+        ("/api/full", "/api/full?"),
+        # rewrite: /v2/files/ (stored without its trailing slash) replaces /api/{name}
+        ("/api/v2/products/1?a=1", "/v2/files/products/1?a=1"),
+        ("/api/v2/%7Eme/a%2cb", "/v2/files/~me/a%2Cb?"),
+        ("/api/v2/", "/v2/files/?"),
+        ("/api/v2", "/v2/files?"),
+    ],
+)
+def test_each_path_option_reaches_its_upstream_path(
+    gateway: Gateway, target: str, upstream: str
+) -> None:
+    assert seen_target(gateway, target) == upstream
+
+
+def test_a_rewrite_reaches_a_real_service(gateway: Gateway, calls: UpstreamCalls) -> None:
+    """`/api/products` on `rewrite: /products` is the catalog's own `/products` (the bare
+    route reaches the prefix without a slash, which FastAPI would otherwise redirect)."""
+    status, _, body = gateway.raw("GET", "/api/products/2")
+    assert (status, orjson.loads(body)["id"]) == (200, 2)
+    status, _, body = gateway.raw("GET", "/api/products?limit=2&offset=1")
+    assert status == 200 and [p["id"] for p in orjson.loads(body)["items"]] == [2, 3]
+    assert calls.by_path("catalog") == {"GET /products/2": 1, "GET /products": 1}
+
+
+@pytest.mark.parametrize(
+    ("target", "upstream"),
+    [
+        ("/api/v2/../x", None),
+        ("/api/v2/..", None),
+        ("/api/v2/x/../../../etc/passwd", None),
+        ("/api/v2/%2e%2e/x", None),
+        ("/api/v2/%2E%2E", None),
+        ("/api/v2/.%2e/x", None),
+        ("/api/v2/./x", None),
+        ("/api/v2/..%2Fx", None),
+        ("/api/v2/x%2F..%2F..%2Fy", None),
+        ("/api/v2/x%2fy", None),
+        ("/api/v2//evil.example/x", None),
+        ("/api/v2/x//y", None),
+        ("/api/v2/x\\..\\y", None),
+        ("/api/v2/x%5C..%5Cy", None),
+        ("/api/v2/x%00", None),
+        ("/api/full/../files/x", None),
+        ("/api/full/%2e%2e/files/x", None),
+        # not dot segments: they stay under the prefix
+        ("/api/v2/.../x", "/v2/files/.../x?"),
+        ("/api/v2/%2e%2e%2e/..x", "/v2/files/.../..x?"),
+        ("/api/v2/x/.hidden", "/v2/files/x/.hidden?"),
+    ],
+)
+def test_paths_never_leave_the_rewrite_prefix(
+    gateway: Gateway, target: str, upstream: str | None
+) -> None:
+    assert seen_target(gateway, target) == upstream
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/products/../../orders/orders",
+        "/api/products/%2e%2e/%2e%2e/orders/orders",
+        "/api/products/..%2F..%2Forders%2Forders",
+        "/api/products//orders/orders",
+        "/api/products/..\\..\\orders\\orders",
+    ],
+)
+def test_a_rewrite_route_cannot_reach_another_service(
+    gateway: Gateway, calls: UpstreamCalls, target: str
+) -> None:
+    assert gateway.raw("GET", target)[0] == 400
+    assert calls.by_service() == {}
+
+
+@pytest.mark.parametrize("route", ["files", "full", "v2"])
+def test_the_query_string_passes_unchanged(gateway: Gateway, route: str) -> None:
+    query = "p=../../admin&q=%2F..%2F&r=a%20b&s=%2e%2e&t=1;u=/x//y"
+    seen = seen_target(gateway, f"/api/{route}/x?{query}")
+    assert seen is not None and seen.endswith(f"/x?{query}")
+
+
+def test_upstream_path_is_the_prefix_plus_a_normalised_tail() -> None:
+    """The mapping itself, without the network: whatever the tail, the result is under the
+    prefix and has no segment a parser could resolve, or the tail is refused."""
+    settings = gateway_settings(
+        {"u": ["http://127.0.0.1:1"]},
+        routes=[
+            {"name": "a", "upstream": "u"},
+            {"name": "b", "upstream": "u", "strip_prefix": False},
+            {"name": "c", "upstream": "u", "rewrite": "/v2/c/"},
+            {"name": "d", "upstream": "u", "rewrite": "/"},
+        ],
+    )
+    routes = routes_from_settings(settings, Upstreams.from_settings(settings))
+    assert [routes[n].upstream_path("/x") for n in "abcd"] == ["/x", "/api/b/x", "/v2/c/x", "/x"]
+    assert [routes[n].upstream_path("") for n in "abcd"] == ["/", "/api/b", "/v2/c", "/"]
+    pieces = ["x", ".", "..", "%2e", "%2E%2e", "%2f", "%5c", "\\", "", "%00", "%7E", ".x"]
+    tails = {"/" + "/".join(p) for p in itertools.product(pieces, repeat=3)}
+    tails |= {"/" + "".join(p) for p in itertools.product(pieces, repeat=3)}
+    for name, prefix in (("a", ""), ("b", "/api/b"), ("c", "/v2/c")):
+        for tail in tails:
+            try:
+                path = routes[name].upstream_path(tail)
+            except InvalidPath:
+                continue
+            assert path.startswith(prefix + "/"), (tail, path)
+            segments = path.split("/")[1:]
+            assert "" not in segments[:-1], (tail, path)  # no empty segment but a last slash
+            for segment in segments:
+                decoded = unquote(segment)
+                assert decoded not in (".", "..") and "/" not in decoded, (tail, path)
+                assert "\\" not in decoded, (tail, path)
 
 
 def test_headers_are_cleaned_both_ways(gateway: Gateway) -> None:

@@ -8,6 +8,7 @@ Checks that span several keys raise `problems_error` so each problem is reported
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -141,6 +142,41 @@ RouteAuth = Annotated[
 ]
 
 
+# Characters a path prefix may hold as is: RFC 3986 pchar (unescaped) and "/".
+_PATH_PREFIX = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
+
+
+def _path_prefix(value: str) -> str:
+    """A plain absolute path, stored without its trailing slash (`/` stays `/`).
+
+    The passthrough joins it verbatim to a client's normalised path, so it must already be
+    canonical: no escapes, no dot or empty segments, nothing a parser could read two ways.
+    """
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path; start it with '/', e.g. /v2/catalog")
+    if "?" in value or "#" in value:
+        raise ValueError(
+            "a path prefix cannot have a query or fragment; remove the part after ? or #"
+        )
+    if "\\" in value:
+        raise ValueError("must not contain a backslash; separate segments with '/'")
+    if "%" in value:
+        raise ValueError("must not contain percent-escapes; write the path in plain characters")
+    if "//" in value:
+        raise ValueError("must not have an empty segment (//); use single slashes")
+    if ".." in value or "/./" in f"{value}/":
+        raise ValueError("must not contain '..' or a '.' segment; write the path it means")
+    if not _PATH_PREFIX.fullmatch(value):
+        raise ValueError(
+            "has a character a path cannot carry unescaped; use letters, digits and "
+            "- . _ ~ ! $ & ' ( ) * + , ; = : @"
+        )
+    return value.rstrip("/") or "/"
+
+
+PathPrefix = Annotated[str, AfterValidator(_path_prefix), TypeLabel("path")]
+
+
 class RouteConfig(Section):
     name: Name = Field(description="Path segment of the route: requests to /api/{name}/...")
     upstream: Name = Field(description="Upstream (a key of `upstreams`) the route forwards to.")
@@ -160,6 +196,34 @@ class RouteConfig(Section):
         description="Budget for sending the request and receiving the response head; "
         "default: the upstream's `timeout.total`.",
     )
+    strip_prefix: bool = Field(
+        True,
+        description="Drop `/api/{name}` from the path: `/api/{name}/x` reaches `/x` on the "
+        "upstream. `false` forwards the path as the client addressed it, `/api/{name}/x`, for "
+        "upstreams that serve the gateway's paths.",
+    )
+    rewrite: Annotated[PathPrefix | None, TypeLabel("path")] = Field(
+        None,
+        description="Path that replaces `/api/{name}`: with `/v2/catalog`, "
+        "`/api/{name}/products/1` reaches `/v2/catalog/products/1` and `/api/{name}` reaches "
+        "`/v2/catalog`. Joined to the client's path after normalisation, so no request "
+        "leaves it; the query string is unchanged. Plain characters only (no `%`, `..`, `//`, "
+        "`?`); a trailing slash is dropped. Not with `strip_prefix: false`.",
+    )
+
+    @model_validator(mode="after")
+    def _rewrite_needs_stripping(self) -> RouteConfig:
+        if self.rewrite is not None and not self.strip_prefix:
+            raise problems_error(
+                [
+                    Problem(
+                        ("rewrite",),
+                        "cannot be combined with strip_prefix: false (the rewrite replaces the "
+                        "stripped /api/{name}); remove one of the two",
+                    )
+                ]
+            )
+        return self
 
 
 class RedisConfig(Section):

@@ -32,7 +32,6 @@ from bff.passthrough.routes import PassRoute, routes_from_settings
 from bff.upstream import UpstreamPool
 from bff.upstream.balancer import NoInstanceAvailable
 from bff.upstream.http11 import ProtocolViolation, TimedOut, TransportError
-from bff.upstream.paths import normalise_path
 from bff.upstream.request import InvalidRequest, Request, build_request
 from bff.upstream.streaming import StreamedResponse
 
@@ -81,7 +80,7 @@ class Passthrough:
         raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         if not raw.startswith(self.prefix + b"/"):
             return await _error(send, 404, "No such route", "NOT_FOUND")
-        name, _, rest = raw[len(self.prefix) + 1 :].decode("latin-1").partition("/")
+        name, slash, rest = raw[len(self.prefix) + 1 :].decode("latin-1").partition("/")
         route = self.routes.get(name)
         if route is None:
             return await _error(send, 404, "No such route", "NOT_FOUND")
@@ -97,7 +96,7 @@ class Passthrough:
         query: bytes = scope.get("query_string", b"")
         fields: list[tuple[bytes, bytes]] = scope["headers"]
         try:
-            path = normalise_path("/" + rest)
+            path = route.upstream_path(slash + rest)
             if not _QUERY_BYTES.issuperset(query):
                 raise InvalidRequest("the query string has characters that must be escaped")
             length = body_framing(fields) or None  # a body of 0 bytes is no body to stream

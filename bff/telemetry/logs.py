@@ -86,6 +86,11 @@ class DirectAccess:
 _direct: DirectAccess | None = None
 
 
+def _flush_direct() -> None:
+    if _direct is not None:
+        _direct.flush()
+
+
 class BffFormatter(logging.Formatter):
     """`json` or `text`; access lines pass through as the JSON object they are."""
 
@@ -131,5 +136,5 @@ def configure_logging(level: str, kind: str = "json", stream: TextIO | None = No
     if _direct is not None:
         _direct.flush()
     else:
-        atexit.register(lambda: _direct and _direct.flush())  # the last turn's lines
+        atexit.register(_flush_direct)  # the last turn's lines
     _direct = DirectAccess(handler)
