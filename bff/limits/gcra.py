@@ -13,7 +13,7 @@ Times are integer microseconds, so the Python and Lua versions compute exactly t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MICROS = 1_000_000
 
@@ -24,15 +24,13 @@ class Rule:
 
     limit: int
     period: float
+    period_us: int = field(init=False)
+    interval_us: int = field(init=False)  # the emission interval: the budget one request uses
 
-    @property
-    def period_us(self) -> int:
-        return max(1, round(self.period * MICROS))
-
-    @property
-    def interval_us(self) -> int:
-        """The emission interval: how much budget one request uses."""
-        return max(1, self.period_us // self.limit)
+    def __post_init__(self) -> None:  # once per rule, not per request
+        period_us = max(1, round(self.period * MICROS))
+        object.__setattr__(self, "period_us", period_us)
+        object.__setattr__(self, "interval_us", max(1, period_us // self.limit))
 
 
 @dataclass(frozen=True, slots=True)
