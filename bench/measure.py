@@ -32,6 +32,7 @@ import orjson
 
 from bench import load
 from bench.auth_targets import AUTH_TARGETS, measured_with
+from bench.cell import PINNED, WORKERS, Cell
 from bench.procs import (
     Child,
     Children,
@@ -44,7 +45,7 @@ from bench.procs import (
     process_tree,
     worker_pids,
 )
-from bench.report import PINNED, WORKERS, WORKERS_CONCURRENCY, Cell
+from bench.report import WORKERS_CONCURRENCY
 from bench.stack import Stack, start_gateway, stop_server
 from bench.workloads import Workload
 

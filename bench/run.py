@@ -32,6 +32,7 @@ if not __package__:  # run as `python bench/run.py`: make `bench` importable
 
 from bench import load, report
 from bench.auth_targets import REDIS_URL, is_auth_target, redis_answers
+from bench.cell import Cell
 from bench.measure import TARGETS, run_stack, run_workers, say
 from bench.procs import (
     ChildFailed,
@@ -41,7 +42,7 @@ from bench.procs import (
     termination_as_interrupt,
     unpinned,
 )
-from bench.report import WORKERS_LATENCY_MS, WORKERS_WORKLOAD, Cell
+from bench.report import WORKERS_LATENCY_MS, WORKERS_WORKLOAD
 from bench.stack import start_stack, stop_stack
 from bench.workloads import DEFAULT_WORKLOADS, Workload, available
 
