@@ -8,7 +8,8 @@ figures from the rounds' sums, exactly as a single run does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench.load import LoadResult
@@ -40,6 +41,7 @@ class Cell:
     worker_cpu_s: list[float] = field(default_factory=list)  # CPU time of each in the window
     ratios: dict[str, float] = field(default_factory=dict)  # gateway rows: vs the floor
     ref_ratios: dict[str, float] = field(default_factory=dict)  # gateway rows: vs the reference
+    rounds: list[Cell] = field(default_factory=list)  # a pooled row: its rounds, in run order
 
     @property
     def key(self) -> tuple[str, float, int]:
@@ -129,4 +131,50 @@ class Cell:
             "worker_cpu_s": self.worker_cpu_s,
             "ratios_vs_floor": self.ratios,
             "ratios_vs_reference": self.ref_ratios,
+            **({"rounds": [r.to_json() for r in self.rounds]} if self.rounds else {}),
         }
+
+
+def pooled(rounds: Sequence[Cell]) -> Cell:
+    """One row for a cell measured in several rounds: its raw figures summed (so served req/s
+    and CPU per request are those of all the rounds together), wrk's results pooled as
+    `LoadResult.pooled` says, and the rounds kept for the ratios taken round by round."""
+    if len(rounds) == 1:
+        return rounds[0]
+    first = rounds[0]
+    load_core = [r.load_core_busy_s for r in rounds]
+    return replace(
+        first,
+        load=LoadResult.pooled([r.load for r in rounds]),
+        in_cell_calls=sum(r.in_cell_calls for r in rounds),
+        window_s=sum(r.window_s for r in rounds),
+        active_s=sum(r.active_s for r in rounds),
+        target_cpu_s=sum(r.target_cpu_s for r in rounds),
+        services_cpu_s=sum(r.services_cpu_s for r in rounds),
+        load_core_busy_s=None if None in load_core else sum(v or 0.0 for v in load_core),
+        foreign_cpu_s=sum(r.foreign_cpu_s for r in rounds),
+        busy_s=sum(r.busy_s for r in rounds),
+        worker_cpu_s=[sum(cpu) for cpu in zip(*(r.worker_cpu_s for r in rounds), strict=False)],
+        ratios={},
+        ref_ratios={},
+        rounds=list(rounds),
+    )
+
+
+def round_ratios(cell: Cell, base: Cell, figure: Callable[[Cell], float]) -> list[float]:
+    """`figure(cell) / figure(base)` in every round the two were measured in together, or
+    once, for the whole cells, when they were not measured in the same rounds."""
+    if cell.rounds and len(cell.rounds) == len(base.rounds):
+        pairs = list(zip(cell.rounds, base.rounds, strict=True))
+    else:
+        pairs = [(cell, base)]
+    return [figure(c) / figure(b) for c, b in pairs if figure(b)]
+
+
+def rounds_note(ratios: Sequence[float], before: str = "; ", after: str = "") -> str:
+    """How a ratio was taken, when it is a median of rounds, between `before` and `after`;
+    nothing when it was measured once."""
+    if len(ratios) < 2:
+        return ""
+    listed = ", ".join(f"{r:.2f}" for r in ratios)
+    return f"{before}median of {len(ratios)} interleaved rounds: {listed}{after}"

@@ -3,10 +3,11 @@
 For each latency (default 0 ms and 10 ms) a fresh stack starts (`stack.py`): the sample
 services on one core, the gateway, the floor (`floor.py`) and, in the first stack only, the
 reference (`reference.py`, no upstream calls) on the other. `measure.py` checks the answers and
-runs every (workload, target, concurrency) cell with wrk (`load.py`). Then the workers phase
-(unless `--skip-workers`): the gateway alone, nothing pinned, with one worker and with
-`--workers 2`. `report.py` turns the cells into the tables and goal lines printed on stdout
-and saved, with a JSON record, as `bench/results/<UTC time>-<commit>.md/.json`. See
+runs every (workload, target, concurrency) cell with wrk (`load.py`); the cells that the goals
+compare with each other are measured last, in interleaved rounds (`rounds.py`). Then the
+workers phase (unless `--skip-workers`): the gateway alone, nothing pinned, with one worker
+and with `--workers 2`. `report.py` turns the cells into the tables and goal lines printed on
+stdout and saved, with a JSON record, as `bench/results/<UTC time>-<commit>.md/.json`. See
 bench/README.md.
 
 Progress and problems go to stderr. Every child process is stopped on exit, Ctrl+C and SIGTERM
@@ -43,6 +44,7 @@ from bench.procs import (
     unpinned,
 )
 from bench.report import WORKERS_LATENCY_MS, WORKERS_WORKLOAD
+from bench.rounds import ROUNDS
 from bench.stack import start_stack, stop_stack
 from bench.workloads import DEFAULT_WORKLOADS, Workload, available
 
@@ -93,9 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda t: _csv(str, t),
         default=list(TARGETS),
         metavar="NAME[,NAME...]",
-        help="floor, gateway, reference, gateway-opaque, gateway-jwt-redis (default: all; "
-        "ratios need the gateway and the floor or the reference; the last two need Redis and "
-        "run the Dashboard at c=32 only)",
+        help="floor, gateway, reference, gateway-opaque, gateway-jwt-redis, gateway-redis "
+        "(default: all; ratios need the gateway and the floor or the reference; the last three "
+        "need Redis and run the Dashboard at c=32 only: the two token kinds and their "
+        "baseline, the plain JWT path with the same Redis for rate limits, APQ and metering)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        metavar="N",
+        help="interleaved rounds of the cells the goals compare with each other (default: "
+        f"{ROUNDS}): the Dashboard at c=32 on the gateway and on each of the last three "
+        "targets, and the Apollo-style Dashboard at c=32 with it. They are measured after the "
+        "other cells, each once per round, back to back (the order reversed every other "
+        "round), so that the machine's drift over a run falls on all of them alike; a goal "
+        "takes its ratio within each round and reports the median, and the table pools the "
+        "rounds into one row per cell. 1: every cell once",
     )
     parser.add_argument(
         "--skip-workers",
@@ -137,6 +153,8 @@ def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[
         )
     if args.duration < 1 or args.warmup < 0:
         parser.error("--duration must be at least 1 and --warmup at least 0")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if any(c < 1 for c in args.concurrency) or any(ms < 0 for ms in args.latency):
         parser.error("concurrency must be at least 1 and latency at least 0")
     return [known[name] for name in args.workloads]
@@ -200,6 +218,7 @@ def metadata(args: argparse.Namespace, pinning: Pinning, started: datetime) -> d
             "targets": args.targets,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
+            "rounds": args.rounds,
             "product_id": args.product_id,
             "floor_client": args.floor_client,
             "workers_phase": not args.skip_workers,
@@ -293,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     warmup=args.warmup,
                     pinning=pinning,
                     work_dir=work_dir,
+                    rounds=args.rounds,
                 )
                 cells += stack_cells
                 warnings += stack_warnings
