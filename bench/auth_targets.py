@@ -26,9 +26,11 @@ Each logs in through `POST /auth/token` (the admin of the sample auth service, w
 `orders:read`), so the token it is measured with is one it issued itself. They are measured on
 the Dashboard at c=32 only, where the goal is stated: each token kind at least `AUTH_GOAL`
 times the baseline's served req/s, in interleaved rounds with the plain gateway (see
-`bench/rounds.py`), the ratio taken round by round and its median reported. Every target
-shares one Redis (`REDIS_URL`, default 127.0.0.1:6379), each on a key prefix of its own;
-without one they are left out, with a warning.
+`bench/rounds.py`), the ratio taken round by round and its median reported. The three share
+one Redis, each on a key prefix of its own: a redis-server the run starts on the load core
+(`stack.start_redis`: in production Redis does not share the gateway's core either), or the
+one at `REDIS_URL` when that is set or no redis-server is installed (unpinned, and possibly
+busy with other work); without one they are left out, with a warning.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import orjson
 from bench.cell import PINNED, Cell, round_ratios, rounds_note
 from bench.procs import http_post
 
+REDIS_URL_SET = "REDIS_URL" in os.environ  # else the run starts a redis-server of its own
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 AUTH_TARGETS: dict[str, dict[str, Any]] = {  # target -> its `auth` over the plain gateway's
     "gateway-opaque": {"token_format": "opaque", "store": "redis"},
@@ -77,10 +80,10 @@ def redis_answers(url: str = REDIS_URL) -> bool:
         return False
 
 
-def auth_config(base: dict[str, Any], target: str) -> dict[str, Any]:
+def auth_config(base: dict[str, Any], target: str, redis_url: str) -> dict[str, Any]:
     """The plain gateway's config with `target`'s auth, on a key prefix of its own."""
     auth = {**base["auth"], **AUTH_TARGETS[target], "access_ttl": ACCESS_TTL}
-    redis = {"url": REDIS_URL, "key_prefix": f"bffbench:{secrets.token_hex(6)}:"}
+    redis = {"url": redis_url, "key_prefix": f"bffbench:{secrets.token_hex(6)}:"}
     return {**base, "auth": auth, "redis": redis}
 
 

@@ -388,6 +388,7 @@ def markdown(cells: Sequence[Cell], meta: dict[str, Any]) -> str:
         f"Python {meta['python']}, {meta['wrk']}",
         "- packages: " + ", ".join(f"{k} {v}" for k, v in meta["packages"].items()),
         f"- pinning: {meta['pinning']}",
+        *([f"- Redis of the token kinds' targets: {meta['redis']}"] if meta.get("redis") else []),
         f"- each cell: {settings['duration_s']} s of `wrk -t1` after {settings['warmup_s']} s "
         f"of warm-up; floor upstream client: {settings['floor_client']}",
         f"- the cells the goals compare with each other (the Dashboard at c=32 on the gateway "

@@ -32,7 +32,7 @@ if not __package__:  # run as `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import load, report
-from bench.auth_targets import REDIS_URL, is_auth_target, redis_answers
+from bench.auth_targets import REDIS_URL, is_auth_target
 from bench.cell import Cell
 from bench.measure import TARGETS, run_stack, run_workers, say
 from bench.procs import (
@@ -45,7 +45,7 @@ from bench.procs import (
 )
 from bench.report import WORKERS_LATENCY_MS, WORKERS_WORKLOAD
 from bench.rounds import ROUNDS
-from bench.stack import start_stack, stop_stack
+from bench.stack import Redis, redis_for_auth, start_stack, stop_stack
 from bench.workloads import DEFAULT_WORKLOADS, Workload, available
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -262,6 +262,20 @@ def workers_phase(
             stop_stack(children, stack)
 
 
+def auth_redis(children: Children, pinning: Pinning, args: argparse.Namespace) -> Redis | None:
+    """The Redis of the auth targets, if any is asked for; without one, they are left out."""
+    wanted = [t for t in args.targets if is_auth_target(t)]
+    if not wanted:
+        return None
+    redis = redis_for_auth(children, pinning)
+    if redis is None:
+        say(f"warning: no Redis at {REDIS_URL}: {', '.join(wanted)} left out")
+        args.targets = [t for t in args.targets if not is_auth_target(t)]
+    else:
+        say(f"Redis for {', '.join(wanted)}: {redis.where}")
+    return redis
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -269,10 +283,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if load.wrk_path() is None:
         say(f"error: {load.MISSING_WRK}")
         return 2
-    wanted_auth = [t for t in args.targets if is_auth_target(t)]
-    if wanted_auth and not redis_answers():
-        say(f"warning: no Redis at {REDIS_URL}: {', '.join(wanted_auth)} left out")
-        args.targets = [t for t in args.targets if not is_auth_target(t)]
     pinning = detect_pinning()
     say(f"pinning: {pinning.reason}")
     if pinning.load_core is not None:
@@ -289,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         work_dir = Path(tmp)
         try:
+            redis = auth_redis(children, pinning, args)
+            meta["redis"] = None if redis is None else redis.where
             for index, latency_ms in enumerate(args.latency):
                 # the reference makes no upstream calls: the first stack measures it for all
                 targets = [t for t in args.targets if t != "reference" or index == 0]
@@ -302,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     work_dir,
                     targets=targets,
                     floor_client=args.floor_client,
+                    redis=redis,
                 )
                 stack_cells, stack_warnings = run_stack(
                     stack,
