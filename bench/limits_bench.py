@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import secrets
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,10 +33,8 @@ import yaml
 from bench import load
 from bench.procs import (
     Children,
-    Pinning,
     cpu_seconds,
     detect_pinning,
-    free_port,
     http_post,
     process_tree,
     termination_as_interrupt,
@@ -50,6 +46,7 @@ from bench.stack import (
     service_urls_of,
     sign_token,
     start_gateway,
+    start_redis,
     start_services,
     stop_server,
 )
@@ -74,23 +71,6 @@ def variant_config(base: dict[str, Any], variant: str, redis_url: str) -> dict[s
         config["rate_limits"] = {"default": {"requests": NEVER_LIMIT, "per": "1s"}}
         config["limits"] = {}  # the defaults: depth 10, aliases 30, cost 5000
     return config
-
-
-def start_redis(children: Children, pinning: Pinning) -> str:
-    """A private redis-server on the load core, without persistence; its URL."""
-    port = free_port()
-    argv = [*pinning.prefix(pinning.load_core), "redis-server", "--port", str(port)]
-    children.start("redis", [*argv, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("redis-server did not start")
 
 
 def check(url: str, body: bytes, headers: dict[str, str], variant: str) -> None:
@@ -126,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Children(Path(tmp), ROOT) as children,
     ):
         work = Path(tmp)
-        redis_url = args.redis_url or start_redis(children, pinning)
+        redis_url = args.redis_url or start_redis(children, pinning).url
         services = start_services(children, pinning, 0.0)
         urls = service_urls_of(services)
         base = gateway_config(urls, secrets.token_urlsafe(32))

@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import statistics
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -91,6 +93,24 @@ class LoadResult:
 
     def to_json(self) -> dict[str, object]:
         return {**asdict(self), "rps": self.rps}
+
+    @classmethod
+    def pooled(cls, runs: Sequence[LoadResult]) -> LoadResult:
+        """Several runs of one cell as one: counts, durations and errors summed, the mean
+        weighted by requests, the maximum the largest, and each percentile the median of the
+        runs' (wrk's histograms are gone by then; the median run is what a typical run saw)."""
+        requests = sum(r.requests for r in runs)
+        return cls(
+            requests=requests,
+            sent=sum(r.sent for r in runs),
+            duration_s=sum(r.duration_s for r in runs),
+            p50_ms=statistics.median(r.p50_ms for r in runs),
+            p90_ms=statistics.median(r.p90_ms for r in runs),
+            p99_ms=statistics.median(r.p99_ms for r in runs),
+            max_ms=max(r.max_ms for r in runs),
+            mean_ms=sum(r.mean_ms * r.requests for r in runs) / requests if requests else 0.0,
+            errors={k: sum(r.errors.get(k, 0) for r in runs) for k in runs[0].errors},
+        )
 
 
 def wrk_path() -> str | None:

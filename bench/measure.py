@@ -32,6 +32,7 @@ import orjson
 
 from bench import load
 from bench.auth_targets import AUTH_TARGETS, measured_with
+from bench.cell import PINNED, WORKERS, Cell, pooled
 from bench.procs import (
     Child,
     Children,
@@ -44,7 +45,8 @@ from bench.procs import (
     process_tree,
     worker_pids,
 )
-from bench.report import PINNED, WORKERS, WORKERS_CONCURRENCY, Cell
+from bench.report import WORKERS_CONCURRENCY
+from bench.rounds import compared, in_rounds, order
 from bench.stack import Stack, start_gateway, stop_server
 from bench.workloads import Workload
 
@@ -188,12 +190,16 @@ def measure(
     pinning: Pinning,
     script: Path,
     phase: str = PINNED,
+    calls_per_request: float | None = None,
 ) -> Cell:
+    """One cell; `calls_per_request`, when given, is the probe's answer of an earlier cell of
+    the same target and workload (a round after the first need not probe again)."""
     server = stack.servers[target]
     child = server.child
     url = url_for(workload, target, stack)
     prefix = pinning.prefix(pinning.load_core)
-    calls_per_request = probe_calls(stack, workload, target)
+    if calls_per_request is None:
+        calls_per_request = probe_calls(stack, workload, target)
     if warmup:
         load.run_wrk(url, script, concurrency=concurrency, duration=warmup, prefix=prefix)
     settle(stack, child)
@@ -239,6 +245,16 @@ def measure(
     )
 
 
+@dataclass(frozen=True, eq=False)  # compared (and hashed) by identity
+class Slot:
+    """A cell to measure: what the run asks for, before it is measured."""
+
+    workload: Workload
+    target: str
+    concurrency: int
+    script: Path  # wrk's script: the workload's request with the target's headers
+
+
 def worker_rss_of(child: Child) -> list[float]:
     """The peak RSS (VmHWM) of each process that answers requests: every worker of
     `bff serve --workers N` (not its supervisor), or the server itself."""
@@ -250,7 +266,7 @@ def describe(cell: Cell) -> str:
     """One progress line (stderr) per cell."""
     target = cell.target if cell.phase == PINNED else f"{cell.target}-{cell.workers}w"
     return (
-        f"  {target:<10} {cell.workload:<14} {cell.latency_ms:g} ms  "
+        f"  {target:<17} {cell.workload:<16} {cell.latency_ms:g} ms  "
         f"c={cell.concurrency:<3} p50 {cell.load.p50_ms:8.2f} ms  "
         f"{cell.load.rps:9.1f} req/s  {cell.upstream_per_request:.2f} calls/req  "
         f"{cell.cpu_ms_per_request:6.2f} CPU ms/req  foreign {cell.foreign_pct:.0f}%"
@@ -267,12 +283,16 @@ def run_stack(
     warmup: int,
     pinning: Pinning,
     work_dir: Path,
+    rounds: int = 1,
 ) -> tuple[list[Cell], list[str]]:
-    """Every cell of one stack, then each target's peak RSS per worker over all of them."""
+    """Every cell of one stack, then each target's peak RSS per worker over all of them.
+
+    The cells a goal compares with each other are measured in `rounds` interleaved rounds
+    after the others, and reported pooled (see `bench/rounds.py`)."""
     warnings = check_answers(stack, workloads, targets)
     for warning in warnings:
         say(f"warning: {warning}")
-    cells: list[Cell] = []
+    slots: list[Slot] = []
     for workload in workloads:
         for target in measuring(stack, workload, targets):
             script = load.write_script(
@@ -280,21 +300,40 @@ def run_stack(
                 workload.body,
                 headers_for(workload, target, stack),
             )
-            for concurrency in measured_with(
-                target, workload.name, workload.concurrencies(concurrencies)
-            ):
-                cell = measure(
-                    stack,
-                    workload,
-                    target,
-                    concurrency,
-                    duration=duration,
-                    warmup=warmup,
-                    pinning=pinning,
-                    script=script,
+            slots += [
+                Slot(workload, target, concurrency, script)
+                for concurrency in measured_with(
+                    target, workload.name, workload.concurrencies(concurrencies)
                 )
-                say(describe(cell))
-                cells.append(cell)
+            ]
+    once, interleaved = in_rounds(
+        slots, [compared(s.workload.name, s.target, s.concurrency) for s in slots]
+    )
+
+    def run(slot: Slot, calls_per_request: float | None = None) -> Cell:
+        cell = measure(
+            stack,
+            slot.workload,
+            slot.target,
+            slot.concurrency,
+            duration=duration,
+            warmup=warmup,
+            pinning=pinning,
+            script=slot.script,
+            calls_per_request=calls_per_request,
+        )
+        say(describe(cell))
+        return cell
+
+    cells = [run(slot) for slot in once]
+    measured: dict[Slot, list[Cell]] = {slot: [] for slot in interleaved}
+    if interleaved:
+        say(f"  {len(interleaved)} cells compared by the goals, in {rounds} interleaved rounds")
+    for index in range(rounds if interleaved else 0):
+        for slot in order(interleaved, index):
+            done = measured[slot]
+            done.append(run(slot, done[0].upstream_per_request if done else None))
+    cells += [pooled(measured[slot]) for slot in interleaved]
     rss = {target: worker_rss_of(server.child) for target, server in stack.servers.items()}
     for cell in cells:
         cell.worker_rss_mb = rss[cell.target]

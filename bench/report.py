@@ -12,19 +12,17 @@ are reported, never asserted: the benchmark measures, it does not gate.
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import auth_targets
-from bench.load import LoadResult
+from bench.cell import PINNED, WORKERS, Cell, round_ratios, rounds_note
 
 SATURATED = 90.0  # % of the load core above which it is called saturated
 FOREIGN = 10.0  # % of a core used by other programs above which a cell is called disturbed
-
-PINNED = "pinned"  # the main phase: one target on its own core
-WORKERS = "workers"  # `bff serve --workers 2` against one worker, nothing pinned
 
 
 @dataclass(frozen=True)
@@ -49,6 +47,7 @@ RATIO_GOALS = (
 )
 APOLLO_GOAL = 1.2  # the Apollo-style Dashboard's CPU per request at most this times the plain one's
 APOLLO_CELL = (0.0, 32)  # (latency ms, concurrency) of that comparison
+APOLLO_WORKLOAD = "dashboard-apollo"
 GROWTH_GOAL = 25.0  # `first: 500` CPU per request at most this times `first: 20`'s
 GROWTH_CELL = (0.0, 1)  # (latency ms, concurrency) of the comparison
 RSS_GOAL_MB = 150.0  # peak RSS of every gateway worker
@@ -56,121 +55,6 @@ WORKERS_GOAL = 1.7  # req/s of `--workers 2` at least this times one worker's
 WORKERS_CONCURRENCY = 64
 WORKERS_LATENCY_MS = 0.0
 WORKERS_WORKLOAD = "dashboard"
-
-
-@dataclass
-class Cell:
-    target: str
-    workload: str
-    latency_ms: float
-    concurrency: int
-    load: LoadResult
-    upstream_per_request: float  # exact, from sequential probe requests
-    in_cell_calls: int  # upstream requests counted around the timed run (see measure.py)
-    window_s: float  # wall time from before the run until the target was idle again
-    active_s: float  # wall time from before the run until the end of the run or of the drain
-    target_cpu_s: float  # CPU time of the target process(es) in the window
-    services_cpu_s: float  # CPU time of the services process in the window
-    load_core_busy_s: float | None  # busy time of the services' core (None: not pinned)
-    foreign_cpu_s: float  # busy core time none of our processes account for
-    busy_s: float = 0.0  # busy time of all the run's cores in the window
-    cores: int = 1  # how many cores `busy_s` sums over
-    phase: str = PINNED
-    workers: int = 1  # processes of the target answering requests
-    worker_rss_mb: list[float] = field(default_factory=list)  # peak RSS (VmHWM) of each
-    worker_cpu_s: list[float] = field(default_factory=list)  # CPU time of each in the window
-    ratios: dict[str, float] = field(default_factory=dict)  # gateway rows: vs the floor
-    ref_ratios: dict[str, float] = field(default_factory=dict)  # gateway rows: vs the reference
-
-    @property
-    def key(self) -> tuple[str, float, int]:
-        return self.workload, self.latency_ms, self.concurrency
-
-    @property
-    def peak_rss_mb(self) -> float | None:
-        """The largest worker's peak RSS (with one worker: the target's)."""
-        return max(self.worker_rss_mb) if self.worker_rss_mb else None
-
-    @property
-    def executed(self) -> float:
-        """Requests the target actually worked on: its upstream calls over the exact calls per
-        request (wrk's completed count misses the requests cut off at the end, and its sent
-        count includes some the target never read). The reference makes no upstream calls:
-        for it, the requests wrk sent."""
-        if self.upstream_per_request > 0:
-            return self.in_cell_calls / self.upstream_per_request
-        return float(self.load.sent)
-
-    @property
-    def served_rps(self) -> float:
-        """Requests the target worked on per second, from the start of the run until it
-        stopped working on them (the end of the run, or of the drain after it): the target's
-        throughput, and the one the ratios use.
-
-        wrk's completed count is exact for a fast target but coarse for a slow one at high
-        concurrency: it answers its connections in rounds (all of them at about the same
-        time), so a run of a few seconds completes a whole number of rounds and wrk's req/s
-        can be off by a round (or read 0). The requests the target worked on include those
-        cut off when wrk stops, and so does the window (to half a settle step)."""
-        return self.executed / self.active_s if self.active_s else 0.0
-
-    @property
-    def cpu_ms_per_request(self) -> float:
-        """Target CPU time until it is idle again, per request it worked on."""
-        return 1000 * self.target_cpu_s / self.executed if self.executed else 0.0
-
-    @property
-    def target_cpu_pct(self) -> float:
-        """The target's CPU time over the window, in % of one core (200 = two cores busy)."""
-        return 100 * self.target_cpu_s / self.window_s if self.window_s else 0.0
-
-    @property
-    def rps_per_core(self) -> float:
-        """Served req/s per core the target kept busy: its throughput with the CPU it got."""
-        return self.served_rps * 100 / self.target_cpu_pct if self.target_cpu_pct else 0.0
-
-    @property
-    def load_core_pct(self) -> float | None:
-        if self.load_core_busy_s is None or not self.window_s:
-            return None
-        return 100 * self.load_core_busy_s / self.window_s
-
-    @property
-    def machine_pct(self) -> float:
-        """Busy time of all the run's cores, in % of all of them."""
-        return 100 * self.busy_s / (self.window_s * self.cores) if self.window_s else 0.0
-
-    @property
-    def foreign_pct(self) -> float:
-        return 100 * self.foreign_cpu_s / self.window_s if self.window_s else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase,
-            "target": self.target,
-            "workers": self.workers,
-            "workload": self.workload,
-            "latency_ms": self.latency_ms,
-            "concurrency": self.concurrency,
-            "load": self.load.to_json(),
-            "upstream_calls_per_request": self.upstream_per_request,
-            "in_cell_upstream_calls": self.in_cell_calls,
-            "executed_requests": self.executed,
-            "window_s": self.window_s,
-            "active_s": self.active_s,
-            "served_rps": self.served_rps,
-            "target_cpu_s": self.target_cpu_s,
-            "cpu_ms_per_request": self.cpu_ms_per_request,
-            "services_cpu_s": self.services_cpu_s,
-            "load_core_pct": self.load_core_pct,
-            "machine_busy_pct": self.machine_pct,
-            "foreign_cpu_pct": self.foreign_pct,
-            "peak_rss_mb": self.peak_rss_mb,
-            "worker_peak_rss_mb": self.worker_rss_mb,
-            "worker_cpu_s": self.worker_cpu_s,
-            "ratios_vs_floor": self.ratios,
-            "ratios_vs_reference": self.ref_ratios,
-        }
 
 
 def attach_ratios(cells: Sequence[Cell]) -> None:
@@ -369,13 +253,15 @@ def _apollo_line(cells: dict[tuple[str, float, int], dict[str, Cell]]) -> str:
     where = f"c={concurrency}, {latency:g} ms"
     label = f"Apollo-style Dashboard CPU per request ÷ plain Dashboard's, {where}"
     plain = cells.get(("dashboard", latency, concurrency), {}).get("gateway")
-    apollo = cells.get(("dashboard-apollo", latency, concurrency), {}).get("gateway")
+    apollo = cells.get((APOLLO_WORKLOAD, latency, concurrency), {}).get("gateway")
     if plain is None or apollo is None or not plain.cpu_ms_per_request:
         return f"- not measured: {label} (needs dashboard and dashboard-apollo on the gateway)"
-    ratio = apollo.cpu_ms_per_request / plain.cpu_ms_per_request
+    ratios = round_ratios(apollo, plain, lambda c: c.cpu_ms_per_request)
+    ratio = statistics.median(ratios)
     return (
-        f"- {_verdict(ratio <= APOLLO_GOAL)}: {label}: {ratio:.2f}x (goal ≤ {APOLLO_GOAL:g}x); "
-        f"gateway {apollo.cpu_ms_per_request:,.2f} vs {plain.cpu_ms_per_request:,.2f} CPU ms/req"
+        f"- {_verdict(ratio <= APOLLO_GOAL)}: {label}: {ratio:.2f}x (goal ≤ {APOLLO_GOAL:g}x"
+        f"{rounds_note(ratios)}); gateway {apollo.cpu_ms_per_request:,.2f} vs "
+        f"{plain.cpu_ms_per_request:,.2f} CPU ms/req"
     )
 
 
@@ -502,8 +388,13 @@ def markdown(cells: Sequence[Cell], meta: dict[str, Any]) -> str:
         f"Python {meta['python']}, {meta['wrk']}",
         "- packages: " + ", ".join(f"{k} {v}" for k, v in meta["packages"].items()),
         f"- pinning: {meta['pinning']}",
+        *([f"- Redis of the token kinds' targets: {meta['redis']}"] if meta.get("redis") else []),
         f"- each cell: {settings['duration_s']} s of `wrk -t1` after {settings['warmup_s']} s "
         f"of warm-up; floor upstream client: {settings['floor_client']}",
+        f"- the cells the goals compare with each other (the Dashboard at c=32 on the gateway "
+        f"and the token kinds' targets, the Apollo-style Dashboard): "
+        f"{settings.get('rounds', 1)} interleaved rounds, each goal the median of its rounds' "
+        "ratios, each row pooled over its rounds",
         "- floor: the same upstream calls with no GraphQL; reference: stock strawberry, an "
         "async resolver per field, answering from memory (no upstream calls, so measured once "
         "and compared with the gateway at every latency)",

@@ -3,10 +3,11 @@
 For each latency (default 0 ms and 10 ms) a fresh stack starts (`stack.py`): the sample
 services on one core, the gateway, the floor (`floor.py`) and, in the first stack only, the
 reference (`reference.py`, no upstream calls) on the other. `measure.py` checks the answers and
-runs every (workload, target, concurrency) cell with wrk (`load.py`). Then the workers phase
-(unless `--skip-workers`): the gateway alone, nothing pinned, with one worker and with
-`--workers 2`. `report.py` turns the cells into the tables and goal lines printed on stdout
-and saved, with a JSON record, as `bench/results/<UTC time>-<commit>.md/.json`. See
+runs every (workload, target, concurrency) cell with wrk (`load.py`); the cells that the goals
+compare with each other are measured last, in interleaved rounds (`rounds.py`). Then the
+workers phase (unless `--skip-workers`): the gateway alone, nothing pinned, with one worker
+and with `--workers 2`. `report.py` turns the cells into the tables and goal lines printed on
+stdout and saved, with a JSON record, as `bench/results/<UTC time>-<commit>.md/.json`. See
 bench/README.md.
 
 Progress and problems go to stderr. Every child process is stopped on exit, Ctrl+C and SIGTERM
@@ -31,7 +32,8 @@ if not __package__:  # run as `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import load, report
-from bench.auth_targets import REDIS_URL, is_auth_target, redis_answers
+from bench.auth_targets import REDIS_URL, is_auth_target
+from bench.cell import Cell
 from bench.measure import TARGETS, run_stack, run_workers, say
 from bench.procs import (
     ChildFailed,
@@ -41,8 +43,9 @@ from bench.procs import (
     termination_as_interrupt,
     unpinned,
 )
-from bench.report import WORKERS_LATENCY_MS, WORKERS_WORKLOAD, Cell
-from bench.stack import start_stack, stop_stack
+from bench.report import WORKERS_LATENCY_MS, WORKERS_WORKLOAD
+from bench.rounds import ROUNDS
+from bench.stack import Redis, redis_for_auth, start_stack, stop_stack
 from bench.workloads import DEFAULT_WORKLOADS, Workload, available
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,9 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda t: _csv(str, t),
         default=list(TARGETS),
         metavar="NAME[,NAME...]",
-        help="floor, gateway, reference, gateway-opaque, gateway-jwt-redis (default: all; "
-        "ratios need the gateway and the floor or the reference; the last two need Redis and "
-        "run the Dashboard at c=32 only)",
+        help="floor, gateway, reference, gateway-opaque, gateway-jwt-redis, gateway-redis "
+        "(default: all; ratios need the gateway and the floor or the reference; the last three "
+        "need Redis and run the Dashboard at c=32 only: the two token kinds and their "
+        "baseline, the plain JWT path with the same Redis for rate limits, APQ and metering)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        metavar="N",
+        help="interleaved rounds of the cells the goals compare with each other (default: "
+        f"{ROUNDS}): the Dashboard at c=32 on the gateway and on each of the last three "
+        "targets, and the Apollo-style Dashboard at c=32 with it. They are measured after the "
+        "other cells, each once per round, back to back (the order reversed every other "
+        "round), so that the machine's drift over a run falls on all of them alike; a goal "
+        "takes its ratio within each round and reports the median, and the table pools the "
+        "rounds into one row per cell. 1: every cell once",
     )
     parser.add_argument(
         "--skip-workers",
@@ -136,6 +153,8 @@ def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[
         )
     if args.duration < 1 or args.warmup < 0:
         parser.error("--duration must be at least 1 and --warmup at least 0")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if any(c < 1 for c in args.concurrency) or any(ms < 0 for ms in args.latency):
         parser.error("concurrency must be at least 1 and latency at least 0")
     return [known[name] for name in args.workloads]
@@ -199,6 +218,7 @@ def metadata(args: argparse.Namespace, pinning: Pinning, started: datetime) -> d
             "targets": args.targets,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
+            "rounds": args.rounds,
             "product_id": args.product_id,
             "floor_client": args.floor_client,
             "workers_phase": not args.skip_workers,
@@ -242,6 +262,20 @@ def workers_phase(
             stop_stack(children, stack)
 
 
+def auth_redis(children: Children, pinning: Pinning, args: argparse.Namespace) -> Redis | None:
+    """The Redis of the auth targets, if any is asked for; without one, they are left out."""
+    wanted = [t for t in args.targets if is_auth_target(t)]
+    if not wanted:
+        return None
+    redis = redis_for_auth(children, pinning)
+    if redis is None:
+        say(f"warning: no Redis at {REDIS_URL}: {', '.join(wanted)} left out")
+        args.targets = [t for t in args.targets if not is_auth_target(t)]
+    else:
+        say(f"Redis for {', '.join(wanted)}: {redis.where}")
+    return redis
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -249,10 +283,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if load.wrk_path() is None:
         say(f"error: {load.MISSING_WRK}")
         return 2
-    wanted_auth = [t for t in args.targets if is_auth_target(t)]
-    if wanted_auth and not redis_answers():
-        say(f"warning: no Redis at {REDIS_URL}: {', '.join(wanted_auth)} left out")
-        args.targets = [t for t in args.targets if not is_auth_target(t)]
     pinning = detect_pinning()
     say(f"pinning: {pinning.reason}")
     if pinning.load_core is not None:
@@ -269,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         work_dir = Path(tmp)
         try:
+            redis = auth_redis(children, pinning, args)
+            meta["redis"] = None if redis is None else redis.where
             for index, latency_ms in enumerate(args.latency):
                 # the reference makes no upstream calls: the first stack measures it for all
                 targets = [t for t in args.targets if t != "reference" or index == 0]
@@ -282,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     work_dir,
                     targets=targets,
                     floor_client=args.floor_client,
+                    redis=redis,
                 )
                 stack_cells, stack_warnings = run_stack(
                     stack,
@@ -292,6 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     warmup=args.warmup,
                     pinning=pinning,
                     work_dir=work_dir,
+                    rounds=args.rounds,
                 )
                 cells += stack_cells
                 warnings += stack_warnings

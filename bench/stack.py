@@ -13,7 +13,10 @@ limits raised so far that they never reject a benchmark request (their checks st
 from __future__ import annotations
 
 import secrets
+import shutil
+import socket
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +25,14 @@ from typing import Any
 import orjson
 import yaml
 
-from bench.auth_targets import auth_config, is_auth_target, login
+from bench.auth_targets import (
+    REDIS_URL,
+    REDIS_URL_SET,
+    auth_config,
+    is_auth_target,
+    login,
+    redis_answers,
+)
 from bench.procs import Child, Children, Pinning, free_port, http_get
 
 SERVICES = ("users", "catalog", "orders", "reviews", "inventory", "auth")
@@ -41,6 +51,15 @@ class Server:
     workers: int = 1
 
 
+@dataclass(frozen=True)
+class Redis:
+    """The Redis the auth targets share."""
+
+    url: str
+    where: str  # for the report
+    child: Child | None = None  # a redis-server of the run's own (its CPU is not foreign)
+
+
 @dataclass
 class Stack:
     latency_ms: float
@@ -51,9 +70,11 @@ class Stack:
     servers: dict[str, Server] = field(default_factory=dict)  # by target name
     tokens: dict[str, str] = field(default_factory=dict)  # tokens other than `token`, by target
     configs: dict[str, Path] = field(default_factory=dict)  # configs other than `config_path`
+    redis: Redis | None = None  # the auth targets'
 
     def children(self) -> tuple[Child, ...]:
-        return self.services, *(server.child for server in self.servers.values())
+        ours = (self.services, *(server.child for server in self.servers.values()))
+        return ours if self.redis is None or self.redis.child is None else (*ours, self.redis.child)
 
     def upstream_requests(self) -> int:
         """Requests served by all services so far (their `/_stats` counters, summed)."""
@@ -198,14 +219,17 @@ def start_stack(
     *,
     targets: Sequence[str],
     floor_client: str = "raw",
+    redis: Redis | None = None,
 ) -> Stack:
-    """Services with `latency_ms`, a gateway config for them, and the servers of `targets`."""
+    """Services with `latency_ms`, a gateway config for them, and the servers of `targets`
+    (the auth targets on `redis`)."""
     services = start_services(children, pinning, latency_ms)
     service_urls = service_urls_of(services)
     config_path = work_dir / f"bff-{latency_ms:g}ms.yaml"
     config = gateway_config(service_urls, secrets.token_urlsafe(32))
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     stack = Stack(latency_ms, services, service_urls, sign_token(config_path), config_path)
+    stack.redis = redis
     for target in targets:
         if target == "gateway":
             stack.servers[target] = start_gateway(children, pinning, stack)
@@ -214,14 +238,51 @@ def start_stack(
         elif target == "reference":
             stack.servers[target] = start_reference(children, pinning)
         elif is_auth_target(target):
+            if redis is None:
+                raise ValueError(f"{target} needs a Redis")
             stack.configs[target] = work_dir / f"{target}-{latency_ms:g}ms.yaml"
-            variant = auth_config(config, target)
+            variant = auth_config(config, target, redis.url)
             stack.configs[target].write_text(yaml.safe_dump(variant, sort_keys=False))
             stack.servers[target] = start_gateway(children, pinning, stack, target=target)
             stack.tokens[target] = login(stack.servers[target].url)
         else:
             raise ValueError(f"unknown target {target!r}")
     return stack
+
+
+def start_redis(children: Children, pinning: Pinning) -> Redis:
+    """A private redis-server on the load core, without persistence.
+
+    On the load core, as in production Redis runs elsewhere: unpinned, the scheduler tends to
+    wake it on the core of the gateway that just wrote to it, where its work counts against
+    the gateway's throughput (and its CPU is not the gateway's, so CPU per request misses it)."""
+    port = free_port()
+    argv = [*pinning.prefix(pinning.load_core), "redis-server", "--port", str(port)]
+    child = children.start(
+        "redis", [*argv, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    )
+    where = "a private redis-server" + (
+        " on the load core" if pinning.load_core is not None else ""
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return Redis(f"redis://127.0.0.1:{port}/0", where, child)
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
+def redis_for_auth(children: Children, pinning: Pinning) -> Redis | None:
+    """The Redis of the auth targets: `REDIS_URL`'s when set; else a private redis-server
+    (`start_redis`) when one is installed; else the default URL's. None when it does not
+    answer."""
+    if REDIS_URL_SET or shutil.which("redis-server") is None:
+        return Redis(REDIS_URL, f"{REDIS_URL} (not pinned)") if redis_answers() else None
+    return start_redis(children, pinning)
 
 
 def stop_server(children: Children, stack: Stack, target: str) -> None:
