@@ -86,9 +86,11 @@ class TracingTransport(Transport):
         with the `traceparent` (and `tracestate`) that continue the trace upstream."""
         observed.state.upstream_calls += 1
         telemetry = observed.telemetry
+        if telemetry.tracing is None:  # tracing off: no span, and no trace to continue
+            return None, request
         parent = current_span()
         span = None
-        if telemetry.tracing is not None and parent.is_recording():
+        if parent.is_recording():
             span = telemetry.tracing.tracer.start_span(
                 request.method,
                 kind=SpanKind.CLIENT,
