@@ -211,6 +211,10 @@ def _ratio_line(goal: RatioGoal, cells: dict[tuple[str, float, int], dict[str, C
     if gateway is None or floor is None or goal.metric not in gateway.ratios:
         return f"- not measured: {goal.label} (needs the gateway and the floor in that cell)"
     ratio = gateway.ratios[goal.metric]
+    ratios: list[float] = []
+    if goal.metric == "rps":  # measured in interleaved rounds: the median of their ratios
+        ratios = round_ratios(gateway, floor, lambda c: c.served_rps)
+        ratio = statistics.median(ratios)
     figures = [
         f"gateway {_figure(gateway, goal.metric)}",
         f"floor {_figure(floor, goal.metric)}",
@@ -220,7 +224,7 @@ def _ratio_line(goal: RatioGoal, cells: dict[tuple[str, float, int], dict[str, C
         figures.append(f"gateway/reference = {reference:.2f}")
     return (
         f"- {_verdict(goal.met(ratio))}: {goal.label}: gateway/floor = {ratio:.2f} "
-        f"(goal {bound} {goal.bound:.2f}); " + ", ".join(figures)
+        f"(goal {bound} {goal.bound:.2f}{rounds_note(ratios)}); " + ", ".join(figures)
     )
 
 

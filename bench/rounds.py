@@ -6,6 +6,8 @@ from one cell to the next, and drifts over a run: cells measured later see other
 A difference of 10 % (the token kinds' goal) drowns in that. So the cells that a goal divides
 by each other are measured in rounds, each round measuring each of them once, back to back:
 
+- the throughput goals' cells (the Dashboard and the product lookup at c=32) on the gateway
+  and the floor;
 - the Dashboard at c=32 on the plain `gateway` and on every target of `auth_targets` (the
   token kinds and their baseline), at each latency;
 - the Apollo-style Dashboard at c=32 and 0 ms on the gateway, beside the plain Dashboard.
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from bench.auth_targets import AUTH_CONCURRENCY, AUTH_WORKLOAD, is_auth_target
-from bench.report import APOLLO_CELL, APOLLO_WORKLOAD
+from bench.report import APOLLO_CELL, APOLLO_WORKLOAD, RATIO_GOALS
 
 ROUNDS = 3  # default: the median of three survives one disturbed round
 
@@ -36,6 +38,11 @@ T = TypeVar("T")
 def compared(workload: str, target: str, concurrency: int) -> bool:
     """Whether the cell (`workload`, `target`, `concurrency`) is one a goal divides by another
     measured in the same stack (the latency is the stack's: the workload knows where it runs)."""
+    if target in ("gateway", "floor") and any(
+        goal.metric == "rps" and (goal.workload, goal.concurrency) == (workload, concurrency)
+        for goal in RATIO_GOALS
+    ):
+        return True  # a throughput goal: the gateway ÷ the floor
     if workload == AUTH_WORKLOAD and concurrency == AUTH_CONCURRENCY:
         return target == "gateway" or is_auth_target(target)
     _, apollo_concurrency = APOLLO_CELL

@@ -38,9 +38,11 @@ def test_the_cells_the_goals_compare_take_part() -> None:
     for target in ("gateway", "gateway-opaque", "gateway-jwt-redis", "gateway-redis"):
         assert compared("dashboard", target, 32)
     assert compared("dashboard-apollo", "gateway", 32)
+    for workload in ("dashboard", "product"):  # the throughput goals: gateway ÷ floor
+        assert compared(workload, "gateway", 32) and compared(workload, "floor", 32)
     assert not compared("dashboard", "gateway", 1)
-    assert not compared("dashboard", "floor", 32)
-    assert not compared("product", "gateway", 32)
+    assert not compared("dashboard", "floor", 1)
+    assert not compared("product", "reference", 32)
     assert not compared("dashboard-apollo", "reference", 32)
 
 
