@@ -151,3 +151,13 @@ def test_the_caches_start_over_when_full(monkeypatch: pytest.MonkeyPatch) -> Non
     for _ in range(3):
         assert_same(spans)
     assert len(otlp_encoder._STR_PAIRS) <= 5 and len(otlp_encoder._NAMES) <= 5
+
+
+def test_the_fast_path_reads_this_sdks_spans() -> None:
+    assert otlp_encoder.LAYOUT_OK  # else every test above compared the SDK with itself
+
+
+def test_an_sdk_whose_spans_changed_gets_the_sdks_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(otlp_encoder, "LAYOUT_OK", False)
+    spans = dashboard_spans(1)
+    assert encode_request(spans) == encode_spans(spans).SerializeToString()
