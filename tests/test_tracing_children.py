@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanKind
 
 from bff.config.models import TelemetryConfig
+from bff.telemetry import tracing as tracing_module
 from bff.telemetry.otlp_encoder import encode_request
 from bff.telemetry.tracing import SDK_METRICS_ENV, Tracing, incoming_context
 
@@ -129,6 +130,18 @@ def test_with_the_sdks_span_metrics_on_every_span_goes_through_the_tracer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(SDK_METRICS_ENV, "true")
+    made, exporter, _ = tracing()
+    server = made.tracer.start_span("server")
+    child = made.child("child", server)
+    assert type(child).__name__ == "_Span"
+    child.end()
+    assert by_name(exporter)["child"].parent == server.get_span_context()
+
+
+def test_an_sdk_whose_span_takes_other_arguments_gets_the_tracer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tracing_module, "SPAN_ARGUMENTS", ("self", "name", "something_else"))
     made, exporter, _ = tracing()
     server = made.tracer.start_span("server")
     child = made.child("child", server)

@@ -16,11 +16,13 @@ would have built it (same processors, resource, scope, limits and id generator),
 tracer's per-span work: asking the sampler, looking the parent up again in the context, the
 flags and the internal metrics. That is about a third of what a span costs to start. With
 the SDK's internal metrics turned on (`OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED`), which count
-spans at the tracer, every span goes through the tracer instead.
+spans at the tracer, or an SDK whose span constructor changed, every span goes through the
+tracer instead.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from types import TracebackType
@@ -40,6 +42,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from bff.config.models import TelemetryConfig
 
@@ -51,6 +54,13 @@ EXPORT_DELAY_MS = 1000
 EXPORT_TIMEOUT_S = 5.0
 PROPAGATOR = TraceContextTextMapPropagator()
 SDK_METRICS_ENV = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
+# `Tracing.child` passes the SDK span's arguments by position (keywords cost a tenth of a
+# span): only while its constructor takes them in this order; else the tracer makes them all
+SPAN_ARGUMENTS = (
+    "self", "name", "context", "parent", "sampler", "trace_config", "resource", "attributes",
+    "events", "links", "kind", "span_processor", "instrumentation_info", "record_exception",
+    "set_status_on_exception", "limits", "instrumentation_scope",
+)  # fmt: skip
 
 
 def make_exporter(config: TelemetryConfig) -> SpanExporter | None:
@@ -89,7 +99,10 @@ class Tracing:
         self.scope: InstrumentationScope = getattr(
             tracer, "_instrumentation_scope", None
         ) or InstrumentationScope("bff")
-        self._direct = os.environ.get(SDK_METRICS_ENV, "").strip().lower() != "true"
+        self._direct = (
+            os.environ.get(SDK_METRICS_ENV, "").strip().lower() != "true"
+            and tuple(inspect.signature(sdk_trace.Span.__init__).parameters)[:17] == SPAN_ARGUMENTS
+        )
         self._sampler, self._resource = tracer.sampler, tracer.resource
         self._processor, self._ids = tracer.span_processor, tracer.id_generator
         self._info = tracer.instrumentation_info
@@ -126,24 +139,29 @@ class Tracing:
             and parent.is_recording()
             and context.trace_flags.sampled
         ):
-            span = _ChildSpan(
-                name=name,
-                context=SpanContext(
+            span = _ChildSpan(  # by position: SPAN_ARGUMENTS
+                name,
+                SpanContext(
                     context.trace_id,
                     self._ids.generate_span_id(),
                     False,
                     context.trace_flags,
                     context.trace_state,
                 ),
-                parent=context,
-                sampler=self._sampler,
-                resource=self._resource,
-                attributes=attributes,
-                kind=kind,
-                span_processor=self._processor,
-                instrumentation_info=self._info,
-                limits=self.limits,
-                instrumentation_scope=self.scope,
+                context,
+                self._sampler,
+                None,
+                self._resource,
+                attributes,
+                None,
+                (),
+                kind,
+                self._processor,
+                self._info,
+                True,
+                True,
+                self.limits,
+                self.scope,
             )
             span.start()
             return span
@@ -154,9 +172,10 @@ class Tracing:
         name: str,
         kind: SpanKind = SpanKind.INTERNAL,
         attributes: dict[str, Any] | None = None,
+        parent: Span | None = None,
     ) -> SpanScope:
-        """A child span of the current one, current until exit."""
-        return SpanScope(self.child(name, trace.get_current_span(), kind, attributes))
+        """A child span of `parent` (the current span when not given), current until exit."""
+        return SpanScope(self.child(name, parent or trace.get_current_span(), kind, attributes))
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         return self.provider.force_flush(int(timeout_s * 1000))
@@ -198,11 +217,21 @@ def current_span() -> Span:
     return trace.get_current_span()
 
 
+_HEADS: dict[int, str] = {}  # trace id -> "00-{trace id}-": a trace's calls format it once
+
+
 def traceparent(span: Span) -> tuple[str, str]:
     """The W3C `traceparent` and `tracestate` values that continue `span`'s trace."""
     ctx = span.get_span_context()
-    parent = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
-    return parent, ctx.trace_state.to_header() if ctx.trace_state else ""
+    trace_id = ctx.trace_id
+    head = _HEADS.get(trace_id)
+    if head is None:
+        if len(_HEADS) >= 1024:
+            _HEADS.clear()
+        head = _HEADS[trace_id] = f"00-{trace_id:032x}-"
+    state = ctx.trace_state
+    state_header = "" if state is DEFAULT_TRACE_STATE or not state else state.to_header()
+    return f"{head}{ctx.span_id:016x}-{ctx.trace_flags:02x}", state_header
 
 
 def incoming_context(traceparent: str, tracestate: str | None) -> otel_context.Context:
