@@ -26,10 +26,13 @@ def batch_scope(loader: str, upstream: str, size: int) -> AbstractContextManager
     telemetry = observed.telemetry
     telemetry.metrics.batch(upstream, size)
     tracing = telemetry.tracing
-    if tracing is None or not current_span().is_recording():
+    if tracing is None:
+        return _NOTHING
+    parent = current_span()
+    if not parent.is_recording():
         return _NOTHING
     attributes = {"bff.upstream": upstream, "bff.batch.size": size, "bff.loader": loader}
-    return tracing.span(f"dataloader {upstream}", SpanKind.INTERNAL, attributes)
+    return tracing.span(f"dataloader {upstream}", SpanKind.INTERNAL, attributes, parent)
 
 
 def install() -> None:

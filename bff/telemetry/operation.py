@@ -147,13 +147,15 @@ def wrap_execute(execute: Execute) -> Execute:
         state.operation, state.document_hash = info.name, info.document_hash
         observed.fields = info.fields
         tracing = telemetry.tracing
-        if tracing is None or not current_span().is_recording():
-            result = await _execute_noting(execute, prepared, kw, state.error_codes)
-            return result
-        with tracing.span(info.span_name, attributes=info.attributes) as span:
-            result = await _execute_noting(execute, prepared, kw, state.error_codes)
-            span.set_attribute("bff.graphql.error_count", len(result.errors or ()))
-        return result
+        if tracing is not None:
+            parent = current_span()
+            if parent.is_recording():
+                scope = tracing.span(info.span_name, attributes=info.attributes, parent=parent)
+                with scope as span:
+                    result = await _execute_noting(execute, prepared, kw, state.error_codes)
+                    span.set_attribute("bff.graphql.error_count", len(result.errors or ()))
+                return result
+        return await _execute_noting(execute, prepared, kw, state.error_codes)
 
     return observed_execute
 

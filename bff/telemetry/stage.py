@@ -94,9 +94,12 @@ class TelemetryStage:
             otel_context.detach(token)
             if span.is_recording():
                 code = status() if callable(status) else 500
-                span.set_attribute("http.response.status_code", code)
+                operation = observed.state.operation
+                span.set_attributes(
+                    {"http.response.status_code": code, "graphql.operation.name": operation}
+                    if operation
+                    else {"http.response.status_code": code}
+                )
                 if code >= 500:
                     span.set_status(Status(StatusCode.ERROR))
-                if observed.state.operation:
-                    span.set_attribute("graphql.operation.name", observed.state.operation)
             span.end()

@@ -91,10 +91,11 @@ class TracingTransport(Transport):
         parent = current_span()
         span = None
         if parent.is_recording():
-            span = telemetry.tracing.tracer.start_span(
+            span = telemetry.tracing.child(
                 request.method,
-                kind=SpanKind.CLIENT,
-                attributes={
+                parent,
+                SpanKind.CLIENT,
+                {
                     "http.request.method": request.method,
                     "bff.upstream": self.upstream,
                     "bff.attempt": attempt,
