@@ -55,18 +55,7 @@ class RetryTransport(Transport):
         self.budget = budget or RetryBudget()
 
     async def send(self, request: Request, deadline: float, attempt: int = 1) -> Reply:
-        budget = self.budget
-        budget.requests += 1
-        try:
-            try:
-                reply = await self.inner.send(request, deadline, attempt)
-            except TransportError as error:
-                return await self._again(request, deadline, attempt, error, self.inner.send)
-            if not retry_after_status(request, reply.status):
-                return reply
-            return await self._again(request, deadline, attempt, reply, self.inner.send)
-        finally:
-            budget.requests -= 1
+        return await self._call(request, deadline, attempt, self.inner.send)
 
     async def stream(
         self,
@@ -94,6 +83,16 @@ class RetryTransport(Transport):
         def once(request: Request, deadline: float, attempt: int) -> Awaitable[StreamedResponse]:
             return self.inner.stream(request, deadline, attempt, read_timeout=read_timeout)
 
+        return await self._call(request, deadline, attempt, once)
+
+    async def _call(
+        self,
+        request: Request,
+        deadline: float,
+        attempt: int,
+        once: Callable[[Request, float, int], Awaitable[Answer]],
+    ) -> Answer:
+        """The first attempt, counted in the budget's requests; more if it failed."""
         budget = self.budget
         budget.requests += 1
         try:
