@@ -74,11 +74,11 @@ class TelemetryStage:
                 tracestate = value.decode("latin-1")
         context = incoming_context(parent, tracestate) if parent is not None else None
         method, route = scope["method"], observed.route
-        span = tracing.tracer.start_span(
+        span = tracing.start(
             f"{method} {route}",
-            context=context,
-            kind=SpanKind.SERVER,
-            attributes={
+            context,
+            SpanKind.SERVER,
+            {
                 "http.request.method": method,
                 "http.route": route,
                 "url.path": redact_text(scope["path"]),

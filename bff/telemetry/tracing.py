@@ -1,66 +1,57 @@
-"""The tracer of one app: sampler, exporter and the batching between them.
+"""The tracer of one app: sampler, span recording, and the batched export behind them.
 
-Spans are exported by a `BatchSpanProcessor`: ending a span puts it in a bounded queue and a
-background thread exports batches, so a request never waits for the collector, and a collector
-that is down costs dropped spans and a warning in the log, never latency or memory growth.
-Sampling is parent-based: an incoming `traceparent` decides for the whole trace, else
-`telemetry.sample_ratio` does (by trace id, so every span of a trace agrees).
+Ended spans go to a `SpanQueue`: a bounded queue a background thread exports in batches, so a
+request never waits for the collector, and a collector that is down costs dropped spans and a
+warning in the log, never latency or memory growth. Sampling is parent-based: an incoming
+`traceparent` decides for the whole trace, else `telemetry.sample_ratio` does (by trace id, so
+every span of a trace agrees).
 
-`Tracing.span(...)` starts a child of the current span, made current while it lasts (so spans
-below, in tasks too, find their parent), and ended at exit; `Tracing.child(...)` starts one
-that is not made current (a client span). The server span is the tracer's own (its trace's
-sampling decision is made there); below it, a child of a span that is sampled needs no
-decision: ParentBased's answer for a local sampled parent is always "record and sample", with
-the parent's trace state. So `child` builds that span itself, an SDK `Span` as the tracer
-would have built it (same processors, resource, scope, limits and id generator), without the
-tracer's per-span work: asking the sampler, looking the parent up again in the context, the
-flags and the internal metrics. That is about a third of what a span costs to start. With
-the SDK's internal metrics turned on (`OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED`), which count
-spans at the tracer, or an SDK whose span constructor changed, every span goes through the
-tracer instead.
+`Tracing.start` starts a span as the SDK's tracer would (the SDK's sampler decides; ids from
+the SDK's generator), and `Tracing.child` one below a span of this app's request: below a
+sampled span it needs no decision (ParentBased's answer for a local sampled parent is always
+"record and sample", with the parent's trace state and flags), so it is built straight away.
+Recording spans are our `LiveSpan`s (`bff.telemetry.spans`: why not the SDK's own `Span`);
+`Tracing.span(...)` makes one current while it lasts, so spans below, in tasks too, find
+their parent.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-import os
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SpanExporter,
-)
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from bff.config.models import TelemetryConfig
+from bff.telemetry.export_queue import SpanQueue
+from bff.telemetry.spans import LiveSpan, Recorder
 
 log = logging.getLogger("bff.telemetry")
 
 QUEUE_SIZE = 4096  # spans waiting for export; past it new spans are dropped (bounded memory)
 BATCH_SIZE = 512
-EXPORT_DELAY_MS = 1000
+EXPORT_DELAY_S = 1.0
 EXPORT_TIMEOUT_S = 5.0
 PROPAGATOR = TraceContextTextMapPropagator()
-SDK_METRICS_ENV = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
-# `Tracing.child` passes the SDK span's arguments by position (keywords cost a tenth of a
-# span): only while its constructor takes them in this order; else the tracer makes them all
-SPAN_ARGUMENTS = (
-    "self", "name", "context", "parent", "sampler", "trace_config", "resource", "attributes",
-    "events", "links", "kind", "span_processor", "instrumentation_info", "record_exception",
-    "set_status_on_exception", "limits", "instrumentation_scope",
-)  # fmt: skip
 
 
 def make_exporter(config: TelemetryConfig) -> SpanExporter | None:
@@ -84,28 +75,21 @@ def make_exporter(config: TelemetryConfig) -> SpanExporter | None:
 
 
 class Tracing:
-    """A tracer provider of our own (never the global one: each app has its settings)."""
+    """One app's tracing (never the global tracer provider: each app has its settings)."""
 
     def __init__(self, config: TelemetryConfig, processor: SpanProcessor) -> None:
-        sampler = ParentBased(TraceIdRatioBased(config.sample_ratio))
-        resource = Resource.create({"service.name": config.service_name})
-        self.limits = SpanLimits()  # from the OTEL_*_LIMIT environment, as the SDK's default
-        self.provider = TracerProvider(
-            sampler=sampler, resource=resource, span_limits=self.limits, shutdown_on_exit=False
+        """`processor` gets every ended span (`on_end` only; ours is a `SpanQueue`)."""
+        self.processor = processor
+        self.sampler = ParentBased(TraceIdRatioBased(config.sample_ratio))
+        self.ids = RandomIdGenerator()
+        self.recorder = Recorder(
+            processor,
+            Resource.create({"service.name": config.service_name}),
+            InstrumentationScope("bff", "", ""),  # as the SDK names a tracer's scope
+            SpanLimits(),  # from the OTEL_*_LIMIT environment, as the SDK's default
         )
-        self.provider.add_span_processor(processor)
-        self.tracer = tracer = cast(sdk_trace.Tracer, self.provider.get_tracer("bff"))
-        # the tracer's scope object itself when it shows it: spans of one scope stay one group
-        self.scope: InstrumentationScope = getattr(
-            tracer, "_instrumentation_scope", None
-        ) or InstrumentationScope("bff")
-        self._direct = (
-            os.environ.get(SDK_METRICS_ENV, "").strip().lower() != "true"
-            and tuple(inspect.signature(sdk_trace.Span.__init__).parameters)[:17] == SPAN_ARGUMENTS
-        )
-        self._sampler, self._resource = tracer.sampler, tracer.resource
-        self._processor, self._ids = tracer.span_processor, tracer.id_generator
-        self._info = tracer.instrumentation_info
+        self._room = self.recorder.room
+        self._random = self.ids.is_trace_id_random()
 
     @classmethod
     def from_config(
@@ -115,14 +99,46 @@ class Tracing:
         exporter = exporter or make_exporter(config)
         if exporter is None:
             return None
-        processor = BatchSpanProcessor(
+        queue = SpanQueue(
             exporter,
             max_queue_size=QUEUE_SIZE,
-            max_export_batch_size=BATCH_SIZE,
-            schedule_delay_millis=EXPORT_DELAY_MS,
-            export_timeout_millis=EXPORT_TIMEOUT_S * 1000,
+            max_batch_size=BATCH_SIZE,
+            delay_s=EXPORT_DELAY_S,
+            export_timeout_s=EXPORT_TIMEOUT_S,
         )
-        return cls(config, processor)
+        return cls(config, queue)
+
+    def start(
+        self,
+        name: str,
+        context: otel_context.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: dict[str, Any] | None = None,
+    ) -> Span:
+        """A started span below the span current in `context` (a new trace without one), as
+        the SDK's tracer starts it: the sampler decides, a dropped span does not record."""
+        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+        if parent is None or not parent.is_valid:
+            parent, trace_id = None, self.ids.generate_trace_id()
+        else:
+            trace_id = parent.trace_id
+        decided = self.sampler.should_sample(context, trace_id, name, kind, attributes)
+        decision = decided.decision
+        flags = TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
+        if self._random if parent is None else parent.trace_flags.random_trace_id:
+            flags |= TraceFlags.RANDOM_TRACE_ID
+        span_context = SpanContext(
+            trace_id,
+            self.ids.generate_span_id(),
+            False,
+            TraceFlags(flags),
+            decided.trace_state or DEFAULT_TRACE_STATE,
+        )
+        if decision is Decision.DROP:
+            return NonRecordingSpan(span_context)
+        return LiveSpan(
+            self.recorder, self._room, name, span_context, parent, kind, decided.attributes
+        )
 
     def child(
         self,
@@ -132,40 +148,25 @@ class Tracing:
         attributes: dict[str, Any] | None = None,
     ) -> Span:
         """A started span under `parent` (a span of this app's request), not made current."""
-        context = parent.get_span_context()
-        if (
-            self._direct
-            and isinstance(parent, sdk_trace.Span)
-            and parent.is_recording()
-            and context.trace_flags.sampled
-        ):
-            span = _ChildSpan(  # by position: SPAN_ARGUMENTS
-                name,
-                SpanContext(
-                    context.trace_id,
-                    self._ids.generate_span_id(),
-                    False,
-                    context.trace_flags,
-                    context.trace_state,
-                ),
-                context,
-                self._sampler,
-                None,
-                self._resource,
-                attributes,
-                None,
-                (),
-                kind,
-                self._processor,
-                self._info,
-                True,
-                True,
-                self.limits,
-                self.scope,
-            )
-            span.start()
-            return span
-        return self.tracer.start_span(name, trace.set_span_in_context(parent), kind, attributes)
+        if type(parent) is LiveSpan and parent.is_recording():
+            context = parent.get_span_context()
+            if context.trace_flags.sampled:
+                return LiveSpan(
+                    self.recorder,
+                    self._room,
+                    name,
+                    SpanContext(
+                        context.trace_id,
+                        self.ids.generate_span_id(),
+                        False,
+                        context.trace_flags,
+                        context.trace_state,
+                    ),
+                    context,
+                    kind,
+                    attributes,
+                )
+        return self.start(name, trace.set_span_in_context(parent), kind, attributes)
 
     def span(
         self,
@@ -178,14 +179,10 @@ class Tracing:
         return SpanScope(self.child(name, parent or trace.get_current_span(), kind, attributes))
 
     def flush(self, timeout_s: float = 5.0) -> bool:
-        return self.provider.force_flush(int(timeout_s * 1000))
+        return self.processor.force_flush(int(timeout_s * 1000))
 
     def shutdown(self) -> None:
-        self.provider.shutdown()
-
-
-class _ChildSpan(sdk_trace.Span):
-    """The SDK's span, built by `Tracing.child` (the SDK's own is `_Span`, built by its tracer)."""
+        self.processor.shutdown()
 
 
 class SpanScope:
