@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 from starlette.types import Receive, Scope, Send
 
 from bff.app import create_app
@@ -48,6 +49,10 @@ class Upstream:
         else:
             self.seen[scope["method"]] += 1
             status, body = (503, b"down") if self.failing else (200, b"served")
+            if scope["path"] == "/broken" and not self.failing:
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"part", "more_body": True})
+                raise RuntimeError("the upstream dies mid-body")
             if scope["path"] == "/big" and not self.failing:
                 await send({"type": "http.response.start", "status": 200, "headers": []})
                 for _ in range(BIG // 65536):
@@ -93,12 +98,16 @@ def gateway(shop: RunningServices) -> Iterator[Gateway]:
             yield Gateway(server.url, app.state.upstreams, exporter, telemetry, good, bad)
 
 
+def exported_client_spans(gateway: Gateway) -> list[ReadableSpan]:
+    assert gateway.telemetry.tracing is not None and gateway.telemetry.tracing.flush()
+    return [span for span in gateway.exporter.get_finished_spans() if span.kind == SpanKind.CLIENT]
+
+
 def client_spans(gateway: Gateway) -> list[tuple[int, str, int]]:
     """(attempt, instance, status) of every client span exported so far."""
-    assert gateway.telemetry.tracing is not None and gateway.telemetry.tracing.flush()
     spans = []
-    for span in gateway.exporter.get_finished_spans():
-        if span.kind == SpanKind.CLIENT and span.attributes is not None:
+    for span in exported_client_spans(gateway):
+        if span.attributes is not None:
             attributes = span.attributes
             spans.append(
                 (
@@ -166,3 +175,21 @@ def test_a_client_that_hangs_up_mid_body_ends_the_attempt(gateway: Gateway) -> N
         time.sleep(0.01)
     assert [i.in_flight for i in instances] == [0, 0]
     assert any(span[2] == 200 for span in client_spans(gateway))  # its span ended too
+
+
+def test_a_body_cut_short_upstream_is_its_attempts_error(gateway: Gateway) -> None:
+    # the client's answer is cut short as well
+    with httpx.Client(timeout=10) as client, pytest.raises(httpx.HTTPError):
+        client.get(f"{gateway.url}/api/flaky/broken").read()
+    for _ in range(500):  # the span ends when the gateway sees the upstream's connection go
+        served = [
+            span
+            for span in exported_client_spans(gateway)
+            if span.attributes and span.attributes.get("http.response.status_code") == 200
+        ]
+        if served:
+            break
+        time.sleep(0.01)
+    (span,) = served
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None and span.attributes["error.type"] == "ConnectionLost"

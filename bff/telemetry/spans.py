@@ -122,17 +122,16 @@ class LiveSpan(trace_api.Span):
 
     def _add(self, attributes: Mapping[str, types.AnyValue]) -> None:
         mine = self._attributes
-        if (
-            type(mine) is dict
-            and len(mine) + len(attributes) <= self._room
-            and all(type(value) in _PLAIN for value in attributes.values())
-            and all(type(key) is str and key for key in attributes)
-        ):
-            mine.update(attributes)
-        else:
-            bounded = self._bounded()
-            for key, value in attributes.items():
-                bounded[key] = value
+        if type(mine) is dict and len(mine) + len(attributes) <= self._room:
+            for key, value in attributes.items():  # a loop: `all(...)` costs twice as much
+                if type(value) not in _PLAIN or type(key) is not str or not key:
+                    break
+            else:
+                mine.update(attributes)
+                return
+        bounded = self._bounded()
+        for key, value in attributes.items():
+            bounded[key] = value
 
     def _bounded(self) -> BoundedAttributes:
         """The attributes as the SDK keeps them: values cleaned, limits held (the oldest

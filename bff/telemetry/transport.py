@@ -75,7 +75,7 @@ class TracingTransport(Transport):
         if observed is not None:
             instance = answer.instance.url if answer.instance is not None else UNKNOWN_INSTANCE
             answer.on_close(
-                partial(self._answered, observed, span, request, instance, answer.status, started)
+                partial(self._closed, observed, span, request, instance, answer, started)
             )
         return answer
 
@@ -127,6 +127,22 @@ class TracingTransport(Transport):
             span.set_attribute("error.type", type(exc).__name__)
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             span.end()
+
+    def _closed(
+        self,
+        observed: Observed,
+        span: Span | None,
+        request: Request,
+        instance: str,
+        answer: StreamedResponse,
+        started: float,
+    ) -> None:
+        """A streamed exchange is over: a body cut short is the attempt's error."""
+        failure = answer.failure
+        if failure is not None and span is not None:
+            span.set_attribute("error.type", type(failure).__name__)
+            span.set_status(Status(StatusCode.ERROR, type(failure).__name__))
+        self._answered(observed, span, request, instance, answer.status, started)
 
     def _answered(
         self,

@@ -66,6 +66,12 @@ class BodyStream:
     # --- for the consumer ------------------------------------------------------------------
 
     @property
+    def failure(self) -> TransportError | None:
+        """What cut the body short (a reset, a time-out); None while it has not, or once the
+        whole body arrived."""
+        return None if self.finished else self._error
+
+    @property
     def drained(self) -> bool:
         """Whether the whole body arrived and was handed out."""
         return self.finished and not self._pieces
@@ -126,6 +132,12 @@ class StreamedResponse:
     def trailers(self) -> Headers:
         """Trailer fields (empty until the body is read to its end, and usually after)."""
         return Headers(self._body.trailers)
+
+    @property
+    def failure(self) -> TransportError | None:
+        """What cut the body short (a reset, a time-out), None if nothing did: an `on_close`
+        callback tells a failed exchange from a read or abandoned one."""
+        return self._body.failure
 
     @property
     def at_end(self) -> bool:
