@@ -29,8 +29,8 @@ log = logging.getLogger("bff.telemetry")
 WARN_EVERY = 60.0  # seconds between two warnings of one kind
 THREAD_NAME = "bff-span-export"
 # what the SDK's processor sets while it exports, so that instrumented clients used by an
-# exporter (gRPC, HTTP) make no spans of the export itself
-_SUPPRESS = otel_context._SUPPRESS_INSTRUMENTATION_KEY
+# exporter (gRPC, HTTP) make no spans of the export itself; a private name: without it, not set
+_SUPPRESS: str | None = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", None)
 
 
 class SpanQueue(SpanProcessor):
@@ -149,7 +149,9 @@ class SpanQueue(SpanProcessor):
         queue = self._queue
         popleft = queue.popleft
         left = len(queue)
-        token = otel_context.attach(otel_context.set_value(_SUPPRESS, True))
+        token = otel_context.attach(
+            otel_context.set_value(_SUPPRESS, True) if _SUPPRESS else otel_context.get_current()
+        )
         try:
             while left > 0:
                 if (stop_if_closed and self._closed) or time.monotonic() > deadline:
