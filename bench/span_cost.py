@@ -64,7 +64,8 @@ Start = Callable[[str, Span | None, SpanKind, dict[str, object]], Span]
 def dashboard(start: Start) -> None:
     """The spans of one traced Dashboard, set up and ended as the gateway's seams do it."""
     server = start("POST /graphql", None, SpanKind.SERVER, SERVER)
-    f"{server.get_span_context().trace_id:032x}"  # the trace id the request state keeps
+    trace_id = f"{server.get_span_context().trace_id:032x}"  # as the request state keeps it
+    assert trace_id
     token = otel_context.attach(trace.set_span_in_context(server))
     operation = start("query Dashboard", server, SpanKind.INTERNAL, OPERATION)
     inner = otel_context.attach(trace.set_span_in_context(operation))

@@ -157,13 +157,9 @@ class LiveSpan(trace_api.Span):
         events = self._events
         if not isinstance(events, BoundedList):
             self._events = events = BoundedList(limits.max_events)
-        bounded = BoundedAttributes(
-            limits.max_event_attributes,
-            attributes,
-            immutable=True,
-            max_value_len=limits.max_attribute_length,
+        events.append(
+            Event(name, _fixed(limits.max_event_attributes, limits, attributes), timestamp)
         )
-        events.append(Event(name, bounded, timestamp))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         if self._end is not None or not (context.is_valid or attributes):
@@ -172,13 +168,7 @@ class LiveSpan(trace_api.Span):
         links = self._links
         if not isinstance(links, BoundedList):
             self._links = links = BoundedList(limits.max_links)
-        bounded = BoundedAttributes(
-            limits.max_link_attributes,
-            attributes,
-            immutable=True,
-            max_value_len=limits.max_attribute_length,
-        )
-        links.append(Link(context, bounded))
+        links.append(Link(context, _fixed(limits.max_link_attributes, limits, attributes)))
 
     def update_name(self, name: str) -> None:
         if self._end is None:
@@ -251,3 +241,12 @@ class LiveSpan(trace_api.Span):
 
     def __repr__(self) -> str:
         return f'LiveSpan(name="{self._name}", context={self._context})'
+
+
+def _fixed(
+    count: int | None, limits: SpanLimits, attributes: types.Attributes
+) -> BoundedAttributes:
+    """An event's or a link's attributes, cleaned and limited as the SDK's, then frozen."""
+    return BoundedAttributes(
+        count, attributes, immutable=True, max_value_len=limits.max_attribute_length
+    )
