@@ -16,6 +16,7 @@ from bff.config import ConfigError, Settings, inactive_sections, load_settings
 log = logging.getLogger("bff")
 
 CONFIG_ENV = "BFF_CONFIG"
+DISTRIBUTION = "bff-gateway"  # the package index name; the import package and command are bff
 
 
 def usable_settings(path: str | None) -> Settings:
@@ -201,7 +202,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def version() -> str:
     """The installed distribution's version (the source tree's, when run uninstalled)."""
     try:
-        return metadata.version("bff")
+        return metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
         return "unknown (not installed)"
 

@@ -9,8 +9,8 @@ short timeouts: a Redis that stops answering must cost a request milliseconds, n
 from __future__ import annotations
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from bff.config import Settings
 

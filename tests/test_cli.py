@@ -174,7 +174,7 @@ def test_the_console_script_is_bff_cli_main() -> None:
 def test_version_prints_the_installed_version() -> None:
     result = run_bff("--version")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"bff {metadata.version('bff')}"
+    assert result.stdout.strip() == f"bff {metadata.version('bff-gateway')}"
 
 
 def parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:

@@ -127,3 +127,39 @@ def test_installed_version_is_within_the_declared_bound() -> None:
         return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
 
     assert parts(low) <= parts(version("graphql-core")) < parts(high)
+
+
+def test_the_gate_finds_every_internal_in_place() -> None:
+    from bff.graphql import internals
+
+    assert internals.mismatch() is None
+    assert internals.ceiling_mismatch() is None
+
+
+def test_moved_internals_fall_back_to_graphql_core_execute(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from graphql import GraphQLField, GraphQLInt, GraphQLList, GraphQLObjectType, GraphQLSchema
+    from graphql import GraphQLString as String
+
+    from bff.graphql import ceiling, executor, internals
+
+    item = GraphQLObjectType("Item", {"id": GraphQLField(GraphQLInt), "name": GraphQLField(String)})
+    items = [{"id": i, "name": f"item {i}"} for i in range(3)]
+    root = GraphQLField(GraphQLList(item), resolve=lambda *_: items)
+    schema = GraphQLSchema(GraphQLObjectType("Query", {"items": root}))
+    query = "{ items { id name } }"
+    monkeypatch.setattr(executor, "INTERNALS_MOVED", "graphql.x.y takes other parameters")
+    monkeypatch.setattr(internals, "CEILING_METHOD", ("no_such_method", ("self",)))
+    assert ceiling.bounded_executor(10) is None
+    with caplog.at_level("WARNING", logger="bff.graphql"):
+        gate = executor.GraphQLExecutor(schema)
+    assert "graphql.x.y takes other parameters" in caplog.text
+    prepared = gate.prepare(query)
+    result = asyncio.run(gate.execute(prepared, operation_name=None, variables=None, context={}))
+    assert result.errors is None
+    assert result.data == {"items": [{"id": i, "name": f"item {i}"} for i in range(3)]}
+    assert gate.stats.fast == 0
+    assert gate.stats.fallbacks == {"fast path disabled": 1}

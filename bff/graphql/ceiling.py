@@ -15,14 +15,17 @@ one `QUERY_TOO_COMPLEX` error saying the response limit was hit, and no data.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLOutputType, GraphQLResolveInfo
-from graphql.execution.collect_fields import FieldDetailsList
 from graphql.execution.executor import Executor
 from graphql.pyutils import AwaitableOrValue, Path
 
 from bff.errors import QueryTooComplex
+from bff.graphql.internals import ceiling_mismatch
+
+if TYPE_CHECKING:
+    from graphql.execution.collect_fields import FieldDetailsList
 
 MAX_RESULT_VALUES = 250_000
 
@@ -46,8 +49,12 @@ def too_large(errors: list[GraphQLError] | None) -> ResponseTooLarge | None:
     return None
 
 
-def bounded_executor(limit: int) -> type[Executor[Any]]:
-    """A graphql-core `Executor` class that stops completing values past `limit`."""
+def bounded_executor(limit: int) -> type[Executor[Any]] | None:
+    """A graphql-core `Executor` class that stops completing values past `limit`; `None`
+    when this graphql-core's `Executor` has no such method to override (its own executor
+    runs, and only the fast path's ceiling and the limits of `bff.limits` apply)."""
+    if ceiling_mismatch() is not None:
+        return None
 
     class BoundedExecutor(Executor[Any]):
         def __init__(self, *args: Any, **kwargs: Any) -> None:

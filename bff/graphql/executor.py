@@ -12,10 +12,11 @@ status the GraphQL-over-HTTP spec asks for.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import (
     DocumentNode,
@@ -29,12 +30,21 @@ from graphql import (
     specified_rules,
     validate,
 )
+from graphql import version as graphql_version
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
+from bff.graphql import internals
 from bff.graphql.ceiling import MAX_RESULT_VALUES, bounded_executor, too_large
-from bff.graphql.fallbacks import FastPathStats
-from bff.graphql.fastpath import Fallback, OperationPlan, execute_plan, plan_operation
+from bff.graphql.fallbacks import Fallback, FastPathStats
 from bff.limits import Shapes
+
+if TYPE_CHECKING:
+    from bff.graphql.fastpath import OperationPlan
+
+log = logging.getLogger("bff.graphql")
+
+# graphql-core internals the fast path needs and this release lacks (`None`: none).
+INTERNALS_MOVED = internals.mismatch()
 
 Execute = Callable[..., Awaitable[ExecutionResult]]
 
@@ -86,6 +96,14 @@ class GraphQLExecutor:
         self.schema = schema
         if observe is not None:  # telemetry's operation span around every execution
             self.execute = observe(self.execute)  # type: ignore[method-assign,assignment]
+        if fast and INTERNALS_MOVED is not None:
+            log.warning(
+                "graphql-core %s moved internals the fast path uses (%s): every operation"
+                " runs on graphql-core's execute instead (slower, same answers)",
+                graphql_version,
+                INTERNALS_MOVED,
+            )
+            fast = False
         self.fast = fast
         self.limit = max_result_values
         self.stats = FastPathStats()
@@ -149,7 +167,9 @@ class GraphQLExecutor:
         result = None
         if not reference:
             plan = self.plan(prepared, operation_name) if self.fast else DISABLED
-            if isinstance(plan, OperationPlan):
+            if not isinstance(plan, Fallback):
+                from bff.graphql.fastpath import execute_plan  # only where graphql-core fits it
+
                 result = await execute_plan(self.schema, plan, context, variables, self.limit)
                 if result is None:
                     self.stats.fell_back("null @skip/@include variable")
@@ -191,13 +211,15 @@ class GraphQLExecutor:
         try:
             return prepared.plans[operation_name]
         except KeyError:
+            from bff.graphql.fastpath import plan_operation  # only where graphql-core fits it
+
             plan = plan_operation(self.schema, prepared.document, operation_name)
             known = operation_name is None or operation_name in prepared.names
             if isinstance(plan, Fallback) and known:
                 names = prepared.names
                 name = operation_name or (min(names) if len(names) == 1 else None)
                 self.stats.first_fallback(name, plan.reason)
-            if isinstance(plan, OperationPlan) or known:
+            if not isinstance(plan, Fallback) or known:
                 prepared.plans[operation_name] = plan  # not for any name a client makes up
             return plan
 

@@ -11,8 +11,16 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 log = logging.getLogger("bff.graphql")
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """An operation graphql-core runs instead of the fast path, and why."""
+
+    reason: str
 
 
 class FastPathStats:

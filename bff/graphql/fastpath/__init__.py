@@ -25,8 +25,9 @@ from graphql import ExecutionResult, GraphQLError, GraphQLSchema
 from graphql.execution.values import get_variable_values
 
 from bff.graphql.ceiling import MAX_RESULT_VALUES, ResponseTooLarge
+from bff.graphql.fallbacks import Fallback
 from bff.graphql.fastpath.engine import Engine
-from bff.graphql.fastpath.plan import Fallback, OperationPlan, plan_operation
+from bff.graphql.fastpath.plan import OperationPlan, plan_operation
 
 MAX_COERCION_ERRORS = 50  # graphql-core's default
 

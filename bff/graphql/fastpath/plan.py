@@ -49,6 +49,7 @@ from graphql.execution.collect_fields import (
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
+from bff.graphql.fallbacks import Fallback
 from bff.graphql.fastpath.shapes import OBJECT, Shape, Unsupported, shape_of
 from bff.graphql.fastpath.support import choose_operation, scan
 from schema.batch import batch_of
@@ -108,13 +109,6 @@ class OperationPlan:
             return self.roots[()]
         values: Any = tuple([variables.get(name) for name in self.switches])
         return self.roots.get(values)
-
-
-@dataclass(frozen=True, slots=True)
-class Fallback:
-    """An operation graphql-core runs instead of the fast path, and why."""
-
-    reason: str
 
 
 def plan_operation(
