@@ -23,8 +23,11 @@ Stages, outermost first, and why in this order:
    matches its own routes and renders its own errors) and which cost it about 7 % of a GET.
 
 Telemetry's other seams are wired here too, by injection: the executor's operation span, the
-loader base class's batch hook, and each pool's client-span transport layer. Nothing on the
-data path imports telemetry.
+batch hook each request's loaders get, and each pool's client-span transport layer. Nothing
+on the data path imports telemetry.
+
+The graph is a value (`bff.graph.Graph`): the one given, or the one `graph` names
+(`bff.graphs`), joined with the engine's token mutations. The engine imports no graph.
 
 The app is a plain Starlette app: the gateway has a handful of routes and no use for
 FastAPI's per-request extras (its middleware costs about 30 µs of CPU a request, measured).
@@ -49,7 +52,9 @@ from starlette.routing import Mount, Route
 
 from bff.auth.runtime import AuthRuntime
 from bff.config import ConfigError, Settings
+from bff.graph import Graph
 from bff.graphql.executor import GraphQLExecutor
+from bff.graphs import served_graph
 from bff.http.admin_upstreams import admin_routes
 from bff.http.authentication import AuthenticationStage
 from bff.http.body_limit import BodyLimitStage
@@ -83,25 +88,15 @@ from bff.request_id import install_log_records
 from bff.routes.auth import auth_routes
 from bff.routes.graphql import GraphQLEndpoint
 from bff.shared_state import connect_redis, redis_url
-from bff.telemetry import batches
+from bff.telemetry.batches import batch_scope
 from bff.telemetry.hub import Telemetry
 from bff.telemetry.operation import wrap_execute
 from bff.telemetry.routes import metrics_endpoint, usage_endpoint
 from bff.telemetry.stage import TelemetryStage
 from bff.telemetry.transport import TracingTransport
 from bff.upstream import Upstreams
-from schema import schema
-from upstream_clients import Clients
 
 log = logging.getLogger("bff")
-
-
-def check_upstreams(settings: Settings) -> None:
-    """Refuse a config without an upstream the schema calls: better than a 500 per request."""
-    missing = [name for name in Clients.upstreams() if name not in settings.upstreams]
-    if missing:
-        names = ", ".join(missing)
-        raise ConfigError([f"upstreams: missing {names} (the schema's fields call every one)"])
 
 
 def check_manifest(settings: Settings) -> dict[str, str] | None:
@@ -122,13 +117,16 @@ def persisted_queries(settings: Settings, store: DocumentStore) -> PersistedQuer
 
 def create_app(
     settings: Settings,
+    graph: Graph | None = None,
     *,
     graphiql_headers: Mapping[str, str] | None = None,
     telemetry: Telemetry | None = None,
 ) -> Starlette:
-    """The gateway; `graphiql_headers` prefill GraphiQL's header editor (the demo's token);
-    `telemetry` replaces the one built from `settings` (tests' exporters)."""
-    check_upstreams(settings)
+    """The gateway serving `graph` (else the one `settings.graph` names, with the sources);
+    `graphiql_headers` prefill GraphiQL's header editor (the demo's token); `telemetry`
+    replaces the one built from `settings` (tests' exporters). A config the graph cannot run
+    on (an upstream it calls is missing) is a `ConfigError` here, not a 500 per request."""
+    served = served_graph(settings, graph)
     install_log_records()
     url = redis_url(settings)
     redis = connect_redis(url) if url is not None else None
@@ -136,8 +134,7 @@ def create_app(
         settings, RedisDocumentStore(redis) if redis is not None else MemoryDocumentStore()
     )
     upstreams = Upstreams.from_settings(settings, observe=TracingTransport)
-    telemetry = telemetry or Telemetry(settings, schema._schema)
-    batches.install()
+    telemetry = telemetry or Telemetry(settings, served.schema)
     telemetry.metrics.health_source = lambda: (
         (name, instance.url, instance.healthy)
         for name, pool in upstreams.items()
@@ -164,7 +161,7 @@ def create_app(
 
     limits = settings.limits
     executor = GraphQLExecutor(
-        schema._schema,
+        served.schema,
         introspection=settings.server.introspection,
         observe=wrap_execute,
         max_tokens=limits.max_tokens,
@@ -172,12 +169,14 @@ def create_app(
     executor.stats.on_fallback = telemetry.metrics.graphql_fallback
     graphql = GraphQLEndpoint(
         executor,
+        served,
         upstreams,
         graphiql=settings.server.graphiql,
         graphiql_headers=graphiql_headers,
         tokens=auth.service,
-        limits=QueryLimits(schema._schema, limits) if limits.enabled else None,
+        limits=QueryLimits(served.schema, limits) if limits.enabled else None,
         persisted=persisted,
+        observe_batch=batch_scope,
     )
     routes = [
         Route("/graphql", graphql.endpoint, methods=["GET", "POST"]),
@@ -224,6 +223,7 @@ def create_app(
         exception_handlers={HTTPException: http_exception_response},
     )
     app.state.settings = settings
+    app.state.graph = served
     app.state.upstreams = upstreams
     app.state.telemetry = telemetry
     app.state.auth = auth

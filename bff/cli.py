@@ -10,8 +10,12 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 from bff.config import ConfigError, Settings, inactive_sections, load_settings
+
+if TYPE_CHECKING:
+    from graphql import GraphQLSchema
 
 log = logging.getLogger("bff")
 
@@ -20,14 +24,29 @@ DISTRIBUTION = "bff-gateway"  # the package index name; the import package and c
 
 
 def usable_settings(path: str | None) -> Settings:
-    """The settings at `path`, valid, naming every upstream the schema calls, and with a
+    """The settings at `path`, valid, naming every upstream the graph calls, and with a
     usable persisted-query manifest."""
-    from bff.app import check_manifest, check_upstreams
+    from bff.app import check_manifest
+    from bff.graphs import served_graph
 
     settings = load_settings(path)
-    check_upstreams(settings)
+    served_graph(settings)
     check_manifest(settings)
     return settings
+
+
+def schema_of(path: str | None) -> GraphQLSchema:
+    """The schema a gateway with the config at `path` serves; without one, the default
+    graph with the engine's token mutations (as `bff demo` serves it)."""
+    from bff.graph import Graph
+    from bff.graph.token_fields import token_graph
+    from bff.graphs import load_graph, served_graph
+
+    if path is None:
+        shop = load_graph("shop")
+        assert shop is not None
+        return Graph.combine([shop, token_graph()]).schema
+    return served_graph(load_settings(path)).schema
 
 
 def load_or_exit(path: str | None) -> Settings:
@@ -193,9 +212,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from schema import sdl
+    from graphql import print_schema
 
-    print(sdl())
+    path = args.config or os.environ.get(CONFIG_ENV)
+    try:
+        schema = schema_of(path)
+    except ConfigError as error:
+        print(f"bff: invalid configuration ({path}):\n{error}", file=sys.stderr)
+        return 2
+    print(print_schema(schema))
     return 0
 
 
@@ -244,7 +269,6 @@ def cmd_usage(args: argparse.Namespace) -> int:
     else:
         from bff.metering import store_for, usage_report
         from bff.telemetry.hub import redis_url, schema_fields
-        from schema import schema
 
         settings = load_or_exit(args.config or os.environ.get(CONFIG_ENV))
         url = redis_url(settings)
@@ -261,7 +285,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
             try:
                 report = await usage_report(
                     store,
-                    schema_fields(schema._schema),
+                    schema_fields(schema_of(args.config or os.environ.get(CONFIG_ENV))),
                     window=window,
                     client=args.client,
                     operation=args.operation,
@@ -286,7 +310,6 @@ def cmd_persist(args: argparse.Namespace) -> int:
 
     from bff.persisted import DocumentsError
     from bff.persisted.command import persist
-    from schema import schema
 
     path = args.config or os.environ.get(CONFIG_ENV)
     try:
@@ -296,7 +319,7 @@ def cmd_persist(args: argparse.Namespace) -> int:
         return 2
     manifest = Path(args.manifest) if args.manifest else None
     try:
-        lines = persist(Path(args.directory), settings, schema._schema, manifest)
+        lines = persist(Path(args.directory), settings, schema_of(path), manifest)
     except DocumentsError as error:
         print(f"bff persist: {error}", file=sys.stderr)
         return 1
@@ -376,8 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser(
         "schema",
         help="print the GraphQL schema (SDL)",
-        description="Print the gateway's GraphQL schema in SDL.",
+        description="Print the gateway's GraphQL schema in SDL: the graph the config serves"
+        " (its sources and the engine's token mutations merged in), or without a config the"
+        " default graph as `bff demo` serves it.",
     )
+    schema.add_argument("--config", help="the gateway's config file (default: $BFF_CONFIG)")
     schema.set_defaults(run=cmd_schema)
 
     persist = commands.add_parser(

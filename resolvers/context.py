@@ -1,39 +1,15 @@
-"""`RequestContext`: everything a resolver may use, built once per request.
+"""The shop's view of the engine's `RequestContext`: its typed clients and loaders.
 
-It is the GraphQL context value (`info.context`): the principal resolved by the auth stage,
-clients bound to the caller's identity, the token service (login, refresh, logout), and fresh
-dataloaders (a cache never outlives its
-request, so one user's data never leaks into another's answer).
+The engine builds one per request (`bff.graph.Graph.context`); the shop's clients and loaders
+are made when a resolver first reads them (`ctx.loaders.users`, `ctx.clients.catalog`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from bff.graph import RequestContext as EngineContext
+from resolvers.loaders import ShopLoaders
+from upstream_clients import ShopClients
 
-from bff.auth import Principal
-from bff.auth.issuing import TokenService
-from bff.upstream import UpstreamPool
-from resolvers.loaders import Loaders
-from upstream_clients import Clients
+RequestContext = EngineContext[ShopClients, ShopLoaders]
 
-
-@dataclass(slots=True)
-class RequestContext:
-    principal: Principal
-    clients: Clients
-    loaders: Loaders
-    request_id: str = ""
-    extensions: dict[str, object] = field(default_factory=dict)
-    tokens: TokenService | None = None
-
-    @classmethod
-    def build(
-        cls,
-        principal: Principal,
-        pools: Mapping[str, UpstreamPool],
-        request_id: str = "",
-        tokens: TokenService | None = None,
-    ) -> RequestContext:
-        clients = Clients.bind(pools, principal.identity_headers())
-        return cls(principal, clients, Loaders(clients), request_id, tokens=tokens)
+__all__ = ["RequestContext"]

@@ -6,13 +6,14 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from resolvers.loader import BatchLoader
-from upstream_clients import Clients
+from bff.graph import BatchLoader, Loaders, loader
+from upstream_clients import ShopClients
 from upstream_clients.records import Order, Page, Product, Review, Stock, User
 
 
 class UserLoader(BatchLoader[int, User, User]):
     upstream = "users"
+    clients: ShopClients
 
     async def fetch(self, keys: list[int]) -> Iterable[User]:
         return await self.clients.users.get_users(keys)
@@ -23,6 +24,7 @@ class UserLoader(BatchLoader[int, User, User]):
 
 class ProductLoader(BatchLoader[int, Product, Product]):
     upstream = "catalog"
+    clients: ShopClients
 
     async def fetch(self, keys: list[int]) -> Iterable[Product]:
         return await self.clients.catalog.get_products(keys)
@@ -33,6 +35,7 @@ class ProductLoader(BatchLoader[int, Product, Product]):
 
 class OrderLoader(BatchLoader[int, Order, Order]):
     upstream = "orders"
+    clients: ShopClients
 
     async def fetch(self, keys: list[int]) -> Iterable[Order]:
         return await self.clients.orders.get_orders(keys)
@@ -43,6 +46,7 @@ class OrderLoader(BatchLoader[int, Order, Order]):
 
 class StockLoader(BatchLoader[int, Stock, Stock]):
     upstream = "inventory"
+    clients: ShopClients
 
     async def fetch(self, keys: list[int]) -> Iterable[Stock]:
         return await self.clients.inventory.get_stock(keys)
@@ -55,6 +59,7 @@ class ReviewsLoader(BatchLoader[int, tuple[Review, ...], Review]):
     """All reviews of a product, by id ascending (an empty tuple when it has none)."""
 
     upstream = "reviews"
+    clients: ShopClients
 
     async def fetch(self, keys: list[int]) -> Iterable[Review]:
         return await self.clients.reviews.reviews_of_products(keys)
@@ -78,6 +83,7 @@ class UserOrdersLoader(BatchLoader[UserOrdersKey, Page[Order], PageOrFailure]):
     """A page of one user's orders: the service has no batch form, so one call per key."""
 
     upstream = "orders"
+    clients: ShopClients
 
     async def fetch(self, keys: list[UserOrdersKey]) -> Iterable[PageOrFailure]:
         orders = self.clients.orders
@@ -92,25 +98,12 @@ class UserOrdersLoader(BatchLoader[UserOrdersKey, Page[Order], PageOrFailure]):
         return list(records)  # type: ignore[arg-type]  # a failed page stays its exception
 
 
-class Loaders:
-    """The loaders of one request."""
+class ShopLoaders(Loaders):
+    """The shop's loaders: each request makes the ones its query uses."""
 
-    def __init__(self, clients: Clients) -> None:
-        self.users = UserLoader(clients)
-        self.products = ProductLoader(clients)
-        self.orders = OrderLoader(clients)
-        self.stock = StockLoader(clients)
-        self.reviews = ReviewsLoader(clients)
-        self.user_orders = UserOrdersLoader(clients)
-
-    def cancel_pending(self) -> None:
-        """Abandon every batch still loading: the request they are for is gone."""
-        for loader in (
-            self.users,
-            self.products,
-            self.orders,
-            self.stock,
-            self.reviews,
-            self.user_orders,
-        ):
-            loader.cancel_pending()
+    users = loader(UserLoader)
+    products = loader(ProductLoader)
+    orders = loader(OrderLoader)
+    stock = loader(StockLoader)
+    reviews = loader(ReviewsLoader)
+    user_orders = loader(UserOrdersLoader)

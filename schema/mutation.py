@@ -1,14 +1,13 @@
-"""The root `Mutation` type: the token mutations and the shop's writes."""
+"""The root `Mutation` type: the shop's writes (the token mutations are the engine's)."""
 
 from __future__ import annotations
 
 import strawberry
 
 from bff.auth import Authenticated
-from bff.auth.issuing import TokenPair
-from resolvers import auth, mutations
-from schema.fields import mutation
-from schema.permissions import requires
+from bff.graph.declare import mutation
+from bff.graph.permissions import requires
+from resolvers import mutations
 from schema.types import Ctx, Order, Review
 from upstream_clients import records
 
@@ -31,37 +30,8 @@ class AddReviewInput:
     body: str
 
 
-@strawberry.type(description="Tokens issued by the gateway (as `POST /auth/token` answers).")
-class AuthPayload:
-    access_token: str
-    token_type: str
-    expires_in: int
-    refresh_token: str
-
-
-def payload(pair: TokenPair) -> AuthPayload:
-    return AuthPayload(
-        access_token=pair.access_token,
-        token_type=pair.token_type,
-        expires_in=pair.expires_in,
-        refresh_token=pair.refresh_token,
-    )
-
-
 @strawberry.type
 class Mutation:
-    @strawberry.mutation
-    async def login(self, info: Ctx, username: str, password: str) -> AuthPayload:
-        return payload(await auth.login(info.context, username, password))
-
-    @strawberry.mutation
-    async def refresh_token(self, info: Ctx, refresh_token: str) -> AuthPayload:
-        return payload(await auth.refresh_token(info.context, refresh_token))
-
-    @strawberry.mutation  # revokes the presented token
-    async def logout(self, info: Ctx) -> bool:
-        return await auth.logout(info.context)
-
     @mutation(Order, permission=requires(Authenticated()))
     async def place_order(self, info: Ctx, input: PlaceOrderInput) -> records.Order:
         lines = [(line.product_id, line.quantity) for line in input.items]

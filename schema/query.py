@@ -5,10 +5,10 @@ from __future__ import annotations
 import strawberry
 
 from bff.auth import Authenticated, OwnerOr, Scopes
+from bff.graph.declare import field
+from bff.graph.permissions import requires
 from resolvers import queries
 from resolvers.pages import Connection
-from schema.fields import field
-from schema.permissions import requires
 from schema.types import Ctx, Order, OrderConnection, Product, ProductConnection, User, given
 from upstream_clients import records
 

@@ -16,10 +16,10 @@ import strawberry
 from strawberry.types import Info
 
 from bff.auth import OwnerOr
+from bff.graph.batch import batched
+from bff.graph.permissions import requires
 from resolvers import objects
 from resolvers.context import RequestContext
-from schema.batch import batched
-from schema.permissions import requires
 from upstream_clients import records
 
 Ctx = Info[RequestContext, None]

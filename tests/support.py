@@ -15,13 +15,20 @@ import httpx
 from bff.app import create_app
 from bff.auth import TokenSigner
 from bff.config import Settings, settings_from_dict
+from bff.graph import Graph
+from bff.graph.token_fields import token_graph
 from bff.serving import BackgroundServer
+from schema import graph as shop_graph
 from services import SERVICE_NAMES, RunningServices, ServiceSpec
 
 SECRET = "test-secret-0123456789-abcdefghij"
 ISSUER = "bff"
 AUDIENCE = "bff"
 ALL_SCOPES = ("orders:read", "users:read:email")
+
+# The shop graph as a gateway with an auth upstream serves it (the engine's token mutations in).
+SHOP = Graph.combine([shop_graph, token_graph()])
+SHOP_SCHEMA = SHOP.schema
 
 DASHBOARD = """query Dashboard($first: Int) { orders(first: $first) { nodes { id status total
   user { id name }

@@ -38,12 +38,16 @@ ALLOWED: dict[str, set[str]] = {
     "bff.persisted": KERNEL | {"bff.shared_state"},
     # data path, bottom up
     "bff.upstream": KERNEL,
-    "upstream_clients": KERNEL | {"bff.upstream"},
-    "resolvers": KERNEL | {"bff.auth", "bff.upstream", "upstream_clients"},
-    "schema": KERNEL | {"bff.auth", "upstream_clients", "resolvers"},
+    # the public API a graph is written in: typed clients, loaders, batched fields, the context
+    "bff.graph": KERNEL | {"bff.auth", "bff.upstream"},
+    # the shop, one graph like any other: it imports the engine's public API, never the reverse
+    "upstream_clients": KERNEL | {"bff.upstream", "bff.graph"},
+    "resolvers": KERNEL | {"bff.auth", "bff.upstream", "bff.graph", "upstream_clients"},
+    "schema": KERNEL | {"bff.auth", "bff.graph", "upstream_clients", "resolvers"},
+    # which graph a gateway serves (the `graph` key), joined with the engine's own fields
+    "bff.graphs": KERNEL | {"bff.graph"},
     "bff.rendering": KERNEL,  # media types and every error body, below http and graphql
-    "bff.graphql": KERNEL
-    | {"bff.auth", "bff.limits", "bff.rendering", "upstream_clients", "resolvers", "schema"},
+    "bff.graphql": KERNEL | {"bff.auth", "bff.limits", "bff.rendering", "bff.graph"},
     "bff.http": KERNEL | {"bff.auth", "bff.limits", "bff.rendering", "bff.upstream"},
     # REST passthrough: a route of its own, policy-checked, straight onto the upstream pools
     "bff.passthrough": KERNEL | {"bff.auth", "bff.http", "bff.upstream"},
@@ -54,9 +58,7 @@ ALLOWED: dict[str, set[str]] = {
         "bff.persisted",
         "bff.rendering",
         "bff.upstream",
-        "upstream_clients",
-        "resolvers",
-        "schema",
+        "bff.graph",
         "bff.graphql",
         "bff.http",
     },
@@ -64,7 +66,7 @@ ALLOWED: dict[str, set[str]] = {
     # may know the types there, and nothing on the path imports it: the app injects it
     "bff.metering": KERNEL,
     "bff.telemetry": KERNEL
-    | {"bff.auth", "bff.metering", "bff.rendering", "bff.http", "bff.upstream", "resolvers"},
+    | {"bff.auth", "bff.metering", "bff.rendering", "bff.http", "bff.upstream", "bff.graph"},
     # the app and its commands, on top
     "bff.serving": set(),
     "bff.demo": KERNEL | {"bff.auth", "bff.http"},
@@ -78,8 +80,8 @@ ALLOWED: dict[str, set[str]] = {
         "bff.telemetry",
         "bff.rendering",
         "bff.upstream",
-        "upstream_clients",
-        "schema",
+        "bff.graph",
+        "bff.graphs",
         "bff.graphql",
         "bff.http",
         "bff.routes",
@@ -95,7 +97,8 @@ ALLOWED: dict[str, set[str]] = {
         "bff.metering",
         "bff.persisted",
         "bff.shared_state",
-        "schema",
+        "bff.graph",
+        "bff.graphs",
         "services",
     },
     # the sample services stand alone: they know nothing of the gateway
@@ -109,6 +112,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "upstream_clients": {"httpx", "httptools", "strawberry", "graphql", "fastapi", "starlette"},
     "schema": {"httpx", "httptools", "fastapi", "starlette"},
     "bff.upstream": {"strawberry", "graphql", "starlette"},
+    "bff.graph": {"httpx", "httptools", "fastapi", "starlette"},
     "bff.auth": {"strawberry", "graphql", "httpx"},
     "bff.config": {"strawberry", "graphql", "httpx", "starlette"},
     "bff.rendering": {"strawberry", "httpx"},
@@ -274,3 +278,17 @@ def test_only_bff_telemetry_imports_the_telemetry_libraries() -> None:
                 if module.split(".")[0] in TELEMETRY_LIBRARIES:
                     offenders.append(f"{path.relative_to(ROOT)} imports {module}")
     assert offenders == []
+
+
+SHOP_LAYERS = {"schema", "resolvers", "upstream_clients"}
+
+
+def test_the_engine_imports_no_graph() -> None:
+    """`bff/` serves any graph: the shop is one, reached only through `graph: shop`."""
+    offenders = []
+    for path in sorted((ROOT / "bff").rglob("*.py")):
+        for module in imported_modules(path):
+            if module.split(".")[0] in SHOP_LAYERS:
+                offenders.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert offenders == []
+    assert all(SHOP_LAYERS.isdisjoint(ALLOWED[layer]) for layer in ALLOWED if "bff" in layer)

@@ -16,13 +16,11 @@ import pytest
 
 from bff.auth import Principal
 from bff.errors import UpstreamUnavailable
+from bff.graph.loader import BatchLoader, KeyLoader
 from bff.graphql.executor import GraphQLExecutor
 from bff.upstream import Upstreams
-from resolvers.context import RequestContext
-from resolvers.loader import BatchLoader, KeyLoader
-from schema import schema
 from services import RunningServices
-from tests.support import DASHBOARD, gateway_settings
+from tests.support import DASHBOARD, SHOP, SHOP_SCHEMA, gateway_settings
 
 
 class Squares(BatchLoader[int, int, tuple[int, int]]):
@@ -191,7 +189,7 @@ def test_load_without_a_key_is_a_type_error() -> None:
 def test_a_request_leaves_no_reference_cycles(shop: RunningServices) -> None:
     """A cycle through the request's context would keep every record of the request alive
     until the cyclic collector's next pass: a quarter of a Dashboard's CPU went there once."""
-    executor = GraphQLExecutor(schema._schema)
+    executor = GraphQLExecutor(SHOP_SCHEMA)
     prepared = executor.prepare(DASHBOARD)
     who = Principal(sub="1", scopes=frozenset({"orders:read"}))
 
@@ -199,7 +197,7 @@ def test_a_request_leaves_no_reference_cycles(shop: RunningServices) -> None:
         pools = Upstreams.from_settings(gateway_settings(shop.urls))
         try:
             for _ in range(2):  # the first request fills pools and caches
-                context = RequestContext.build(who, pools)
+                context = SHOP.context(who, pools)
                 result = await executor.execute(
                     prepared, operation_name=None, variables=VARS, context=context
                 )
@@ -208,7 +206,7 @@ def test_a_request_leaves_no_reference_cycles(shop: RunningServices) -> None:
             gc.collect()
             gc.set_debug(gc.DEBUG_SAVEALL)
             try:
-                context = RequestContext.build(who, pools)
+                context = SHOP.context(who, pools)
                 result = await executor.execute(
                     prepared, operation_name=None, variables=VARS, context=context
                 )

@@ -658,7 +658,7 @@ def test_env_unknown_key_is_an_error() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(None, env={"BFF_SERVER__PROT": "1", "BFF_NOPE": "1"})
     assert info.value.errors == [
-        "BFF_NOPE: unknown key 'nope' in the top level; expected one of: server, upstreams, "
+        "BFF_NOPE: unknown key 'nope' in the top level; expected one of: graph, server, upstreams, "
         "routes, auth, redis, limits, rate_limits, persisted_queries, telemetry, logging",
         "BFF_SERVER__PROT: unknown key 'prot' in server; did you mean 'port'?",
     ]

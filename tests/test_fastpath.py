@@ -33,12 +33,17 @@ from bff.graphql.fastpath.plan import (
     OperationPlan,
 )
 from bff.upstream import Upstreams
-from resolvers.context import RequestContext
-from schema import schema
 from services import RunningServices, ServiceOptions, ServiceSpec
-from tests.support import DASHBOARD, UpstreamCalls, gateway_settings, running_shop
+from tests.support import (
+    DASHBOARD,
+    SHOP,
+    SHOP_SCHEMA,
+    UpstreamCalls,
+    gateway_settings,
+    running_shop,
+)
 
-EXECUTOR = GraphQLExecutor(schema._schema)
+EXECUTOR = GraphQLExecutor(SHOP_SCHEMA)
 USER_1 = Principal(sub="1", scopes=frozenset({"orders:read", "users:read:email"}))
 PLAIN_USER = Principal(sub="2")
 PRINCIPALS = {"anonymous": ANONYMOUS, "user 1 with scopes": USER_1, "plain user 2": PLAIN_USER}
@@ -61,7 +66,7 @@ async def execute(
 ) -> Outcome:
     try:
         prepared = executor.prepare(query)
-        context = RequestContext.build(who, pools)
+        context = SHOP.context(who, pools)
         result = await executor.execute(
             prepared, operation_name=None, variables=variables, context=context, reference=ref
         )
@@ -251,7 +256,7 @@ fragment Reviews on Product { reviews(first: 2) { id author { id @skip(if: $lean
 def test_skip_and_include_stay_on_the_fast_path(
     healthy: Settings, with_reviews: bool, lean: bool | None
 ) -> None:
-    executor = GraphQLExecutor(schema._schema)
+    executor = GraphQLExecutor(SHOP_SCHEMA)
     prepared = executor.prepare(SWITCHED)
     plan = executor.plan(prepared, None)
     assert isinstance(plan, OperationPlan)
@@ -284,7 +289,7 @@ def run_on(executor: GraphQLExecutor, settings: Settings, query: str, variables:
 def test_fallbacks_are_counted_by_reason_and_logged_once(
     healthy: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    executor = GraphQLExecutor(schema._schema)
+    executor = GraphQLExecutor(SHOP_SCHEMA)
     caplog.set_level("DEBUG", logger="bff.graphql")
     for _ in range(3):
         run_on(executor, healthy, "query Intro { __schema { queryType { name } } }", None)
@@ -305,7 +310,7 @@ NESTED_ORDERS = "{ orders(first: 5) { nodes { id user { orders(first: 5) { nodes
 def test_the_response_ceiling_answers_one_error_on_both_paths(
     healthy: Settings, reference: bool
 ) -> None:
-    small = GraphQLExecutor(schema._schema, max_result_values=40)
+    small = GraphQLExecutor(SHOP_SCHEMA, max_result_values=40)
 
     async def main() -> Outcome:
         pools = Upstreams.from_settings(healthy)
@@ -384,7 +389,7 @@ async def dashboard(
 ) -> None:
     pools = Upstreams.from_settings(settings)
     try:
-        context = RequestContext.build(USER_1, pools)
+        context = SHOP.context(USER_1, pools)
         if spans is not None:
             for name in ("users", "products", "stock", "reviews"):
                 timed(getattr(context.loaders, name), name, spans)

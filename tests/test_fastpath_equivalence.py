@@ -49,13 +49,11 @@ from bff.config import Settings
 from bff.graphql.executor import GraphQLExecutor, RequestErrors
 from bff.graphql.fastpath import OperationPlan
 from bff.upstream import Upstreams
-from resolvers.context import RequestContext
-from schema import schema as strawberry_schema
 from services import RunningServices, ServiceOptions, ServiceSpec, shop_data
 from tests.querygen import OWNED_ORDERS, GeneratedQuery, queries
-from tests.support import DASHBOARD, gateway_settings, running_shop
+from tests.support import DASHBOARD, SHOP, gateway_settings, running_shop
 
-GRAPHQL_SCHEMA = strawberry_schema._schema
+GRAPHQL_SCHEMA = SHOP.schema
 DATA = shop_data(42)
 PRINCIPALS: dict[str, Principal] = {
     "anonymous": ANONYMOUS,
@@ -143,7 +141,7 @@ async def execute(
     reference: bool,
 ) -> tuple[ExecutionResult | None, list[GraphQLError]]:
     """One request with a fresh context; `None` as result for a request error."""
-    context = RequestContext.build(principal, pools)
+    context = SHOP.context(principal, pools)
     try:
         prepared = executor.prepare(query.document)
         result = await executor.execute(

@@ -15,9 +15,15 @@ import redis
 from bff.cli import main
 from bff.metering import MemoryUsageStore, Meter, RedisUsageStore, render_table, usage_report
 from bff.telemetry.hub import schema_fields
-from schema import schema
 from services import RunningServices
-from tests.support import DASHBOARD, GraphQLClient, gateway_settings, running_gateway, sign
+from tests.support import (
+    DASHBOARD,
+    SHOP_SCHEMA,
+    GraphQLClient,
+    gateway_settings,
+    running_gateway,
+    sign,
+)
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 FIELDS = ["Query.orders", "Order.user", "User.name", "Query.me"]
@@ -122,7 +128,7 @@ def test_admin_usage_endpoint(gql: GraphQLClient, gateway_url: str) -> None:
     used = {f["field"] for f in report["fields"]}
     assert {"Query.orders", "Order.user", "Product.averageRating"} <= used
     assert "Mutation.placeOrder" in report["unused_fields"]
-    assert set(report["unused_fields"]) | used == set(schema_fields(schema._schema))
+    assert set(report["unused_fields"]) | used == set(schema_fields(SHOP_SCHEMA))
     bad = http.get("/admin/usage", params={"window": "soon"}, headers=admin)
     assert bad.status_code == 400
 

@@ -21,8 +21,7 @@ from bff.telemetry.hub import Telemetry
 from bff.telemetry.logs import ACCESS_LOGGER, BffFormatter, configure_logging, write_access
 from bff.telemetry.metrics import OTHER, OperationLabels, rate_limited, route_of, status_class
 from bff.telemetry.redaction import REDACTED, redact_headers, redact_text
-from schema import schema
-from tests.support import DASHBOARD, GraphQLClient, gateway_settings, sign
+from tests.support import DASHBOARD, SHOP_SCHEMA, GraphQLClient, gateway_settings, sign
 from tests.test_workers import start, stop
 
 SPEC_METRICS = {
@@ -110,7 +109,7 @@ def test_rate_limited_counts_inside_a_request_only(shop_settings_telemetry: Tele
 
 @pytest.fixture
 def shop_settings_telemetry(shop: object) -> Telemetry:
-    return Telemetry(gateway_settings({}), schema._schema)
+    return Telemetry(gateway_settings({}), SHOP_SCHEMA)
 
 
 def test_two_workers_add_up_in_one_scrape(tmp_path: Path) -> None:

@@ -25,9 +25,8 @@ from bff.app import create_app
 from bff.serving import BackgroundServer
 from bff.telemetry.hub import Telemetry
 from bff.upstream import Upstreams
-from schema import schema
 from services import RunningServices
-from tests.support import gateway_settings
+from tests.support import SHOP_SCHEMA, gateway_settings
 
 BIG = 4 * 1024 * 1024
 
@@ -92,7 +91,7 @@ def gateway(shop: RunningServices) -> Iterator[Gateway]:
             routes=routes,
         )
         exporter = InMemorySpanExporter()
-        telemetry = Telemetry(settings, schema._schema, exporter=exporter)
+        telemetry = Telemetry(settings, SHOP_SCHEMA, exporter=exporter)
         app = create_app(settings, telemetry=telemetry)
         with BackgroundServer(app) as server:
             yield Gateway(server.url, app.state.upstreams, exporter, telemetry, good, bad)

@@ -13,10 +13,10 @@ from bff.config import LimitsConfig
 from bff.errors import BadUserInput, QueryTooComplex, QueryTooDeep
 from bff.graphql.executor import GraphQLExecutor, RequestErrors
 from bff.limits import QueryLimits
-from schema import schema
 from services import RunningServices
 from tests.support import (
     DASHBOARD,
+    SHOP_SCHEMA,
     GraphQLClient,
     UpstreamCalls,
     gateway_settings,
@@ -24,7 +24,7 @@ from tests.support import (
     sign,
 )
 
-SCHEMA = schema._schema
+SCHEMA = SHOP_SCHEMA
 DASHBOARD_COST = 301  # orders(first: 20): 1 + 20 * (nodes 1 + 3 + user 3 + items 8)
 
 

@@ -25,10 +25,16 @@ from bff.telemetry.hub import Telemetry
 from bff.telemetry.transport import TracingTransport
 from bff.upstream import Instance, UpstreamPool
 from bff.upstream.request import build_request
-from schema import schema
 from services import RunningServices
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
-from tests.support import DASHBOARD, GraphQLClient, UpstreamCalls, gateway_settings, sign
+from tests.support import (
+    DASHBOARD,
+    SHOP_SCHEMA,
+    GraphQLClient,
+    UpstreamCalls,
+    gateway_settings,
+    sign,
+)
 
 SERVER, CLIENT = 2, 3  # OTLP span kinds
 DASHBOARD_SPANS = 1 + 1 + 4 + 5  # server, operation, 4 batches, 5 client calls
@@ -141,7 +147,7 @@ def in_memory_gateway(
 ) -> tuple[BackgroundServer, Telemetry, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     settings = gateway_settings(shop.urls, telemetry={"sample_ratio": ratio})
-    telemetry = Telemetry(settings, schema._schema, exporter=exporter)
+    telemetry = Telemetry(settings, SHOP_SCHEMA, exporter=exporter)
     return BackgroundServer(create_app(settings, telemetry=telemetry)), telemetry, exporter
 
 
@@ -199,7 +205,7 @@ def test_a_collector_that_is_down_costs_a_warning_not_the_request(
     settings = gateway_settings(
         shop.urls, telemetry={"exporter": "otlp_http", "endpoint": "http://127.0.0.1:9"}
     )
-    telemetry = Telemetry(settings, schema._schema)
+    telemetry = Telemetry(settings, SHOP_SCHEMA)
     with BackgroundServer(create_app(settings, telemetry=telemetry)) as server:
         client = GraphQLClient(server.url)
         with caplog.at_level(logging.WARNING, logger="bff.telemetry"):
@@ -214,7 +220,7 @@ def test_one_client_span_per_attempt(shop: RunningServices, calls: UpstreamCalls
     """What a retry layer above the telemetry layer will do: each try is its own span."""
     exporter = InMemorySpanExporter()
     settings = gateway_settings(shop.urls)
-    telemetry = Telemetry(settings, schema._schema, exporter=exporter)
+    telemetry = Telemetry(settings, SHOP_SCHEMA, exporter=exporter)
     assert telemetry.tracing is not None
     pool = UpstreamPool("catalog", [Instance(u) for u in shop.urls["catalog"]])
     transport = TracingTransport(pool.transport, "catalog")

@@ -1,15 +1,13 @@
-"""One typed client per REST service, built on the gateway's balanced HTTP layer.
+"""The shop's typed REST clients, one per service, on the gateway's balanced HTTP layer.
 
-`Clients.bind` makes the per-request set: every call carries the caller's identity headers.
+`ShopClients` declares them once (`bff.graph.client`): each request gets the clients it uses,
+bound to the caller's identity headers, and the declared upstreams are the ones the shop graph
+requires in `upstreams`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-
-from bff.upstream import UpstreamPool
-from upstream_clients.auth import AuthClient
+from bff.graph import Clients, client
 from upstream_clients.catalog import CatalogClient
 from upstream_clients.inventory import InventoryClient
 from upstream_clients.orders import OrdersClient
@@ -17,39 +15,19 @@ from upstream_clients.reviews import ReviewsClient
 from upstream_clients.users import UsersClient
 
 
-@dataclass(frozen=True, slots=True)
-class Clients:
-    users: UsersClient
-    catalog: CatalogClient
-    orders: OrdersClient
-    reviews: ReviewsClient
-    inventory: InventoryClient
-    auth: AuthClient
-
-    @classmethod
-    def upstreams(cls) -> tuple[str, ...]:
-        """The upstream names the clients call: each needs a section under `upstreams`."""
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def bind(cls, pools: Mapping[str, UpstreamPool], headers: Mapping[str, str]) -> Clients:
-        """Clients over the named pools that send `headers` (the caller's identity)."""
-        return cls(
-            users=UsersClient(pools["users"], headers),
-            catalog=CatalogClient(pools["catalog"], headers),
-            orders=OrdersClient(pools["orders"], headers),
-            reviews=ReviewsClient(pools["reviews"], headers),
-            inventory=InventoryClient(pools["inventory"], headers),
-            auth=AuthClient(pools["auth"], headers),
-        )
+class ShopClients(Clients):
+    users = client(UsersClient)
+    catalog = client(CatalogClient)
+    orders = client(OrdersClient)
+    reviews = client(ReviewsClient)
+    inventory = client(InventoryClient)
 
 
 __all__ = [
-    "AuthClient",
     "CatalogClient",
-    "Clients",
     "InventoryClient",
     "OrdersClient",
     "ReviewsClient",
+    "ShopClients",
     "UsersClient",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from upstream_clients.base import ServiceClient, id_list
+from bff.graph.client import ServiceClient, id_list
 from upstream_clients.records import Stock, make
 
 

@@ -62,14 +62,6 @@ class Stock(NamedTuple):
     available: int
 
 
-class Identity(NamedTuple):
-    """Who the auth service says a set of credentials belongs to."""
-
-    sub: str
-    scopes: tuple[str, ...]
-    roles: tuple[str, ...]
-
-
 class Page(NamedTuple, Generic[T]):
     """One slice of a paginated list and the size of the whole list."""
 

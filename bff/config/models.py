@@ -272,7 +272,23 @@ class LoggingConfig(Section):
     )
 
 
+GRAPH_SPEC = re.compile(r"shop|none|[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def _graph_spec(value: str) -> str:
+    if not GRAPH_SPEC.fullmatch(value):
+        raise ValueError(
+            "use shop (the sample graph), none (only sources), or package.module:attribute"
+        )
+    return value
+
+
 class Settings(Section):
+    graph: Annotated[str, AfterValidator(_graph_spec)] = Field(
+        "shop",
+        description="The code-first graph to serve: `shop` (the bundled sample), `none` (only "
+        "`sources`), or `package.module:attribute` naming a `bff.graph.Graph`.",
+    )
     server: ServerConfig = Field(default_factory=ServerConfig, description="The HTTP server.")
     upstreams: dict[Name, UpstreamConfig] = Field(
         default_factory=dict, description="REST services behind the gateway, by name."

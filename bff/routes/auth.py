@@ -24,8 +24,8 @@ from starlette.routing import Route
 from bff.auth import bearer_token
 from bff.auth.runtime import AuthRuntime
 from bff.errors import BffError, Unauthenticated, UpstreamError, error_body
+from bff.graph.credentials import AUTH_UPSTREAM, CredentialsClient
 from bff.upstream import UpstreamPool
-from upstream_clients import AuthClient
 
 MAX_BODY = 16_384
 MAX_FIELD = 4_096
@@ -126,7 +126,7 @@ def auth_routes(runtime: AuthRuntime, pools: Mapping[str, UpstreamPool]) -> list
         username, password = text_field(fields, "username"), text_field(fields, "password")
         if not service.issues:
             raise InvalidRequest("this gateway does not issue tokens")
-        identity = await AuthClient(pools["auth"]).verify(username, password)
+        identity = await CredentialsClient(pools[AUTH_UPSTREAM]).verify(username, password)
         pair = await service.login(identity.sub, identity.scopes, identity.roles)
         return Response(orjson.dumps(pair.oauth()), headers=NO_STORE, media_type="application/json")
 
@@ -161,9 +161,12 @@ def auth_routes(runtime: AuthRuntime, pools: Mapping[str, UpstreamPool]) -> list
         headers = {"Cache-Control": "public, max-age=60"}
         return Response(body, headers=headers, media_type="application/json")
 
+    keys = [Route("/.well-known/jwks.json", jwks, methods=["GET"])]
+    if AUTH_UPSTREAM not in pools:  # no auth service: nobody logs in here (SPEC section 12)
+        return keys
     return [
         Route("/auth/token", token, methods=["POST"]),
         Route("/auth/refresh", refresh, methods=["POST"]),
         Route("/auth/revoke", revoke, methods=["POST"]),
-        Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        *keys,
     ]

@@ -19,6 +19,8 @@ from starlette.responses import HTMLResponse, Response
 
 from bff.auth.issuing import TokenService
 from bff.errors import BadUserInput, BffError
+from bff.graph import Graph
+from bff.graph.loader import BatchHook
 from bff.graphql.disconnect import ClientDisconnected, cancel_on_disconnect
 from bff.graphql.executor import GraphQLExecutor, RequestErrors, is_mutation
 from bff.graphql.protocol import MalformedRequest, read_request
@@ -29,7 +31,6 @@ from bff.persisted import PersistedQueries
 from bff.rendering.errors import error_response, format_errors, request_errors_response
 from bff.rendering.media import GRAPHQL_RESPONSE, JSON, NotAcceptable, negotiate
 from bff.upstream import UpstreamPool
-from resolvers.context import RequestContext
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -42,6 +43,7 @@ class GraphQLEndpoint:
     def __init__(
         self,
         executor: GraphQLExecutor,
+        graph: Graph,
         pools: Mapping[str, UpstreamPool],
         *,
         graphiql: bool = True,
@@ -49,8 +51,11 @@ class GraphQLEndpoint:
         tokens: TokenService | None = None,
         limits: QueryLimits | None = None,
         persisted: PersistedQueries | None = None,
+        observe_batch: BatchHook | None = None,
     ) -> None:
         self.executor = executor
+        self.graph = graph
+        self.observe_batch = observe_batch
         self.pools = pools
         self.graphiql = graphiql
         self.graphiql_headers = graphiql_headers
@@ -108,7 +113,13 @@ class GraphQLEndpoint:
         if limits is not None:
             cost = limits.check(prepared.shapes, prepared.document, operation, gql.variables)
         state = request_state(request.scope)
-        context = RequestContext.build(state.principal, self.pools, state.request_id, self.tokens)
+        context = self.graph.context(
+            state.principal,
+            self.pools,
+            request_id=state.request_id,
+            tokens=self.tokens,
+            observe=self.observe_batch,
+        )
         execution = self.executor.execute(
             prepared,
             operation_name=gql.operation_name,

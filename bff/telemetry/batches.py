@@ -1,7 +1,8 @@
 """The dataloader seam: one span and one batch-size observation per dataloader batch.
 
-Resolvers never import OpenTelemetry: the loader base class calls the hook it was given
-(`resolvers.loader.set_batch_hook`), and `install` gives it this one. The span is a child of
+Resolvers never import OpenTelemetry: every loader calls the hook the engine gave it when a
+request first asked for it (`bff.graph.services.Loaders`); the app hands this one to the
+GraphQL endpoint, which gives it to each request's loaders. The span is a child of
 the operation span (the batch task inherits the request's context) and the parent of the
 client spans of the batch's upstream call.
 """
@@ -33,10 +34,3 @@ def batch_scope(loader: str, upstream: str, size: int) -> AbstractContextManager
         return _NOTHING
     attributes = {"bff.upstream": upstream, "bff.batch.size": size, "bff.loader": loader}
     return tracing.span(f"dataloader {upstream}", SpanKind.INTERNAL, attributes, parent)
-
-
-def install() -> None:
-    """Give the loader base class its batch hook (idempotent; the hook finds its app itself)."""
-    from resolvers.loader import set_batch_hook
-
-    set_batch_hook(batch_scope)

@@ -5,9 +5,10 @@ Fields are grouped by response key with graphql-core's own `collect_fields` and
 Each field gets one way to be resolved for all parents of a level:
 
 - TYPENAME  `__typename`: already in the selection's template, so it costs nothing per object;
-- ATTR      a strawberry field without resolver: an attribute of the parent, read directly;
-- BATCH     a field declared with `@batched` (`schema.batch`): its form, called once per level; its
-            `Requires` checks run per parent, as strawberry would run them;
+- ATTR      a strawberry field without resolver, or a `read_field`: read from the parent directly;
+- BATCH     a field declared with `@batched` (`bff.graph.batch`) or `batch_field`
+            (`bff.graph.fields`): its form, called once per level; its checks run per parent,
+            as strawberry would run them;
 - RESOLVE   anything else (root fields, mutations): the field's own graphql-core `resolve`
             (strawberry's wrapper with its argument conversion and extensions), per parent.
 
@@ -49,11 +50,14 @@ from graphql.execution.collect_fields import (
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
+from bff.graph.batch import batch_of
+from bff.graph.fields import BATCH as BATCH_FIELD
+from bff.graph.fields import READ as READ_FIELD
+from bff.graph.fields import BatchResolver, Check
+from bff.graph.permissions import Requires
 from bff.graphql.fallbacks import Fallback
 from bff.graphql.fastpath.shapes import OBJECT, Shape, Unsupported, shape_of
 from bff.graphql.fastpath.support import choose_operation, scan
-from schema.batch import batch_of
-from schema.permissions import Requires
 
 TYPENAME, ATTR, BATCH, RESOLVE = range(4)
 DEFINITION = "strawberry-definition"
@@ -73,7 +77,7 @@ class FieldPlan:
     read: Callable[[Any], Any] | None = None  # ATTR
     batch: Callable[..., Any] | None = None  # BATCH
     batch_is_async: bool = False
-    checks: tuple[Requires, ...] = ()
+    checks: tuple[Check, ...] = ()
     python_names: dict[str, str] = field(default_factory=dict)
     args: dict[str, Any] | None = None  # coerced once, or `None` when variables decide
     null_message: str = ""
@@ -202,17 +206,30 @@ class Planner:
 
     @staticmethod
     def resolution(plan: FieldPlan, field_def: GraphQLField) -> None:
-        definition = field_def.extensions.get(DEFINITION)
+        extensions = field_def.extensions
+        declared: BatchResolver | None = extensions.get(BATCH_FIELD)
+        if declared is not None:  # a graphql-core field of a graph (`bff.graph.fields`)
+            plan.kind, plan.batch = BATCH, declared.form
+            plan.python_names = {name: name for name in field_def.args}
+            plan.python_names.update(declared.python_names or {})
+            plan.batch_is_async = inspect.iscoroutinefunction(declared.form)
+            plan.checks = declared.checks
+            return
+        read = extensions.get(READ_FIELD)
+        if read is not None:
+            plan.kind, plan.read = ATTR, read
+            return
+        definition = extensions.get(DEFINITION)
         if definition is None:
             return
-        extensions = list(definition.extensions)
+        checks = list(definition.extensions)
         fn = batch_of(definition.metadata)
         if fn is not None:
             names = python_names(field_def)
-            if names is not None and all(isinstance(e, Requires) for e in extensions):
+            if names is not None and all(isinstance(e, Requires) for e in checks):
                 plan.kind, plan.batch, plan.python_names = BATCH, fn, names
                 plan.batch_is_async = inspect.iscoroutinefunction(fn)
-                plan.checks = tuple(reversed(extensions))  # the outermost one checks first
+                plan.checks = tuple(reversed(checks))  # the outermost one checks first
         elif definition.is_basic_field and definition.default_resolver is getattr:
             plan.kind, plan.read = ATTR, attrgetter(definition.python_name)
 

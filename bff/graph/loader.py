@@ -4,8 +4,9 @@ A concrete loader says which upstream call fetches a batch (`fetch`) and how a r
 back to its key (`key_of`); the base does the rest: one upstream call per batch with
 duplicates removed, results realigned to keys, `None` for a key the upstream does not know,
 and the batch's error for every key when the call fails, so each field fed by it becomes null
-with its own path. The batch span and metric attach through `set_batch_hook` (telemetry
-registers one; resolvers never import it).
+with its own path. The batch span and metric attach through `observe`, a hook the engine gives
+each loader when a request first asks for it (`bff.graph.services.Loaders`): telemetry's
+batch span and metric; loaders and resolvers never import telemetry.
 
 It offers aiodataloader's `DataLoader` interface (`load`, `load_many`, `prime`, `clear`,
 `clear_all`: the `KeyLoader` protocol, checked by the type checker) and its timing (keys
@@ -25,7 +26,6 @@ from contextlib import AbstractContextManager
 from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
 from bff.errors import BffError
-from upstream_clients import Clients
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -54,13 +54,6 @@ class KeyLoader(Protocol[K_in, V]):
 
 # Around each batch call: (loader class name, upstream, number of keys) -> a context manager.
 BatchHook = Callable[[str, str, int], AbstractContextManager[object]]
-_batch_hook: BatchHook | None = None
-
-
-def set_batch_hook(hook: BatchHook | None) -> None:
-    """Observe every batch (the telemetry layer's span and batch-size metric)."""
-    global _batch_hook
-    _batch_hook = hook
 
 
 class _Batch:
@@ -79,8 +72,9 @@ class BatchLoader(Generic[K, V, R]):
     """Loads `V` by key through one batch call returning records `R`."""
 
     upstream: str = ""
+    observe: BatchHook | None = None  # set by the engine: the batch span and metric
 
-    def __init__(self, clients: Clients) -> None:
+    def __init__(self, clients: Any) -> None:
         self.clients = clients
         self._settled: dict[K, Any] = {}  # value, None or exception, per key
         self._waiting: dict[K, _Batch] = {}  # keys of batches not settled yet
@@ -213,7 +207,7 @@ class BatchLoader(Generic[K, V, R]):
         batch.done.set_result(None)
 
     async def _observed_load(self, keys: list[K]) -> list[V | BffError | None]:
-        hook = _batch_hook
+        hook = self.observe
         if hook is None:
             return await self.batch_load_fn(keys)
         with hook(type(self).__name__, self.upstream, len(keys)):

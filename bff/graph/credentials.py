@@ -1,12 +1,26 @@
-"""Client of the auth service: the gateway never checks a password itself."""
+"""The engine's client of the auth service: the gateway never checks a password itself.
+
+`POST /verify {"username", "password"}` on the `auth` upstream answers who the credentials
+belong to (SPEC section 2). Both token doors use it: `POST /auth/token` and the `login`
+mutation (`bff.graph.token_fields`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from bff.errors import Unauthenticated
-from upstream_clients.base import ServiceClient
-from upstream_clients.records import Identity
+from bff.graph.client import ServiceClient
+
+AUTH_UPSTREAM = "auth"
+
+
+class Identity(NamedTuple):
+    """Who the auth service says a set of credentials belongs to."""
+
+    sub: str
+    scopes: tuple[str, ...]
+    roles: tuple[str, ...]
 
 
 def identity_record(d: Any) -> Identity:
@@ -15,7 +29,7 @@ def identity_record(d: Any) -> Identity:
     )
 
 
-class AuthClient(ServiceClient):
+class CredentialsClient(ServiceClient):
     async def verify(self, username: str, password: str) -> Identity:
         """Raises `Unauthenticated` when the auth service refuses the credentials."""
         response = await self.pool.request(
