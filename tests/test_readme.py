@@ -94,3 +94,10 @@ def test_the_shell_commands_name_what_exists() -> None:
     for module in re.findall(r"python -m ([\w.]+)", shell):
         assert importlib.util.find_spec(module) is not None, module
     assert ".venv/bin/bff demo" in shell
+
+
+def test_the_code_first_service_is_the_file_the_tests_run() -> None:
+    """README "Your own services": its one Python block is tests/graphs/shipping.py, which
+    tests/test_graphs.py serves against a real shipping service."""
+    (block,) = blocks("python")
+    assert block == (ROOT / "tests" / "graphs" / "shipping.py").read_text(encoding="utf-8")
