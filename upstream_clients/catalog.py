@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+
+import msgspec
 
 from bff.graph.client import ServiceClient, id_list
-from upstream_clients.records import Page, Product, make
+from upstream_clients.records import Items, Listing, Page, Product
 
-
-def product_record(d: Any) -> Product:
-    fields = (
-        int(d["id"]),
-        str(d["name"]),
-        float(d["price"]),
-        str(d["currency"]),
-        str(d["category"]),
-    )
-    return make(Product, fields)
+PRODUCT = msgspec.json.Decoder(Product)
+PRODUCTS = msgspec.json.Decoder(Items[Product])
+LISTING = msgspec.json.Decoder(Listing[Product])
 
 
 class CatalogClient(ServiceClient):
     async def get_product(self, product_id: int) -> Product:
         """Raises `NotFound` when the product does not exist."""
-        return self.parse(product_record, await self.get(f"/products/{product_id}"))
+        return await self.get_decoded(PRODUCT, f"/products/{product_id}")
 
-    async def get_products(self, ids: Iterable[int]) -> list[Product]:
-        return self.parse_items(product_record, await self.get("/products", {"ids": id_list(ids)}))
+    async def get_products(self, ids: Iterable[int]) -> tuple[Product, ...]:
+        return (await self.get_decoded(PRODUCTS, "/products", {"ids": id_list(ids)})).items
 
     async def list_products(
         self, *, category: str | None = None, limit: int = 20, offset: int = 0
@@ -35,6 +29,5 @@ class CatalogClient(ServiceClient):
         params: dict[str, str | int] = {"limit": limit, "offset": offset}
         if category is not None:
             params["category"] = category
-        data = await self.get("/products", params)
-        items = self.parse_items(product_record, data)
-        return Page(tuple(items), self.parse(lambda d: int(d["total"]), data), offset)
+        listing = await self.get_decoded(LISTING, "/products", params)
+        return Page(listing.items, listing.total, offset)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+
+import msgspec
 
 from bff.graph.client import ServiceClient, id_list
-from upstream_clients.records import Stock, make
+from upstream_clients.records import Items, Stock
 
-
-def stock_record(d: Any) -> Stock:
-    return make(Stock, (int(d["productId"]), int(d["available"])))
+STOCK = msgspec.json.Decoder(Items[Stock])
 
 
 class InventoryClient(ServiceClient):
-    async def get_stock(self, product_ids: Iterable[int]) -> list[Stock]:
-        data = await self.get("/stock", {"productIds": id_list(product_ids)})
-        return self.parse_items(stock_record, data)
+    async def get_stock(self, product_ids: Iterable[int]) -> tuple[Stock, ...]:
+        return (await self.get_decoded(STOCK, "/stock", {"productIds": id_list(product_ids)})).items

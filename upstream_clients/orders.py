@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+
+import msgspec
 
 from bff.graph.client import ServiceClient, id_list
-from upstream_clients.records import Order, OrderLine, Page, make
+from upstream_clients.records import Items, Listing, Order, Page
 
-
-def order_record(d: Any) -> Order:
-    lines = tuple(
-        make(OrderLine, (int(i["productId"]), int(i["quantity"]), float(i["unitPrice"])))
-        for i in d["items"]
-    )
-    return make(
-        Order, (int(d["id"]), int(d["userId"]), str(d["status"]), str(d["createdAt"]), lines)
-    )
+ORDER = msgspec.json.Decoder(Order)
+ORDERS = msgspec.json.Decoder(Items[Order])
+LISTING = msgspec.json.Decoder(Listing[Order])
 
 
 class OrdersClient(ServiceClient):
     async def get_order(self, order_id: int) -> Order:
         """Raises `NotFound` when the order does not exist."""
-        return self.parse(order_record, await self.get(f"/orders/{order_id}"))
+        return await self.get_decoded(ORDER, f"/orders/{order_id}")
 
-    async def get_orders(self, ids: Iterable[int]) -> list[Order]:
-        return self.parse_items(order_record, await self.get("/orders", {"ids": id_list(ids)}))
+    async def get_orders(self, ids: Iterable[int]) -> tuple[Order, ...]:
+        return (await self.get_decoded(ORDERS, "/orders", {"ids": id_list(ids)})).items
 
     async def list_orders(
         self, *, limit: int = 20, offset: int = 0, user_id: int | None = None
@@ -34,9 +29,8 @@ class OrdersClient(ServiceClient):
         params: dict[str, str | int] = {"limit": limit, "offset": offset}
         if user_id is not None:
             params["userId"] = user_id
-        data = await self.get("/orders", params)
-        items = self.parse_items(order_record, data)
-        return Page(tuple(items), self.parse(lambda d: int(d["total"]), data), offset)
+        listing = await self.get_decoded(LISTING, "/orders", params)
+        return Page(listing.items, listing.total, offset)
 
     async def create_order(self, user_id: int, lines: Sequence[tuple[int, int]]) -> Order:
         """Place an order of `(product_id, quantity)` lines; 422 becomes `BadUserInput`."""
@@ -44,4 +38,4 @@ class OrdersClient(ServiceClient):
             "userId": user_id,
             "items": [{"productId": p, "quantity": q} for p, q in lines],
         }
-        return self.parse(order_record, await self.post("/orders", body))
+        return await self.post_decoded(ORDER, "/orders", body)

@@ -1,29 +1,34 @@
 """Immutable records the typed clients return: the only shape of upstream data above this layer.
 
-Named tuples rather than frozen dataclasses: a Dashboard builds a few hundred records, and a
-frozen dataclass pays `object.__setattr__` per field (about 1.3 µs per five-field record
-against 0.5 µs for a named tuple), for the same immutability and attribute access.
+`msgspec.Struct`s, decoded straight from an answer's bytes (`ServiceClient.get_decoded`):
+msgspec checks each field's type and maps the services' camelCase keys (`userId`) to these
+names in C, about four times less CPU than parsing JSON and then building a record per item
+(`python -m bench.records`). Keys a record does not name are ignored, so a service may add
+fields without breaking the gateway. `gc=False`: records hold no cycles, and a Dashboard makes
+a few hundred of them that the collector need not track.
 """
 
 from __future__ import annotations
 
 from typing import Generic, NamedTuple, TypeVar
 
+import msgspec
+
 T = TypeVar("T")
 
-# A named tuple's own constructor is a Python-level function around this one; the clients
-# build their records with it directly (`make(Review, (...))`), a frame less per record.
-make = tuple.__new__
+
+class Record(msgspec.Struct, frozen=True, rename="camel", gc=False):
+    """Base of the records: immutable, camelCase on the wire."""
 
 
-class User(NamedTuple):
+class User(Record, frozen=True):
     id: int
     name: str
     email: str
     created_at: str
 
 
-class Product(NamedTuple):
+class Product(Record, frozen=True):
     id: int
     name: str
     price: float
@@ -31,13 +36,13 @@ class Product(NamedTuple):
     category: str
 
 
-class OrderLine(NamedTuple):
+class OrderLine(Record, frozen=True):
     product_id: int
     quantity: int
     unit_price: float
 
 
-class Order(NamedTuple):
+class Order(Record, frozen=True):
     id: int
     user_id: int
     status: str
@@ -49,7 +54,9 @@ class Order(NamedTuple):
         return round(sum(line.quantity * line.unit_price for line in self.items), 2)
 
 
-class Review(NamedTuple):
+class Review(
+    Record, frozen=True, order=True
+):  # ordered by its fields, id first: reviews sort by id
     id: int
     product_id: int
     user_id: int
@@ -57,9 +64,22 @@ class Review(NamedTuple):
     body: str
 
 
-class Stock(NamedTuple):
+class Stock(Record, frozen=True):
     product_id: int
     available: int
+
+
+class Items(msgspec.Struct, Generic[T], gc=False):
+    """The batch endpoints' answer: `{"items": [...]}`."""
+
+    items: tuple[T, ...]
+
+
+class Listing(msgspec.Struct, Generic[T], gc=False):
+    """The list endpoints' answer: `{"items": [...], "total": T}`."""
+
+    items: tuple[T, ...]
+    total: int
 
 
 class Page(NamedTuple, Generic[T]):

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+
+import msgspec
 
 from bff.graph.client import ServiceClient, id_list
-from upstream_clients.records import User, make
+from upstream_clients.records import Items, User
 
-
-def user_record(d: Any) -> User:
-    return make(User, (int(d["id"]), str(d["name"]), str(d["email"]), str(d["createdAt"])))
+USER = msgspec.json.Decoder(User)
+USERS = msgspec.json.Decoder(Items[User])
 
 
 class UsersClient(ServiceClient):
     async def get_user(self, user_id: int) -> User:
         """Raises `NotFound` when the user does not exist."""
-        return self.parse(user_record, await self.get(f"/users/{user_id}"))
+        return await self.get_decoded(USER, f"/users/{user_id}")
 
-    async def get_users(self, ids: Iterable[int]) -> list[User]:
+    async def get_users(self, ids: Iterable[int]) -> tuple[User, ...]:
         """The users that exist among `ids`, in any order."""
-        return self.parse_items(user_record, await self.get("/users", {"ids": id_list(ids)}))
+        return (await self.get_decoded(USERS, "/users", {"ids": id_list(ids)})).items

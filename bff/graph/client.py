@@ -2,12 +2,18 @@
 
 Clients call a pool, never a URL, and never see httpx. A record that cannot be built from an
 answer is `BadUpstreamResponse`: the upstream broke its contract, the caller did nothing wrong.
+
+Records are best declared as `msgspec.Struct`s and decoded straight from the body
+(`get_decoded`, `decoded`): msgspec validates types and renames camelCase keys in C, about a
+quarter of the CPU that JSON plus hand-built records took (`python -m bench.records`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
+
+import msgspec
 
 from bff.errors import BadUpstreamResponse, BadUserInput, NotFound, UpstreamUnavailable
 from bff.upstream import UpstreamPool, UpstreamResponse
@@ -32,10 +38,38 @@ class ServiceClient:
     async def post(self, path: str, body: Any) -> Any:
         return self.check(await self.pool.request("POST", path, json=body, headers=self.headers))
 
+    async def get_decoded(
+        self,
+        decoder: msgspec.json.Decoder[R],
+        path: str,
+        params: Mapping[str, str | int] | None = None,
+    ) -> R:
+        """`GET path`, its 2xx body decoded (and validated) by `decoder`."""
+        response = await self.pool.request("GET", path, params=params, headers=self.headers)
+        return self.decoded(decoder, response)
+
+    async def post_decoded(self, decoder: msgspec.json.Decoder[R], path: str, body: Any) -> R:
+        response = await self.pool.request("POST", path, json=body, headers=self.headers)
+        return self.decoded(decoder, response)
+
+    def decoded(self, decoder: msgspec.json.Decoder[R], response: UpstreamResponse) -> R:
+        """The 2xx body as `decoder` types it; a body of another shape is the upstream's
+        fault (`BadUpstreamResponse`), any other status its typed error."""
+        if 200 <= response.status < 300:
+            try:
+                return decoder.decode(response.body)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                raise BadUpstreamResponse(self.pool.name) from exc
+        self.refuse(response)
+
     def check(self, response: UpstreamResponse) -> Any:
-        status = response.status
-        if 200 <= status < 300:
+        if 200 <= response.status < 300:
             return response.json()
+        self.refuse(response)
+
+    def refuse(self, response: UpstreamResponse) -> NoReturn:
+        """The typed error of a non-2xx answer."""
+        status = response.status
         if status == 404:
             raise NotFound(f"{self.pool.name}: not found")
         if status == 422:
