@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -51,6 +52,8 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Redis server of this module's own on a free loopback port, without persistence."""
     port = free_port()
     directory = tmp_path_factory.mktemp("redis")
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (Debian: apt-get install redis-server)")
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
     command += ["--save", "", "--appendonly", "no", "--dir", str(directory)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,5 +1,6 @@
-"""Graceful shutdown of `bff serve --workers 2` (SPEC section 10, "Shutdown"), as Kubernetes
-does it: SIGTERM to the supervisor while requests are in flight.
+"""Graceful shutdown of `bff serve` (SPEC section 10, "Shutdown"), as Kubernetes does it:
+SIGTERM to the process (the supervisor of `--workers 2`, or the single server) while requests
+are in flight.
 
 The catalog answers slowly (`latency`), so requests are still waiting on it when SIGTERM
 arrives. Every one of them must be answered in full; new connections must be refused at once
@@ -68,12 +69,12 @@ def config(shop: RunningServices, drain: str, otlp: str) -> dict[str, Any]:
     }
 
 
-def serve(tmp_path: Path, data: dict[str, Any]) -> Served:
+def serve(tmp_path: Path, data: dict[str, Any], workers: int = 2) -> Served:
     path = write_config(tmp_path / "bff.yaml", data)
     stderr = tmp_path / "stderr"
     with stderr.open("wb") as err:
         process = subprocess.Popen(
-            [*BFF, "serve", "--config", str(path), "--workers", "2", "--port", "0"],
+            [*BFF, "serve", "--config", str(path), "--workers", str(workers), "--port", "0"],
             stdout=subprocess.DEVNULL,
             stderr=err,
             env=child_env(),
@@ -170,13 +171,15 @@ def worker_pids(pid: int) -> set[int]:
     return found
 
 
+@pytest.mark.parametrize("workers", [2, 1])
 def test_sigterm_mid_load_finishes_every_in_flight_request(
-    tmp_path: Path, slow_shop: RunningServices, receiver: OtlpReceiver
+    tmp_path: Path, slow_shop: RunningServices, receiver: OtlpReceiver, workers: int
 ) -> None:
-    served = serve(tmp_path, config(slow_shop, "10s", receiver.url))
+    """`--workers 1` is the single-process server a one-CPU container runs."""
+    served = serve(tmp_path, config(slow_shop, "10s", receiver.url), workers)
     try:
-        workers = worker_pids(served.process.pid)
-        assert len(workers) == 2
+        children = worker_pids(served.process.pid)
+        assert len(children) == (workers if workers > 1 else 0)
         before = catalog_requests(slow_shop)
         load = InFlight(served.port, IN_FLIGHT)
         load.start()
@@ -201,7 +204,7 @@ def test_sigterm_mid_load_finishes_every_in_flight_request(
         assert "errors" not in body, body
         assert body["data"]["product"]["id"]
     assert code == 0, served.log()
-    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
     assert "Traceback" not in served.log()
     # Each worker shut down in order (pools closed, then telemetry flushed): every in-flight
     # request's operation span was exported before the process ended.
