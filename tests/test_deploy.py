@@ -31,6 +31,7 @@ import yaml
 
 from bff.config import Settings
 from bff.config.loader import load_settings
+from bff.telemetry.metrics import Metrics
 from bff.workers import STOP_MARGIN
 from tests.auth_support import REDIS_URL, closed_port_url
 from tests.support import (
@@ -49,6 +50,7 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 ENTRYPOINT = DEPLOY / "docker" / "entrypoint.sh"
 HADOLINT = Path(sys.executable).parent / "hadolint"
 K8S_VERSION = kubernetes_validate.latest_version()
+OLDEST_K8S = "1.27.0"  # the oldest release still common in managed clusters
 
 
 def manifests() -> list[Path]:
@@ -91,9 +93,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 # --- Kubernetes -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("version", [OLDEST_K8S, K8S_VERSION])
 @pytest.mark.parametrize("path", manifests(), ids=lambda p: p.name)
-def test_each_manifest_passes_the_kubernetes_schema_strictly(path: Path) -> None:
-    kubernetes_validate.validate(load(path), K8S_VERSION, strict=True)
+def test_each_manifest_passes_the_kubernetes_schema_strictly(path: Path, version: str) -> None:
+    kubernetes_validate.validate(load(path), version, strict=True)
 
 
 def test_the_schema_check_refuses_a_misspelled_field() -> None:
@@ -497,6 +500,18 @@ def test_the_new_series_say_what_happened(scraped: dict[str, list[str]]) -> None
     errors = " ".join(scraped["bff_errors_total"])
     assert 'code="UNAUTHENTICATED"' in errors
     assert 'code="RATE_LIMITED"' in errors
+
+
+def test_error_codes_outside_the_tree_fold_into_other() -> None:
+    """`code` is a bounded label: the spec's codes, else `other`."""
+    metrics = Metrics()
+    for code in ("RATE_LIMITED", "RATE_LIMITED", "SOMETHING_NEW", "ANOTHER_ONE"):
+        metrics.error(code)
+    samples = exposed_samples(metrics.scrape().decode())["bff_errors_total"]
+    assert sorted(samples) == [
+        'bff_errors_total{code="RATE_LIMITED"} 2.0',
+        'bff_errors_total{code="other"} 2.0',
+    ]
 
 
 def test_redis_up_is_zero_while_redis_does_not_answer() -> None:
