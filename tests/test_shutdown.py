@@ -5,9 +5,9 @@ are in flight.
 The catalog answers slowly (`latency`), so requests are still waiting on it when SIGTERM
 arrives. Every one of them must be answered in full; new connections must be refused at once
 (the workers stop accepting); the process must end within `server.drain_timeout` plus the
-supervisor's margin; and each worker must have run its shutdown (upstream pools closed, then
-telemetry flushed: the spans of the in-flight requests reach the OTLP receiver even though the
-exporter's batch interval has not passed). A request longer than the drain is cut off at the
+supervisor's margin; and each worker must have run its shutdown in full (the app's lifespan
+closes the upstream pools, then flushes telemetry): the spans of every in-flight request reach
+the OTLP receiver before the process is gone. A request longer than the drain is cut off at the
 drain's end, with a 503 the client can retry elsewhere, rather than holding the process.
 """
 
