@@ -15,6 +15,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -257,6 +258,31 @@ def test_the_image_is_multi_stage_pinned_non_root_and_checks_healthz() -> None:
     assert "/healthz" in healthcheck
     entry = [line for line in final if line.startswith("ENTRYPOINT ")]
     assert entry == ['ENTRYPOINT ["bff-entrypoint"]']
+
+
+def run_healthcheck(port: int) -> subprocess.CompletedProcess[str]:
+    script = DEPLOY / "docker" / "healthcheck.py"
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(BFF_SERVER__PORT=str(port)),
+    )
+
+
+def test_the_image_healthcheck_passes_on_a_live_gateway_and_fails_without_one(
+    gateway_url: str,
+) -> None:
+    port = httpx.URL(gateway_url).port
+    assert port is not None
+    assert run_healthcheck(port).returncode == 0
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    failed = run_healthcheck(closed)
+    assert failed.returncode == 1
+    assert "bff-healthcheck" in failed.stderr
 
 
 def test_everything_the_dockerfile_copies_is_in_the_context() -> None:
