@@ -13,20 +13,11 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bff.errors import BffError
+from bff.errors import BffError, ShuttingDown
 from bff.rendering.errors import error_response
 from bff.request_id import current_request_id
 
 log = logging.getLogger("bff.errors")
-
-
-class ShuttingDown(BffError):
-    """The gateway stopped before this request finished; another replica can serve it."""
-
-    code = "UPSTREAM_UNAVAILABLE"
-    status = 503
-    expose = True
-    default_message = "The gateway is shutting down; retry the request"
 
 
 class ErrorsStage:
