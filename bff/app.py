@@ -45,6 +45,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -110,6 +111,18 @@ def check_manifest(settings: Settings) -> dict[str, str] | None:
         raise ConfigError([f"persisted_queries.manifest: {path}: {error}"]) from None
 
 
+def redis_answers(redis: Redis) -> Callable[[], Awaitable[bool]]:
+    """Whether `redis` answers a PING now (within the client's short timeouts): `bff_redis_up`."""
+
+    async def answers() -> bool:
+        try:
+            return bool(await redis.ping())
+        except Exception:  # unreachable, timed out, refused: all say "down"
+            return False
+
+    return answers
+
+
 def persisted_queries(settings: Settings, store: DocumentStore) -> PersistedQueries:
     """APQ and persisted-only mode, with the manifest loaded."""
     return PersistedQueries(store, settings.persisted_queries, check_manifest(settings))
@@ -145,6 +158,7 @@ def create_app(
     closers: list[Callable[[], Awaitable[None]]] = [upstreams.aclose, auth.aclose, fetcher.aclose]
     if redis is not None:
         closers.append(redis.aclose)
+        telemetry.metrics.redis_probe = redis_answers(redis)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@
     │   ├── UpstreamUnavailable     UPSTREAM_UNAVAILABLE  (502)
     │   │   └── BadUpstreamResponse UPSTREAM_UNAVAILABLE  (502)
     │   └── UpstreamTimeout         UPSTREAM_TIMEOUT      (504)
+    ├── ShuttingDown                UPSTREAM_UNAVAILABLE  (503, the drain ended first)
     ├── RateLimited                 RATE_LIMITED          (429)
     ├── QueryTooDeep                QUERY_TOO_DEEP        (400)
     ├── QueryTooComplex             QUERY_TOO_COMPLEX     (400)
@@ -125,6 +126,15 @@ class UpstreamTimeout(UpstreamError):
     code = "UPSTREAM_TIMEOUT"
     status = 504
     default_message = "Upstream service timed out"
+
+
+class ShuttingDown(BffError):
+    """The gateway stopped before this request finished; another replica can serve it."""
+
+    code = "UPSTREAM_UNAVAILABLE"
+    status = 503
+    expose = True
+    default_message = "The gateway is shutting down; retry the request"
 
 
 class RateLimited(BffError):

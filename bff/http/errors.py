@@ -1,15 +1,19 @@
 """Errors stage: the last net. Whatever escapes a route becomes a masked 500, logged whole.
 
-A client never sees a stack trace or an upstream body; the log has the full error.
+A client never sees a stack trace or an upstream body; the log has the full error. A request
+still running when the shutdown drain (`server.drain_timeout`) ends is cancelled by the server;
+it gets a 503 that says so (`ShuttingDown`), which clients and load balancers retry elsewhere,
+instead of the server's bare 500 and a traceback in the log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bff.errors import BffError
+from bff.errors import BffError, ShuttingDown
 from bff.rendering.errors import error_response
 from bff.request_id import current_request_id
 
@@ -34,6 +38,19 @@ class ErrorsStage:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if started or task is None or not task.cancelling():
+                raise
+            # Only the server cancels a request's task: at the end of its shutdown drain.
+            task.uncancel()
+            log.warning(
+                "%s %s (request %s) cut off: the shutdown drain ended first",
+                scope.get("method"),
+                scope.get("path"),
+                current_request_id(),
+            )
+            await error_response(ShuttingDown(), accept_header(scope))(scope, receive, send)
         except Exception as exc:
             log.exception(
                 "unhandled error on %s %s (request %s)",

@@ -91,6 +91,8 @@ class Telemetry:
         codes = state.error_codes
         if not codes and status >= 400:
             codes.append(STATUS_CODES.get(status, "INTERNAL_SERVER_ERROR"))
+        for code in codes:
+            self.metrics.error(code)
         principal = state.principal
         client_id = state.client_id or (f"user:{principal.sub}" if principal.sub else "anonymous")
         if status == 429:  # refused by the rate-limit stage: counted here, at the seam

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -27,6 +27,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from bff.errors import CODES
 from bff.telemetry.current import current
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: half the scrape, no use to a gateway's users
@@ -133,6 +134,19 @@ class Metrics:
             ("client_kind",),
             registry=registry,
         )
+        self.errors = Counter(
+            "bff_errors_total",
+            "Errors answered, by `extensions.code` (each code a response carried, once).",
+            ("code",),
+            registry=registry,
+        )
+        self.redis_up = Gauge(
+            "bff_redis_up",
+            "1 when the shared-state Redis answered a PING at this scrape, else 0 (only with "
+            "redis.url).",
+            registry=registry,
+            multiprocess_mode="livemostrecent",
+        )
         self.graphql_fallbacks = Counter(
             "bff_graphql_fallbacks_total",
             "GraphQL executions that left the fast path for plain graphql-core, by reason.",
@@ -145,7 +159,10 @@ class Metrics:
         self._upstream_children: dict[tuple[str, str, str], Callable[[float], None]] = {}
         self._upstream_duration_children: dict[tuple[str, str], Callable[[float], None]] = {}
         self._batch_children: dict[str, Callable[[float], None]] = {}
+        self._error_children: dict[str, Callable[[float], None]] = {}
         self.health_source: Callable[[], Iterable[tuple[str, str, bool]]] | None = None
+        # Whether Redis answers now; set by the app when `redis.url` is configured.
+        self.redis_probe: Callable[[], Awaitable[bool]] | None = None
 
     def request(self, route: str, operation: str, status: int, seconds: float) -> None:
         key = (route, operation, status_class(status))
@@ -176,6 +193,19 @@ class Metrics:
         if observe is None:
             observe = self._batch_children[upstream] = self.batch_size.labels(upstream).observe
         observe(size)
+
+    def error(self, code: str) -> None:
+        """One response that carried `code`; a code outside the error tree counts as `other`."""
+        inc = self._error_children.get(code)
+        if inc is None:
+            label = code if code in CODES else OTHER
+            inc = self._error_children[code] = self.errors.labels(label).inc
+        inc(1)
+
+    async def probe(self) -> None:
+        """What a scrape asks first: whether Redis answers (`bff_redis_up`)."""
+        if self.redis_probe is not None:
+            self.redis_up.set(1 if await self.redis_probe() else 0)
 
     def graphql_fallback(self, reason: str) -> None:
         """One execution on graphql-core; reasons are bounded like operation names."""

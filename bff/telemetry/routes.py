@@ -26,6 +26,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 def metrics_endpoint(telemetry: Telemetry) -> Endpoint:
     async def metrics(request: Request) -> Response:
+        await telemetry.metrics.probe()
         return Response(telemetry.metrics.scrape(), media_type=CONTENT_TYPE_LATEST)
 
     return metrics
