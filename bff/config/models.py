@@ -69,6 +69,12 @@ class ServerConfig(Section):
     port: int = Field(8000, ge=1, le=65535, description="TCP port the gateway listens on.")
     graphiql: bool = Field(True, description="Serve GraphiQL to browsers on GET /graphql.")
     introspection: bool = Field(True, description="Answer GraphQL introspection queries.")
+    docs: bool = Field(
+        True,
+        description="Serve `GET /openapi.json` (an OpenAPI 3.1 document of the REST endpoints "
+        "and passthrough routes) and `GET /docs` (an interactive page for it, from the "
+        "gateway's own assets); false answers 404 on both. Independent of `server.graphiql`.",
+    )
     zone: str | None = Field(
         None, description="Zone of this gateway; instances in the same zone are preferred."
     )
