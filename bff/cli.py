@@ -140,10 +140,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bff.app import create_app
-    from bff.demo import banner, demo_logins, demo_settings
+    from bff.demo import DEMO_INSTANCES, banner, demo_logins, demo_settings
+    from bff.demo.control import control_routes
+    from bff.demo.fleet import DemoFleet
     from bff.serving import bind, serve_on, tune_gc
-    from services import SERVICE_NAMES
-    from services.runner import RunningServices, ServiceSpec
+    from bff.telemetry.logs import configure_logging
 
     try:
         sock = bind(args.host, args.port)
@@ -152,12 +153,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"bff: cannot listen on {args.host}:{args.port}: {bind_problem(error)}", file=sys.stderr
         )
         return 1
-    with RunningServices([ServiceSpec(name) for name in SERVICE_NAMES]) as running:
-        settings = demo_settings(running.urls, host=args.host, port=sock.getsockname()[1])
+    with DemoFleet(DEMO_INSTANCES) as fleet:
+        settings = demo_settings(fleet.urls, host=args.host, port=sock.getsockname()[1])
+        configure_logging(settings.logging.level, settings.logging.format)  # JSON access lines
         graphiql_headers: dict[str, str] = {}  # filled once the admin has logged in
         app = create_app(settings, graphiql_headers=graphiql_headers)
+        app.router.routes.extend(control_routes(fleet))  # the demo's own: /demo/services
         tune_gc()
-        logins = demo_logins(app.state.auth.service, running.urls["auth"][0])
+        logins = demo_logins(app.state.auth.service, fleet.urls["auth"][0])
         graphiql_headers["Authorization"] = f"Bearer {logins[0].tokens.access_token}"
         print(banner(settings, logins), flush=True)
         serve_on(app, sock, settings.server.drain_timeout)

@@ -67,7 +67,7 @@ ALLOWED: dict[str, set[str]] = {
     | {"bff.auth", "bff.metering", "bff.rendering", "bff.http", "bff.upstream", "resolvers"},
     # the app and its commands, on top
     "bff.serving": set(),
-    "bff.demo": KERNEL | {"bff.auth", "bff.http"},
+    "bff.demo": KERNEL | {"bff.auth", "bff.http", "bff.rendering", "services"},
     "bff.app": KERNEL
     | {
         "bff.auth",

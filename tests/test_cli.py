@@ -343,7 +343,7 @@ def test_demo_prints_a_url_and_a_token_that_work(tmp_path: Path) -> None:
         assert page.status_code == 200
         assert "graphiql" in page.text.lower()
         config = graphiql_config(page.text)
-        assert str(config["defaultQuery"]).startswith("query Dashboard {")
+        assert "\nquery Dashboard {" in str(config["defaultQuery"])
         assert json.loads(str(config["defaultHeaders"])) == {"Authorization": f"Bearer {token}"}
         response = httpx.post(
             graphiql,
