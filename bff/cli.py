@@ -51,7 +51,23 @@ def positive_int(text: str) -> int:
 
 
 def warn_inactive(settings: Settings) -> None:
-    for line in inactive_sections(settings):
+    warn(inactive_sections(settings))
+
+
+def shared_store_warnings(settings: Settings, workers: int) -> list[str]:
+    """What breaks when several workers each keep their own memory token store."""
+    if workers < 2 or settings.auth.store != "memory":
+        return []
+    return [
+        f"{workers} workers with auth.store: memory: each worker keeps its own refresh tokens, "
+        "revocations and opaque tokens, so a refresh (or a revocation) works only on the worker "
+        "that issued the token and fails on the others; set auth.store: redis and redis.url "
+        "to share them, or run one worker"
+    ]
+
+
+def warn(lines: Sequence[str]) -> None:
+    for line in lines:
         print(f"bff: warning: {line}", file=sys.stderr)
 
 
@@ -99,6 +115,13 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int
 
 def cmd_serve(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get(CONFIG_ENV)
+    if not path:  # the built-in defaults name no upstream: they cannot start a gateway
+        print(
+            f"bff serve: give --config FILE (or set {CONFIG_ENV}); the README's Configuration "
+            "section has a minimal file, and `bff demo` runs without one",
+            file=sys.stderr,
+        )
+        return 2
     settings = load_or_exit(path)
     from bff.telemetry.logs import configure_logging
 
@@ -107,6 +130,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.server.host
     port = settings.server.port if args.port is None else args.port  # --port 0 is a port
     workers = args.workers or settings.server.workers
+    warn(shared_store_warnings(settings, workers))
     from bff.serving import tune_gc
     from bff.workers import REUSE_PORT_BALANCES
 
@@ -191,6 +215,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"{args.file}: invalid\n{error}", file=sys.stderr)
         return 1
     warn_inactive(settings)
+    warn(shared_store_warnings(settings, settings.server.workers))
     print(f"{args.file}: ok ({len(settings.upstreams)} upstreams)")
     return 0
 
@@ -337,7 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
         "not active yet are warned about.",
     )
     serve.add_argument(
-        "--config", metavar="FILE", help=f"path to bff.yaml (default: ${CONFIG_ENV}, else defaults)"
+        "--config",
+        metavar="FILE",
+        help=f"path to bff.yaml (required unless ${CONFIG_ENV} names it)",
     )
     serve.add_argument("--host", help="address to listen on (default: server.host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")

@@ -238,6 +238,51 @@ def test_check_config_warns_on_every_key_not_active_yet(tmp_path: Path) -> None:
     assert result.stdout.startswith(f"{config}: ok")
 
 
+@pytest.mark.parametrize(
+    ("workers", "store", "warned"), [(3, "memory", True), (1, "memory", False)]
+)
+def test_check_config_warns_when_workers_do_not_share_tokens(
+    tmp_path: Path, workers: int, store: str, warned: bool
+) -> None:
+    data = valid_config(EVERY_UPSTREAM)
+    data["server"]["workers"] = workers
+    data["auth"]["store"] = store
+    result = run_bff("check-config", str(write_config(tmp_path / "bff.yaml", data)))
+    assert result.returncode == 0, result.stderr
+    assert ("auth.store: memory" in result.stderr) is warned, result.stderr
+    if warned:
+        assert "refresh" in result.stderr and "auth.store: redis" in result.stderr
+
+
+def test_check_config_is_quiet_when_workers_share_a_redis_store(tmp_path: Path) -> None:
+    data = valid_config(EVERY_UPSTREAM)
+    data["server"]["workers"] = 3
+    data["auth"]["store"] = "redis"
+    data["redis"] = {"url": "redis://127.0.0.1:6379/0"}
+    result = run_bff("check-config", str(write_config(tmp_path / "bff.yaml", data)))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_serve_with_workers_warns_about_the_memory_store(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "bff.yaml", valid_config(EVERY_UPSTREAM))
+    with socket.socket() as taken:  # the serve stops at once, after its start-up warnings
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run_bff("serve", "--config", str(config), "--workers", "2", "--port", port)
+    assert result.returncode != 0
+    assert "2 workers with auth.store: memory" in result.stderr
+
+
+def test_serve_without_a_config_says_what_to_give(tmp_path: Path) -> None:
+    result = run_bff("serve")
+    assert result.returncode == 2
+    assert "--config FILE" in result.stderr and "BFF_CONFIG" in result.stderr
+    assert "Traceback" not in result.stderr
+    help_text = run_bff("serve", "-h").stdout
+    assert "else defaults" not in help_text and "required unless" in help_text
+
+
 def test_check_config_refuses_a_short_hs256_secret(tmp_path: Path) -> None:
     data = valid_config(EVERY_UPSTREAM)
     data["auth"]["jwt"]["secret"] = "x"
