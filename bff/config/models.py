@@ -235,7 +235,10 @@ class RouteConfig(Section):
 class RedisConfig(Section):
     url: str = Field(
         "redis://127.0.0.1:6379/0",
-        description="Redis shared by replicas (token store, rate limits, APQ, metering).",
+        description="Redis shared by replicas (token store, rate limits, APQ, metering). "
+        "Unset, each process keeps that state in its own memory; only `auth.store: redis` "
+        "without it connects to `redis://127.0.0.1:6379/0`.",
+        json_schema_extra={"doc_default": "*unset* (memory)"},
     )
     key_prefix: str = Field(
         "bff:",
