@@ -227,3 +227,31 @@ def test_the_access_log_line_is_the_one_the_readme_shows(demo: dict[str, Any]) -
         time.sleep(0.05)
     written = [json.loads(line) for line in lines if '"method"' in line]
     assert written and all(set(record) == set(shown) for record in written), written[0]
+
+
+def test_the_dashboard_takes_the_five_upstream_calls_the_readme_says(
+    demo: dict[str, Any],
+) -> None:
+    [dashboard] = blocks("graphql")
+    deadline = time.monotonic() + 20
+    for attempt in range(1000):  # until every instance the curl lines stopped is back in use
+        request_id = f"readme-dashboard-{attempt}"
+        response = httpx.post(
+            f"{demo['base']}/graphql",
+            json={"query": dashboard},
+            headers={"Authorization": f"Bearer {demo['admin']}", "X-Request-Id": request_id},
+            timeout=15,
+            trust_env=False,
+        )
+        body = response.json()
+        if "errors" not in body:
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
+    assert len(body["data"]["orders"]["nodes"]) == 20
+    while f'"{request_id}"' not in demo["stderr"].read_text():
+        assert time.monotonic() < deadline + 10
+        time.sleep(0.05)
+    [line] = [x for x in demo["stderr"].read_text().splitlines() if f'"{request_id}"' in x]
+    record = json.loads(line)
+    assert record["operation"] == "Dashboard" and record["upstream_calls"] == 5
