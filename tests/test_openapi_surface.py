@@ -8,7 +8,10 @@ refuses an anonymous caller with 401.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
@@ -206,6 +209,33 @@ def test_docs_page_escapes_its_urls() -> None:
     page = docs_html(spec_url="/x</script><script>alert(1)//", static_prefix='/s"><b>')
     assert "</script><script>alert" not in page
     assert '"><b>' not in page
+
+
+def test_try_it_out_sends_a_passthrough_path_with_its_slashes() -> None:
+    """Swagger UI escapes a path parameter's `/` as `%2F`, which the passthrough refuses (an
+    encoded slash); the page's request interceptor puts the slashes back in the path only."""
+    node = shutil.which("node")
+    assert node is not None, "node is needed (scripts/test installs it for the suite)"
+    match = re.search(
+        r"requestInterceptor: (function \(request\) \{.*?\n    \})", docs_html(), re.S
+    )
+    assert match is not None
+    urls = [
+        "http://h/api/catalog/products%2F1?q=a%2Fb",
+        "http://h/api/catalog/products%2F1",
+        "http://h/auth/token",
+    ]
+    script = f"var f = {match.group(1)};\n" + "".join(
+        f"console.log(f({{url: {json.dumps(url)}}}).url);\n" for url in urls
+    )
+    result = subprocess.run(
+        [node, "-e", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert result.stdout.splitlines() == [
+        "http://h/api/catalog/products/1?q=a%2Fb",
+        "http://h/api/catalog/products/1",
+        "http://h/auth/token",
+    ]
 
 
 @pytest.mark.parametrize(("docs", "graphiql"), [(False, True), (True, False)])

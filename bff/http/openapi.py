@@ -439,9 +439,12 @@ _PAGE = """<!doctype html>
     persistAuthorization: false,
     // A passthrough path spans segments: send its slashes as slashes, not as %2F.
     requestInterceptor: function (request) {{
-      var at = request.url.indexOf("/api/");
+      var query = request.url.indexOf("?");
+      var path = query < 0 ? request.url : request.url.slice(0, query);
+      var rest = query < 0 ? "" : request.url.slice(query);
+      var at = path.indexOf("/api/");
       if (at >= 0) {{
-        request.url = request.url.slice(0, at) + request.url.slice(at).replace(/%2F/gi, "/");
+        request.url = path.slice(0, at) + path.slice(at).replace(/%2F/gi, "/") + rest;
       }}
       return request;
     }}
