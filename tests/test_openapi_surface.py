@@ -149,6 +149,14 @@ def test_admin_off_leaves_admin_upstreams_out() -> None:
     validate(openapi_document(settings))
 
 
+def test_rate_limits_are_documented_where_they_apply() -> None:
+    limited = openapi_document(settings_from_dict({}))["paths"]
+    assert "429" in limited["/admin/usage"]["get"]["responses"]
+    assert "429" not in limited["/healthz"]["get"]["responses"]  # an open path
+    off = settings_from_dict({"rate_limits": {"enabled": False}})
+    assert "429" not in openapi_document(off)["paths"]["/admin/usage"]["get"]["responses"]
+
+
 def test_route_options_are_described() -> None:
     settings = settings_from_dict(
         {

@@ -143,9 +143,15 @@ _RESPONSES: dict[str, Any] = {
         _ref("schemas", "Errors"), "No valid bearer token (`UNAUTHENTICATED`)."
     ),
     "Forbidden": _json(_ref("schemas", "Errors"), "The token lacks the scope (`FORBIDDEN`)."),
-    "RateLimited": _json(
-        _ref("schemas", "Errors"), "Over the client's budget (`RATE_LIMITED`); see Retry-After."
-    ),
+    "RateLimited": {
+        **_json(_ref("schemas", "Errors"), "Over the client's budget (`RATE_LIMITED`)."),
+        "headers": {
+            "Retry-After": {
+                "description": "Whole seconds until a request would be allowed.",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
     "PassthroughRefused": _json(
         _ref("schemas", "PassthroughError"),
         "Refused by the gateway: 400 bad path, 401, 403, 405 method not allowed, 413 body too "
@@ -164,6 +170,8 @@ def _gateway_paths(settings: Settings) -> dict[str, Any]:
         "401": _ref("responses", "Unauthenticated"),
         "403": _ref("responses", "Forbidden"),
     }
+    if settings.rate_limits.enabled:  # the open paths (health, metrics, /auth/) are not limited
+        admin_errors["429"] = _ref("responses", "RateLimited")
     oauth = {"400": _ref("responses", "OAuthError"), "503": _ref("responses", "Unavailable")}
     paths: dict[str, Any] = {
         "/auth/token": {
