@@ -167,7 +167,7 @@ def test_page_config_defaults() -> None:
         "defaultHeaders": None,
     }
     assert "\nquery Dashboard {" in DEFAULT_QUERY
-    assert '#   {"Authorization": "Bearer <access_token>"}' in DEFAULT_QUERY  # where it goes
+    assert '# {"Authorization": "Bearer <access_token>"}' in DEFAULT_QUERY  # where it goes
     assert GRAPHIQL_ACCEPT == "application/graphql-response+json, application/json"
     assert "isHeadersEditorEnabled: true" in page
     assert "headers: { accept: config.accept }" in page

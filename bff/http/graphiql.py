@@ -35,9 +35,9 @@ GRAPHIQL_ACCEPT = "application/graphql-response+json, application/json"
 
 #: The query a fresh editor opens with: the Dashboard, the gateway's reference query, and
 #: where its token goes (`orders` needs one; `bff serve` does not prefill it as the demo does).
-DEFAULT_QUERY = """# The Dashboard needs a token: log in with POST /auth/token (or the login
-# mutation) and put its access_token in the Headers tab below:
-#   {"Authorization": "Bearer <access_token>"}
+DEFAULT_QUERY = """# Needs a token: get one from POST /auth/token
+# (or the login mutation), then in Headers below:
+# {"Authorization": "Bearer <access_token>"}
 query Dashboard {
   orders(first: 20) {
     nodes { id status total
