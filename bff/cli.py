@@ -103,7 +103,8 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int
     """`bff serve --workers N`: a supervisor and N workers, each with its own socket."""
     from bff.workers import Supervisor, SupervisorError
 
-    def announce(bound: int) -> None:
+    def announce(bound: int) -> None:  # once bound: a taken port stays a one-line refusal
+        warn(shared_store_warnings(settings, workers))
         print(f"bff: serving on http://{host}:{bound}/graphql", file=sys.stderr, flush=True)
 
     try:
@@ -130,7 +131,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.server.host
     port = settings.server.port if args.port is None else args.port  # --port 0 is a port
     workers = args.workers or settings.server.workers
-    warn(shared_store_warnings(settings, workers))
     from bff.serving import tune_gc
     from bff.workers import REUSE_PORT_BALANCES
 
@@ -145,6 +145,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bff.app import create_app
 
     if workers > 1:
+        warn(shared_store_warnings(settings, workers))
         print(f"bff: serving on http://{host}:{port}/graphql", file=sys.stderr, flush=True)
         run_uvicorn_workers(host, port, workers, settings.server.drain_timeout)
         return 0

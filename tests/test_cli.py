@@ -263,15 +263,17 @@ def test_check_config_is_quiet_when_workers_share_a_redis_store(tmp_path: Path) 
     assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
-def test_serve_with_workers_warns_about_the_memory_store(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "bff.yaml", valid_config(EVERY_UPSTREAM))
-    with socket.socket() as taken:  # the serve stops at once, after its start-up warnings
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = str(taken.getsockname()[1])
-        result = run_bff("serve", "--config", str(config), "--workers", "2", "--port", port)
-    assert result.returncode != 0
-    assert "2 workers with auth.store: memory" in result.stderr
+def test_serve_with_workers_warns_about_the_memory_store(
+    tmp_path: Path, shop: RunningServices
+) -> None:
+    port = free_port()
+    config = write_config(tmp_path / "bff.yaml", valid_config(shop.urls, port))
+    stderr = tmp_path / "stderr"
+    with running_bff("serve", "--config", str(config), "--workers", "2", stderr=stderr) as child:
+        wait_for(f"http://127.0.0.1:{port}/healthz", child.process)
+        lines = stderr.read_text().splitlines()
+    warning = next(i for i, line in enumerate(lines) if "2 workers with auth.store: memory" in line)
+    assert "serving on" in lines[warning + 1]  # at start, beside the address it serves
 
 
 def test_serve_without_a_config_says_what_to_give(tmp_path: Path) -> None:
