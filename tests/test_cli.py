@@ -271,6 +271,9 @@ def test_serve_with_workers_warns_about_the_memory_store(
     stderr = tmp_path / "stderr"
     with running_bff("serve", "--config", str(config), "--workers", "2", stderr=stderr) as child:
         wait_for(f"http://127.0.0.1:{port}/healthz", child.process)
+        end = time.monotonic() + DEADLINE  # announced once every worker serves
+        while "serving on" not in stderr.read_text() and time.monotonic() < end:
+            time.sleep(0.05)
         lines = stderr.read_text().splitlines()
     warning = next(i for i, line in enumerate(lines) if "2 workers with auth.store: memory" in line)
     assert "serving on" in lines[warning + 1]  # at start, beside the address it serves
