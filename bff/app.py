@@ -35,8 +35,8 @@ FastAPI's per-request extras (its middleware costs about 30 µs of CPU a request
 Routes: `/graphql` (GraphQL over HTTP and GraphiQL), `/graphiql/static` (its assets),
 `/healthz`, `/readyz`, the token endpoints `/auth/token`, `/auth/refresh`, `/auth/revoke`,
 `/.well-known/jwks.json`, `/admin/upstreams` (unless `server.admin` is off), `/metrics`
-(Prometheus), `/admin/usage` (metering, scope admin), and `/api` (REST passthrough, stage 6) when
-`routes` are configured.
+(Prometheus), `/admin/usage` (metering, scope admin), `/openapi.json` and `/docs` (unless
+`server.docs` is off), and `/api` (REST passthrough, stage 6) when `routes` are configured.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ from bff.http.errors import ErrorsStage
 from bff.http.graphiql import static_app
 from bff.http.health import healthz, readyz_endpoint
 from bff.http.jwks_fetch import JwksFetcher
+from bff.http.openapi import docs_routes
 from bff.http.prefix import PrefixStage
 from bff.http.rate_limit import RateLimitStage
 from bff.http.request_stage import RequestStage
@@ -205,6 +206,7 @@ def create_app(
         *admin_routes(settings.server.admin, upstreams),
         Route("/metrics", metrics_endpoint(telemetry), methods=["GET"]),
         Route("/admin/usage", usage_endpoint(telemetry), methods=["GET"]),
+        *docs_routes(settings),  # /openapi.json, /docs (server.docs)
     ]
     middleware = [
         Middleware(RequestStage),

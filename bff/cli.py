@@ -70,7 +70,23 @@ def positive_int(text: str) -> int:
 
 
 def warn_inactive(settings: Settings) -> None:
-    for line in inactive_sections(settings):
+    warn(inactive_sections(settings))
+
+
+def shared_store_warnings(settings: Settings, workers: int) -> list[str]:
+    """What breaks when several workers each keep their own memory token store."""
+    if workers < 2 or settings.auth.store != "memory":
+        return []
+    return [
+        f"{workers} workers with auth.store: memory: each worker keeps its own refresh tokens, "
+        "revocations and opaque tokens, so a refresh (or a revocation) works only on the worker "
+        "that issued the token and fails on the others; set auth.store: redis and redis.url "
+        "to share them, or run one worker"
+    ]
+
+
+def warn(lines: Sequence[str]) -> None:
+    for line in lines:
         print(f"bff: warning: {line}", file=sys.stderr)
 
 
@@ -106,7 +122,8 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int
     """`bff serve --workers N`: a supervisor and N workers, each with its own socket."""
     from bff.workers import Supervisor, SupervisorError
 
-    def announce(bound: int) -> None:
+    def announce(bound: int) -> None:  # once bound: a taken port stays a one-line refusal
+        warn(shared_store_warnings(settings, workers))
         print(f"bff: serving on http://{host}:{bound}/graphql", file=sys.stderr, flush=True)
 
     try:
@@ -118,6 +135,13 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int
 
 def cmd_serve(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get(CONFIG_ENV)
+    if not path:  # the built-in defaults name no upstream: they cannot start a gateway
+        print(
+            f"bff serve: give --config FILE (or set {CONFIG_ENV}); the README's Configuration "
+            "section has a minimal file, and `bff demo` runs without one",
+            file=sys.stderr,
+        )
+        return 2
     settings = load_or_exit(path)
     from bff.telemetry.logs import configure_logging
 
@@ -140,6 +164,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bff.app import create_app
 
     if workers > 1:
+        warn(shared_store_warnings(settings, workers))
         print(f"bff: serving on http://{host}:{port}/graphql", file=sys.stderr, flush=True)
         run_uvicorn_workers(host, port, workers, settings.server.drain_timeout)
         return 0
@@ -159,10 +184,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from bff.app import create_app
-    from bff.demo import banner, demo_logins, demo_settings
+    from bff.demo import DEMO_INSTANCES, banner, demo_logins, demo_settings
+    from bff.demo.control import control_routes
+    from bff.demo.fleet import DemoFleet
     from bff.serving import bind, serve_on, tune_gc
-    from services import SERVICE_NAMES
-    from services.runner import RunningServices, ServiceSpec
+    from bff.telemetry.logs import configure_logging
 
     try:
         sock = bind(args.host, args.port)
@@ -171,12 +197,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"bff: cannot listen on {args.host}:{args.port}: {bind_problem(error)}", file=sys.stderr
         )
         return 1
-    with RunningServices([ServiceSpec(name) for name in SERVICE_NAMES]) as running:
-        settings = demo_settings(running.urls, host=args.host, port=sock.getsockname()[1])
+    with DemoFleet(DEMO_INSTANCES) as fleet:
+        settings = demo_settings(fleet.urls, host=args.host, port=sock.getsockname()[1])
+        configure_logging(settings.logging.level, settings.logging.format)  # JSON access lines
         graphiql_headers: dict[str, str] = {}  # filled once the admin has logged in
         app = create_app(settings, graphiql_headers=graphiql_headers)
+        app.router.routes.extend(control_routes(fleet))  # the demo's own: /demo/services
         tune_gc()
-        logins = demo_logins(app.state.auth.service, running.urls["auth"][0])
+        logins = demo_logins(app.state.auth.service, fleet.urls["auth"][0])
         graphiql_headers["Authorization"] = f"Bearer {logins[0].tokens.access_token}"
         print(banner(settings, logins), flush=True)
         serve_on(app, sock, settings.server.drain_timeout)
@@ -207,6 +235,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"{args.file}: invalid\n{error}", file=sys.stderr)
         return 1
     warn_inactive(settings)
+    warn(shared_store_warnings(settings, settings.server.workers))
     print(f"{args.file}: ok ({len(settings.upstreams)} upstreams)")
     return 0
 
@@ -357,7 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
         "not active yet are warned about.",
     )
     serve.add_argument(
-        "--config", metavar="FILE", help=f"path to bff.yaml (default: ${CONFIG_ENV}, else defaults)"
+        "--config",
+        metavar="FILE",
+        help=f"path to bff.yaml (required unless ${CONFIG_ENV} names it)",
     )
     serve.add_argument("--host", help="address to listen on (default: server.host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")

@@ -69,7 +69,7 @@ ALLOWED: dict[str, set[str]] = {
     | {"bff.auth", "bff.metering", "bff.rendering", "bff.http", "bff.upstream", "bff.graph"},
     # the app and its commands, on top
     "bff.serving": set(),
-    "bff.demo": KERNEL | {"bff.auth", "bff.http"},
+    "bff.demo": KERNEL | {"bff.auth", "bff.http", "bff.rendering", "services"},
     "bff.app": KERNEL
     | {
         "bff.auth",

@@ -237,6 +237,56 @@ def test_check_config_warns_on_every_key_not_active_yet(tmp_path: Path) -> None:
     assert result.stdout.startswith(f"{config}: ok")
 
 
+@pytest.mark.parametrize(
+    ("workers", "store", "warned"), [(3, "memory", True), (1, "memory", False)]
+)
+def test_check_config_warns_when_workers_do_not_share_tokens(
+    tmp_path: Path, workers: int, store: str, warned: bool
+) -> None:
+    data = valid_config(EVERY_UPSTREAM)
+    data["server"]["workers"] = workers
+    data["auth"]["store"] = store
+    result = run_bff("check-config", str(write_config(tmp_path / "bff.yaml", data)))
+    assert result.returncode == 0, result.stderr
+    assert ("auth.store: memory" in result.stderr) is warned, result.stderr
+    if warned:
+        assert "refresh" in result.stderr and "auth.store: redis" in result.stderr
+
+
+def test_check_config_is_quiet_when_workers_share_a_redis_store(tmp_path: Path) -> None:
+    data = valid_config(EVERY_UPSTREAM)
+    data["server"]["workers"] = 3
+    data["auth"]["store"] = "redis"
+    data["redis"] = {"url": "redis://127.0.0.1:6379/0"}
+    result = run_bff("check-config", str(write_config(tmp_path / "bff.yaml", data)))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_serve_with_workers_warns_about_the_memory_store(
+    tmp_path: Path, shop: RunningServices
+) -> None:
+    port = free_port()
+    config = write_config(tmp_path / "bff.yaml", valid_config(shop.urls, port))
+    stderr = tmp_path / "stderr"
+    with running_bff("serve", "--config", str(config), "--workers", "2", stderr=stderr) as child:
+        wait_for(f"http://127.0.0.1:{port}/healthz", child.process)
+        end = time.monotonic() + DEADLINE  # announced once every worker serves
+        while "serving on" not in stderr.read_text() and time.monotonic() < end:
+            time.sleep(0.05)
+        lines = stderr.read_text().splitlines()
+    warning = next(i for i, line in enumerate(lines) if "2 workers with auth.store: memory" in line)
+    assert "serving on" in lines[warning + 1]  # at start, beside the address it serves
+
+
+def test_serve_without_a_config_says_what_to_give(tmp_path: Path) -> None:
+    result = run_bff("serve")
+    assert result.returncode == 2
+    assert "--config FILE" in result.stderr and "BFF_CONFIG" in result.stderr
+    assert "Traceback" not in result.stderr
+    help_text = run_bff("serve", "-h").stdout
+    assert "else defaults" not in help_text and "required unless" in help_text
+
+
 def test_check_config_refuses_a_short_hs256_secret(tmp_path: Path) -> None:
     data = valid_config(EVERY_UPSTREAM)
     data["auth"]["jwt"]["secret"] = "x"
@@ -342,7 +392,7 @@ def test_demo_prints_a_url_and_a_token_that_work(tmp_path: Path) -> None:
         assert page.status_code == 200
         assert "graphiql" in page.text.lower()
         config = graphiql_config(page.text)
-        assert str(config["defaultQuery"]).startswith("query Dashboard {")
+        assert "\nquery Dashboard {" in str(config["defaultQuery"])
         assert json.loads(str(config["defaultHeaders"])) == {"Authorization": f"Bearer {token}"}
         response = httpx.post(
             graphiql,

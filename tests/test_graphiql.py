@@ -166,7 +166,8 @@ def test_page_config_defaults() -> None:
         "defaultQuery": DEFAULT_QUERY,
         "defaultHeaders": None,
     }
-    assert DEFAULT_QUERY.startswith("query Dashboard {")
+    assert "\nquery Dashboard {" in DEFAULT_QUERY
+    assert '# {"Authorization": "Bearer <access_token>"}' in DEFAULT_QUERY  # where it goes
     assert GRAPHIQL_ACCEPT == "application/graphql-response+json, application/json"
     assert "isHeadersEditorEnabled: true" in page
     assert "headers: { accept: config.accept }" in page

@@ -6,19 +6,28 @@ A newcomer copies these first; each check here is one thing that would otherwise
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shlex
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from bff.cli import build_parser
+from bff.cli import build_parser, usable_settings
 from bff.config import inactive_sections, settings_from_dict
 from bff.config.loader import load_settings
 from services import SERVICE_NAMES
 from services.cli import DEFAULT_PORT_BASE, PORTS_PER_SERVICE
+from tests.curl_lines import curl_commands, run_curl
+from tests.test_cli import running_bff, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -94,6 +103,158 @@ def test_the_shell_commands_name_what_exists() -> None:
     for module in re.findall(r"python -m ([\w.]+)", shell):
         assert importlib.util.find_spec(module) is not None, module
     assert ".venv/bin/bff demo" in shell
+
+
+def write_es256_key(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+@pytest.mark.parametrize("index", range(len(blocks("yaml"))))
+def test_every_config_snippet_passes_check_config(tmp_path: Path, index: int) -> None:
+    """Each YAML block, merged into the minimal config (they show one section each), is a
+    file `bff check-config` accepts, with every key active; key files it names exist."""
+    snippet = yaml.safe_load(blocks("yaml")[index])
+    data = {**yaml.safe_load(minimal_config()), **snippet}
+    for key_file in re.findall(r"private_key_file: ([\w/.-]+)", blocks("yaml")[index]):
+        write_es256_key(tmp_path / key_file)
+    path = tmp_path / "bff.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    settings = usable_settings(str(path))  # what check-config runs
+    assert inactive_sections(settings) == []
+
+
+def test_the_telemetry_example_passes_check_config() -> None:
+    """The README sends a user to deploy/telemetry/ with `bff serve --config` on its file."""
+    settings = usable_settings(str(ROOT / "deploy" / "telemetry" / "bff-telemetry.yaml"))
+    assert settings.telemetry.exporter == "otlp_http"
+    assert inactive_sections(settings) == []
+
+
+def test_the_readme_cites_only_files_the_repository_has() -> None:
+    for target in re.findall(r"\]\(([^)#:]+)\)", README):
+        assert (ROOT / target).exists(), target
+    assert "SPEC" not in README  # the specification is not part of the repository
+
+
+def test_redis_url_is_documented_as_unset_by_default() -> None:
+    reference = (ROOT / "docs" / "config.md").read_text(encoding="utf-8")
+    [row] = [line for line in reference.splitlines() if line.startswith("| `redis.url` |")]
+    assert "*unset*" in row
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`bff demo` on a free port: the gateway the README's curl lines are written for."""
+    stderr = tmp_path_factory.mktemp("readme") / "stderr"
+    with running_bff("demo", "--port", "0", stderr=stderr) as child:
+        lines = child.until(lambda line: "Ctrl+C" in line)
+        base = next(w for w in " ".join(lines).split() if w.endswith("/graphql"))
+        base = base.removesuffix("/graphql")
+        wait_for(f"{base}/healthz", child.process)
+        token = lines[next(i for i, x in enumerate(lines) if "token for user 1" in x) + 1]
+        yield {"base": base, "admin": token.strip(), "stderr": stderr}
+
+
+def login(base: str, username: str = "user2") -> dict[str, Any]:
+    password = username.replace("user", "password")
+    response = httpx.post(
+        f"{base}/auth/token", json={"username": username, "password": password}, trust_env=False
+    )
+    assert response.status_code == 200
+    pair: dict[str, Any] = response.json()
+    return pair
+
+
+def test_every_readme_curl_line_works_against_the_demo(demo: dict[str, Any]) -> None:
+    base = demo["base"]
+    commands = list(curl_commands("\n".join(blocks("sh"))))
+    assert len(commands) >= 8
+    for command in commands:
+        pair = login(base)  # the README's "..." placeholders are tokens like these
+        command = command.replace("bfr_...", pair["refresh_token"])
+        command = command.replace("token=...", f"token={pair['access_token']}")
+        command = command.replace("Bearer ...", f"Bearer {login(base)['access_token']}")
+        response = run_curl(command, {"TOKEN": demo["admin"]}, base)
+        assert response.status_code == 200, (command, response.text)
+    # the lines above left catalog slow and orders failing: put them back
+    for name in ("catalog", "orders", "users"):
+        control = f"curl -s -X POST {base}/demo/services/{name}/0 -H 'Authorization: Bearer $TOKEN'"
+        assert run_curl(control + " -d '{}'", {"TOKEN": demo["admin"]}, base).status_code == 200
+
+
+def test_a_missing_scope_is_a_field_error_in_a_200(demo: dict[str, Any]) -> None:
+    """As the README says: on GraphQL, FORBIDDEN on the field; the rest of the data is there."""
+    customer = login(demo["base"])["access_token"]
+    response = httpx.post(
+        f"{demo['base']}/graphql",
+        json={"query": "{ me { id } user(id: 1) { name email } }"},
+        headers={"Authorization": f"Bearer {customer}"},
+        trust_env=False,
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"]["me"] == {"id": "2"}
+    assert body["data"]["user"]["name"] and body["data"]["user"]["email"] is None
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+        (["user", "email"], "FORBIDDEN")
+    ]
+    passthrough = httpx.get(
+        f"{demo['base']}/api/orders/orders",
+        headers={"Authorization": f"Bearer {customer}"},
+        trust_env=False,
+    )
+    assert passthrough.status_code == 403
+
+
+def test_the_access_log_line_is_the_one_the_readme_shows(demo: dict[str, Any]) -> None:
+    [example] = blocks("json")
+    shown = json.loads(example.replace("…", ""))
+    httpx.get(f"{demo['base']}/healthz", trust_env=False)
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [x for x in demo["stderr"].read_text().splitlines() if x.startswith("{")]
+        if any('"/healthz"' in x for x in lines):
+            break
+        assert time.monotonic() < deadline, demo["stderr"].read_text()
+        time.sleep(0.05)
+    written = [json.loads(line) for line in lines if '"method"' in line]
+    assert written and all(set(record) == set(shown) for record in written), written[0]
+
+
+def test_the_dashboard_takes_the_five_upstream_calls_the_readme_says(
+    demo: dict[str, Any],
+) -> None:
+    [dashboard] = blocks("graphql")
+    deadline = time.monotonic() + 20
+    for attempt in range(1000):  # until every instance the curl lines stopped is back in use
+        request_id = f"readme-dashboard-{attempt}"
+        response = httpx.post(
+            f"{demo['base']}/graphql",
+            json={"query": dashboard},
+            headers={"Authorization": f"Bearer {demo['admin']}", "X-Request-Id": request_id},
+            timeout=15,
+            trust_env=False,
+        )
+        body = response.json()
+        if "errors" not in body:
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
+    assert len(body["data"]["orders"]["nodes"]) == 20
+    while f'"{request_id}"' not in demo["stderr"].read_text():
+        assert time.monotonic() < deadline + 10
+        time.sleep(0.05)
+    [line] = [x for x in demo["stderr"].read_text().splitlines() if f'"{request_id}"' in x]
+    record = json.loads(line)
+    assert record["operation"] == "Dashboard" and record["upstream_calls"] == 5
 
 
 def test_the_code_first_service_is_the_file_the_tests_run() -> None:

@@ -69,6 +69,12 @@ class ServerConfig(Section):
     port: int = Field(8000, ge=1, le=65535, description="TCP port the gateway listens on.")
     graphiql: bool = Field(True, description="Serve GraphiQL to browsers on GET /graphql.")
     introspection: bool = Field(True, description="Answer GraphQL introspection queries.")
+    docs: bool = Field(
+        True,
+        description="Serve `GET /openapi.json` (an OpenAPI 3.1 document of the REST endpoints "
+        "and passthrough routes) and `GET /docs` (an interactive page for it, from the "
+        "gateway's own assets); false answers 404 on both. Independent of `server.graphiql`.",
+    )
     zone: str | None = Field(
         None, description="Zone of this gateway; instances in the same zone are preferred."
     )
@@ -229,7 +235,10 @@ class RouteConfig(Section):
 class RedisConfig(Section):
     url: str = Field(
         "redis://127.0.0.1:6379/0",
-        description="Redis shared by replicas (token store, rate limits, APQ, metering).",
+        description="Redis shared by replicas (token store, rate limits, APQ, metering). "
+        "Unset, each process keeps that state in its own memory; only `auth.store: redis` "
+        "without it connects to `redis://127.0.0.1:6379/0`.",
+        json_schema_extra={"doc_default": "*unset* (memory)"},
     )
     key_prefix: str = Field(
         "bff:",

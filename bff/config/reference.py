@@ -158,6 +158,9 @@ def _one_type_name(member: Any) -> str:
 def _default(field: FieldInfo) -> str:
     if field.is_required():
         return "*required*"
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and "doc_default" in extra:  # a default that applies only partly
+        return str(extra["doc_default"])
     value = field.get_default(call_default_factory=True)
     kinds = [m.kind for m in field.metadata if isinstance(m, TypeLabel)]
     if value is None:

@@ -33,8 +33,12 @@ GRAPHIQL_STATIC_DIR: Path = Path(__file__).resolve().parent.parent / "static" / 
 #: Accept header the in-browser fetcher sends with every GraphQL request.
 GRAPHIQL_ACCEPT = "application/graphql-response+json, application/json"
 
-#: The query a fresh editor opens with: the Dashboard, the gateway's reference query.
-DEFAULT_QUERY = """query Dashboard {
+#: The query a fresh editor opens with: the Dashboard, the gateway's reference query, and
+#: where its token goes (`orders` needs one; `bff serve` does not prefill it as the demo does).
+DEFAULT_QUERY = """# Needs a token: get one from POST /auth/token
+# (or the login mutation), then in Headers below:
+# {"Authorization": "Bearer <access_token>"}
+query Dashboard {
   orders(first: 20) {
     nodes { id status total
       user { id name }
