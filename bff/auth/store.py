@@ -7,6 +7,13 @@ stored under a digest of their value, so a dump of the store holds no usable tok
 
 A backend that cannot be reached raises `TokenStoreUnavailable` (503, `UPSTREAM_UNAVAILABLE`):
 whoever needs the store to decide must fail closed.
+
+The revoked list (`revoke_jti`, `revoked_jtis`) holds two kinds of ids, and a backend need not
+tell them apart: JWT ids, and revoked refresh families spelt `fam:<family>` (every JWT carrying
+that `fam` claim is refused, see `bff.auth.revocation`). A backend stores any id of up to 64
+characters with its expiry and returns it as given. The family records of `bff.auth.refresh`
+(`fam:<family>` keys of `get`/`put`, a separate namespace) list every live access token of
+the family, so that opaque ones can be deleted with it.
 """
 
 from __future__ import annotations
@@ -56,11 +63,13 @@ class TokenStore(ABC):
 
     @abstractmethod
     async def revoke_jti(self, jti: str, expires: float) -> None:
-        """Remember that the JWT `jti` is revoked until `expires` (epoch seconds)."""
+        """Remember that `jti` is revoked until `expires` (epoch seconds): a JWT id, or a
+        whole family as `fam:<family>`."""
 
     @abstractmethod
     async def revoked_jtis(self, now: float) -> dict[str, float]:
-        """Every JWT id revoked and not yet expired at `now`, with its expiry."""
+        """Every id revoked and not yet expired at `now` (JWT ids and `fam:<family>`
+        entries alike), with its expiry."""
 
     @abstractmethod
     async def ping(self) -> bool:

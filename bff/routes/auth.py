@@ -8,6 +8,10 @@ well-formed request, whether or not the token was valid. When the auth service o
 store cannot answer: 503 `temporarily_unavailable`, with the gateway's `UPSTREAM_UNAVAILABLE`
 error beside it; never a 500, and nobody is let in. Passwords are forwarded to the auth
 service and forgotten: never stored, never logged.
+
+`/auth/token` and `/auth/refresh` are throttled (`rate_limits.login`, SPEC section 15) by the
+token service, as the GraphQL mutations are: over a budget, 429 with `Retry-After` and
+`{"error": "too_many_requests", ...}`, before the password is checked.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from starlette.routing import Route
 
 from bff.auth import bearer_token
 from bff.auth.runtime import AuthRuntime
-from bff.errors import BffError, Unauthenticated, UpstreamError, error_body
+from bff.errors import BffError, RateLimited, Unauthenticated, UpstreamError, error_body
 from bff.upstream import UpstreamPool
 from upstream_clients import AuthClient
 
@@ -93,6 +97,14 @@ def check_grant_type(fields: Mapping[str, Any], expected: str) -> None:
         raise InvalidRequest(f"grant_type must be {expected} here")
 
 
+def throttled(error: RateLimited) -> Response:
+    """429 as OAuth clients read it, with `Retry-After` in whole seconds."""
+    retry_after = str(error.extra.get("retryAfter", 1))
+    response = oauth_error(429, "too_many_requests", error.public_message)
+    response.headers["Retry-After"] = retry_after
+    return response
+
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -106,6 +118,8 @@ def oauth_endpoint(handler: Handler) -> Handler:
             return oauth_error(400, "invalid_request", error.description)
         except Unauthenticated as error:
             return oauth_error(400, "invalid_grant", error.public_message)
+        except RateLimited as error:
+            return throttled(error)
         except UpstreamError as error:
             return unavailable(error)
         except BffError as error:
@@ -126,6 +140,7 @@ def auth_routes(runtime: AuthRuntime, pools: Mapping[str, UpstreamPool]) -> list
         username, password = text_field(fields, "username"), text_field(fields, "password")
         if not service.issues:
             raise InvalidRequest("this gateway does not issue tokens")
+        await service.admit_login(username)
         identity = await AuthClient(pools["auth"]).verify(username, password)
         pair = await service.login(identity.sub, identity.scopes, identity.roles)
         return Response(orjson.dumps(pair.oauth()), headers=NO_STORE, media_type="application/json")
