@@ -2,10 +2,12 @@
 
 One attempt counts once against the client's address and once against the account it tries
 (`bff.auth.throttle`); either budget spent refuses it with `RateLimited` and the wait of the
-budget that reopens last (`Retry-After`). Budgets are GCRA rules, in the same store as the
-other rate limits (Redis when configured, so every replica shares them, else memory), and the
-store being unreachable follows `rate_limits.on_store_error` like every other limit: `allow`
-lets the attempt through, `deny` refuses it with 503.
+budget that reopens last (`Retry-After`). A budget that refuses is not spent (GCRA), but the
+other one is: an attempt refused for its account still counts as one from its address.
+Budgets are GCRA rules, in the same store as the other rate limits (Redis when configured, so
+every replica shares them, else memory), and the store being unreachable follows
+`rate_limits.on_store_error` like every other limit: `allow` lets the attempt through, `deny`
+refuses it with 503.
 """
 
 from __future__ import annotations
