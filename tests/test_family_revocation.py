@@ -11,17 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
 
 import orjson
 import pytest
 
-from bff.auth.refresh import AccessRef, Grant, RefreshTokens, Revoked, access_refs
+from bff.auth.issuing import TokenService
+from bff.auth.opaque import OpaqueTokens
+from bff.auth.refresh import (
+    USED,
+    AccessRef,
+    Grant,
+    InvalidGrant,
+    RefreshTokens,
+    Revoked,
+    access_refs,
+)
 from bff.auth.revocation import Revocations
 from bff.auth.store import TokenStore
 from bff.auth.store_memory import MemoryTokenStore
 from bff.auth.store_redis import RedisTokenStore
+from bff.errors import Unauthenticated
 from services import RunningServices
 from tests.auth_support import REDIS_URL, auth_gateway_settings, redis_prefix
 from tests.support import running_gateway
@@ -126,6 +137,80 @@ def test_the_family_record_lists_every_live_access_token_since_the_login(
             assert await tokens.use(third) is None  # its live refresh token is gone too
         finally:
             await store.aclose()
+
+    asyncio.run(scenario())
+
+
+@BACKENDS
+def test_swap_keeps_the_ttl_or_sets_a_new_one(kind: str, redis_prefix: str) -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        store = store_of(kind, redis_prefix, clock)
+        try:
+            assert await store.swap("k", "v", ttl=60) is None  # nothing to swap: not written
+            assert await store.get("k") is None
+            await store.put("k", "a", ttl=0.3 if kind == "redis" else 10)
+            assert await store.swap("k", "b", ttl=60) == "a"
+            if kind == "memory":
+                clock.now += 30  # past the first TTL, within the new one
+            else:
+                await asyncio.sleep(0.5)
+            assert await store.get("k") == "b"
+            assert await store.swap("k", "c") == "b"  # and without `ttl`, the TTL is kept
+            if kind == "memory":
+                clock.now += 31
+                assert await store.get("k") is None
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+
+
+class RacingStore(MemoryTokenStore):
+    """Runs `race` once, just before a refresh writes its family record: a reuse of an older
+    refresh token of the family arriving on another replica at that moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.race: Callable[[], Awaitable[None]] | None = None
+
+    async def swap(self, key: str, value: str, ttl: float | None = None) -> str | None:
+        race = self.race
+        if race is not None and key.startswith("fam:") and ttl is not None:
+            self.race = None
+            await race()
+        return await super().swap(key, value, ttl)
+
+
+def test_a_refresh_racing_its_family_revocation_does_not_bring_the_family_back() -> None:
+    async def scenario() -> None:
+        store = RacingStore()
+        opaque = OpaqueTokens(store, "bff")
+        service = TokenService(
+            token_format="opaque",
+            signer=None,
+            verifier=None,
+            opaque=opaque,
+            refresh=RefreshTokens(store, ttl=3600),
+            revocations=Revocations(store),
+            access_ttl=900,
+        )
+        first = await service.login("2", ["orders:read"], [])
+        second = await service.refresh(first.refresh_token)
+
+        async def reuse() -> None:
+            with pytest.raises(InvalidGrant):
+                await service.refresh(first.refresh_token)
+
+        store.race = reuse
+        with pytest.raises(InvalidGrant):
+            await service.refresh(second.refresh_token)  # its family went meanwhile
+        for pair in (first, second):
+            with pytest.raises(Unauthenticated):
+                await opaque.principal(pair.access_token)
+        assert [k for k in store._values if k.startswith("at:")] == []  # the racer's one too
+        live = [k for k, (v, _) in store._values.items() if k.startswith("rt:") and v != USED]
+        assert live == []  # no refresh token of the family left to spend
 
     asyncio.run(scenario())
 

@@ -109,13 +109,13 @@ class TokenService:
             await self.throttle.admit(where, None if family is None else family_account(family))
         used = await self.refresh_tokens.use(refresh_token)
         if isinstance(used, Grant):
-            return await self._issue(used)
+            return await self._issue(used, rotating=True)
         if isinstance(used, Revoked):
             await self._revoke_family(used)
             raise InvalidGrant("Refresh token already used; its whole family is revoked")
         raise InvalidGrant("Invalid, expired or revoked refresh token")
 
-    async def _issue(self, grant: Grant) -> TokenPair:
+    async def _issue(self, grant: Grant, *, rotating: bool = False) -> TokenPair:
         ttl = self.access_ttl
         if self.token_format == "opaque":
             token, claims = await self.opaque.issue(
@@ -128,7 +128,14 @@ class TokenService:
         else:
             raise NotIssuing()
         access = AccessRef(self.token_format, claims["jti"], float(claims["exp"]))
-        refresh_token = await self.refresh_tokens.issue(grant, access)
+        if not rotating:
+            refresh_token = await self.refresh_tokens.issue(grant, access)
+        else:
+            rotated = await self.refresh_tokens.rotate(grant, access)
+            if rotated is None:  # the family was revoked while this refresh ran
+                await self._revoke_access(access)
+                raise InvalidGrant("Invalid, expired or revoked refresh token")
+            refresh_token = rotated
         return TokenPair(token, int(ttl), refresh_token)
 
     async def logout(self, principal: Principal) -> None:

@@ -9,7 +9,7 @@ login), for every replica, since all of it lives in the store.
 Store keys: `rt:<digest>` -> the grant (`"used"` once spent), with the refresh TTL;
 `fam:<family>` -> the family's live refresh token and the access tokens issued in it that
 have not expired yet (`at`: a list of `[format, jti, exp]`; a record written before families
-kept the whole list holds one triple, read as a list of one).
+kept the whole list holds one triple, read as a list of one), or `"revoked"` once revoked.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from bff.errors import Unauthenticated
 REFRESH_PREFIX = "bfr_"
 MAX_TOKEN = 128
 USED = '"used"'  # what a spent refresh token's record becomes
+REVOKED = '"revoked"'  # what a revoked family's record becomes, until it expires
 
 
 class InvalidGrant(Unauthenticated):
@@ -88,7 +89,25 @@ class RefreshTokens:
         self.clock = clock
 
     async def issue(self, grant: Grant, access: AccessRef) -> str:
-        """A new refresh token of `grant`'s family, which now also owns `access`."""
+        """The first refresh token of a new family (a login), which owns `access`."""
+        token, family = await self._write(grant, access)
+        await self.store.put("fam:" + grant.family, family, self.ttl)
+        return token
+
+    async def rotate(self, grant: Grant, access: AccessRef) -> str | None:
+        """The next refresh token of `grant`'s family, which now also owns `access`; None
+        when the family was revoked meanwhile (a reuse racing this refresh)."""
+        token, family = await self._write(grant, access)
+        old = await self.store.swap("fam:" + grant.family, family, self.ttl)
+        if old is None or old == REVOKED:
+            if old == REVOKED:
+                await self.store.put("fam:" + grant.family, REVOKED, self.ttl)
+            await self.store.delete("rt:" + digest(token))
+            return None
+        return token
+
+    async def _write(self, grant: Grant, access: AccessRef) -> tuple[str, str]:
+        """A new refresh token, stored; and its family's record, to write."""
         token = f"{REFRESH_PREFIX}{grant.family}.{secrets.token_urlsafe(32)}"
         key = digest(token)
         record = {"sub": grant.sub, "scope": grant.scopes, "roles": grant.roles}
@@ -96,8 +115,7 @@ class RefreshTokens:
         owned = [a for a in grant.access if a.exp > now and a.jti != access.jti] + [access]
         family = {"rt": key, "at": [[a.format, a.jti, a.exp] for a in owned]}
         await self.store.put("rt:" + key, orjson.dumps(record).decode(), self.ttl)
-        await self.store.put("fam:" + grant.family, orjson.dumps(family).decode(), self.ttl)
-        return token
+        return token, orjson.dumps(family).decode()
 
     async def use(self, token: str) -> Grant | Revoked | None:
         """Spend `token`: its grant; or (reuse) the family, revoked now; or None for a token
@@ -113,7 +131,7 @@ class RefreshTokens:
             # A second use: whoever holds it now, the family is compromised.
             return await self.revoke_family(family)
         live = await self.store.get("fam:" + family)
-        if live is None:
+        if live is None or live == REVOKED:
             return None
         owner: dict[str, Any] = orjson.loads(live)
         if owner.get("rt") != key:
@@ -128,12 +146,16 @@ class RefreshTokens:
         )
 
     async def revoke_family(self, family: str) -> Revoked:
-        """Delete the family's live refresh token; what it issued, for the caller to revoke."""
-        raw = await self.store.get("fam:" + family)
-        if raw is None:
+        """Delete the family's live refresh token; what it issued, for the caller to revoke.
+
+        The record becomes `REVOKED` in one atomic swap: a refresh of the family in flight
+        either wrote its access token into the record before (and it is revoked here) or
+        finds `REVOKED` when it writes (and withdraws its tokens, see `rotate`)."""
+        raw = await self.store.swap("fam:" + family, REVOKED)
+        if raw is None or raw == REVOKED:
             return Revoked(family, ())
         record = orjson.loads(raw)
-        await self.store.delete("rt:" + str(record["rt"]), "fam:" + family)
+        await self.store.delete("rt:" + str(record["rt"]))
         return Revoked(family, access_refs(record.get("at")))
 
     async def family_of(self, token: str) -> str | None:
