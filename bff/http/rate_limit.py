@@ -53,34 +53,31 @@ class RateLimitStage:
         # The login throttle's address, for the token endpoints and the GraphQL mutations.
         address = CLIENT_ADDRESS.set(self.identifier.client_ip(scope))
         try:
-            await self._limited(scope, receive, send)
+            if scope["path"].startswith(OPEN_PATHS):  # the token endpoints: the throttle's
+                await self.app(scope, receive, send)
+                return
+            state = request_state(scope)
+            principal = state.principal
+            client = state.client_id = self.identifier.identify(scope, principal)
+            try:
+                verdict = await self.limiter.check(client, principal.scopes)
+            except StoreUnavailable:
+                unavailable = UpstreamUnavailable(
+                    "rate-limit-store", "Rate limiting is unavailable; try again shortly"
+                )
+                response = error_response(unavailable, _accept(scope))
+                response.status_code = 503
+                response.headers["Retry-After"] = "1"
+                await response(scope, receive, send)
+                return
+            if verdict is None or verdict.allowed:
+                await self.app(scope, receive, send)
+                return
+            state.error_codes.append(RateLimited.code)
+            error = RateLimited(retryAfter=int(verdict.retry_after_header))
+            response = error_response(error, _accept(scope))
+            rule = self.limiter.rule_for(client, principal.scopes)
+            response.headers.update(rate_limit_headers(verdict, rule.period))
+            await response(scope, receive, send)
         finally:
             CLIENT_ADDRESS.reset(address)
-
-    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"].startswith(OPEN_PATHS):  # the token endpoints: the login throttle's
-            await self.app(scope, receive, send)
-            return
-        state = request_state(scope)
-        principal = state.principal
-        client = state.client_id = self.identifier.identify(scope, principal)
-        try:
-            verdict = await self.limiter.check(client, principal.scopes)
-        except StoreUnavailable:
-            unavailable = UpstreamUnavailable(
-                "rate-limit-store", "Rate limiting is unavailable; try again shortly"
-            )
-            response = error_response(unavailable, _accept(scope))
-            response.status_code = 503
-            response.headers["Retry-After"] = "1"
-            await response(scope, receive, send)
-            return
-        if verdict is None or verdict.allowed:
-            await self.app(scope, receive, send)
-            return
-        state.error_codes.append(RateLimited.code)
-        error = RateLimited(retryAfter=int(verdict.retry_after_header))
-        response = error_response(error, _accept(scope))
-        rule = self.limiter.rule_for(client, principal.scopes)
-        response.headers.update(rate_limit_headers(verdict, rule.period))
-        await response(scope, receive, send)
