@@ -215,7 +215,7 @@ def assert_throttled(response: httpx.Response) -> int:
     assert isinstance(body["error_description"], str) and body["error_description"]
     assert "access_token" not in body
     retry_after = response.headers["Retry-After"]
-    assert retry_after.isdigit() and 1 <= int(retry_after) <= 60
+    assert retry_after.isdigit() and 1 <= int(retry_after) <= 120
     return int(retry_after)
 
 
@@ -247,12 +247,23 @@ def test_the_graphql_login_shares_the_budget_of_the_rest_endpoint(door: Door) ->
     assert_throttled(door.token("user2", "password2"))
 
 
-@STORES
-def test_one_address_trying_many_usernames_is_throttled(door: Door) -> None:
-    for i in range(30):
-        assert door.token(f"nobody{i}", "guess").status_code == 400
-    assert_throttled(door.token("user3", "password3"))
-    assert_rate_limited(door.login_mutation("user4", "password4"))
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_one_address_trying_many_usernames_is_throttled(
+    shop: RunningServices, redis_prefix: str, store: str
+) -> None:
+    # The default's 30 a minute, as 30 an hour: the same burst, and a slow machine's 30
+    # attempts cannot earn the 31st back meanwhile (it would after 2 s with the default).
+    limits = {"login": {"per_address": {"requests": 30, "per": "1h"}}}
+    config = settings(shop.urls, store=store, prefix=redis_prefix, rate_limits=limits)
+    with running_gateway(config) as url:
+        d = Door(url)
+        try:
+            for i in range(30):
+                assert d.token(f"nobody{i}", "guess").status_code == 400
+            assert_throttled(d.token("user3", "password3"))
+            assert_rate_limited(d.login_mutation("user4", "password4"))
+        finally:
+            d.close()
 
 
 def test_refreshes_count_per_address_and_per_family(shop: RunningServices) -> None:
@@ -276,14 +287,14 @@ def test_refreshes_count_per_address_and_per_family(shop: RunningServices) -> No
 
 
 def test_the_budget_reopens_after_retry_after(shop: RunningServices) -> None:
-    limits = {"login": {"per_username": {"requests": 2, "per": "1s"}}}
+    limits = {"login": {"per_username": {"requests": 2, "per": "3s"}}}
     with running_gateway(settings(shop.urls, store="memory", rate_limits=limits)) as url:
         d = Door(url)
         try:
             assert d.token("user2", "wrong").status_code == 400
             assert d.token("user2", "wrong").status_code == 400
             wait = assert_throttled(d.token("user2", "password2"))
-            assert wait == 1  # 0.5 s, rounded up
+            assert wait in (1, 2)  # what is left of 1.5 s, rounded up
             time.sleep(wait)
             assert d.token("user2", "password2").status_code == 200
         finally:
