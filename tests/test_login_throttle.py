@@ -23,7 +23,14 @@ from bff.limits import MemoryRateStore
 from bff.limits.login import LoginThrottle
 from services import RunningServices
 from tests.auth_support import REDIS_URL, closed_port_url, redis_prefix
-from tests.support import AUDIENCE, ISSUER, SECRET, GraphQLClient, running_gateway
+from tests.support import (
+    AUDIENCE,
+    ISSUER,
+    SECRET,
+    GraphQLClient,
+    UpstreamCalls,
+    running_gateway,
+)
 
 __all__ = ["redis_prefix"]
 
@@ -227,13 +234,26 @@ def assert_rate_limited(result: Mapping[str, Any]) -> None:
     assert error["extensions"]["retryAfter"] >= 1
 
 
+def password_checks(calls: UpstreamCalls) -> int:
+    return calls.by_path("auth").get("POST /verify", 0)
+
+
 @STORES
-def test_wrong_passwords_are_throttled_and_then_the_right_one_is_refused(door: Door) -> None:
-    for _ in range(10):
-        assert door.token("user2", "wrong").status_code == 400
-    assert_throttled(door.token("user2", "password2"))  # the right password, over the limit
-    assert_throttled(door.token("USER2", "password2"))  # the same account
-    assert door.token("user3", "password3").status_code == 200  # another account: fine
+def test_wrong_passwords_are_throttled_and_then_the_right_one_is_refused(
+    door: Door, shop: RunningServices
+) -> None:
+    calls = UpstreamCalls(shop)
+    try:
+        for _ in range(10):
+            assert door.token("user2", "wrong").status_code == 400
+        checked = password_checks(calls)
+        assert_throttled(door.token("user2", "password2"))  # the right password, over the limit
+        assert_throttled(door.token("USER2", "password2"))  # the same account
+        assert_rate_limited(door.login_mutation("user2", "password2"))
+        assert password_checks(calls) == checked  # refused before the auth service is asked
+        assert door.token("user3", "password3").status_code == 200  # another account: fine
+    finally:
+        calls.close()
 
 
 @STORES
