@@ -252,6 +252,8 @@ def test_wrong_passwords_are_throttled_and_then_the_right_one_is_refused(
         assert_rate_limited(door.login_mutation("user2", "password2"))
         assert password_checks(calls) == checked  # refused before the auth service is asked
         assert door.token("user3", "password3").status_code == 200  # another account: fine
+        metrics = door.http.get("/metrics").text
+        assert 'bff_rate_limited_total{client_kind="ip"} 2.0' in metrics  # the REST refusals
     finally:
         calls.close()
 

@@ -27,7 +27,9 @@ from starlette.routing import Route
 
 from bff.auth import bearer_token
 from bff.auth.runtime import AuthRuntime
+from bff.auth.throttle import CLIENT_ADDRESS
 from bff.errors import BffError, RateLimited, Unauthenticated, UpstreamError, error_body
+from bff.http.state import request_state
 from bff.upstream import UpstreamPool
 from upstream_clients import AuthClient
 
@@ -119,6 +121,9 @@ def oauth_endpoint(handler: Handler) -> Handler:
         except Unauthenticated as error:
             return oauth_error(400, "invalid_grant", error.public_message)
         except RateLimited as error:
+            address = CLIENT_ADDRESS.get()
+            if address is not None:  # `bff_rate_limited_total` and the access log say who
+                request_state(request.scope).client_id = "ip:" + address
             return throttled(error)
         except UpstreamError as error:
             return unavailable(error)
