@@ -78,6 +78,14 @@ def test_the_defaults_are_ten_a_minute_per_username_and_thirty_per_address() -> 
     assert (login.per_address.requests, login.per_address.per) == (30, 60.0)
 
 
+def test_a_budget_written_in_part_keeps_the_other_default() -> None:
+    login = settings_from_dict(
+        {"rate_limits": {"login": {"per_username": {"per": "2m"}, "per_address": {"per": "5m"}}}}
+    ).rate_limits.login
+    assert (login.per_username.requests, login.per_username.per) == (10, 120.0)
+    assert (login.per_address.requests, login.per_address.per) == (30, 300.0)
+
+
 def test_an_account_gets_its_budget_then_waits_whole_seconds() -> None:
     clock = MicroClock()
     gate = throttle(clock)

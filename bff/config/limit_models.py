@@ -40,6 +40,14 @@ class RateLimitRule(Section):
     per: Duration = Field(60.0, gt=0, description="Length of the window.")
 
 
+class UsernameBudget(RateLimitRule):
+    requests: int = Field(10, ge=1, description="Attempts allowed per window.")
+
+
+class AddressBudget(RateLimitRule):
+    requests: int = Field(30, ge=1, description="Attempts allowed per window.")
+
+
 class LoginRateLimits(Section):
     """Login throttling (SPEC section 15): password guessing is slow from one address and
     against one account, whoever asks and through which door."""
@@ -49,13 +57,13 @@ class LoginRateLimits(Section):
         description="Throttle `/auth/token`, `/auth/refresh` and the `login` and "
         "`refreshToken` mutations (off as well when `rate_limits.enabled` is false).",
     )
-    per_username: RateLimitRule = Field(
-        default_factory=lambda: RateLimitRule(requests=10, per=60.0),
+    per_username: UsernameBudget = Field(
+        default_factory=UsernameBudget,
         description="Attempts per username (a refresh counts against its token's family), "
         "from any address. A correct password over the limit is refused too.",
     )
-    per_address: RateLimitRule = Field(
-        default_factory=lambda: RateLimitRule(requests=30, per=60.0),
+    per_address: AddressBudget = Field(
+        default_factory=AddressBudget,
         description="Attempts per client address (see `server.trusted_proxies`), logins "
         "and refreshes together.",
     )
