@@ -76,7 +76,8 @@ def authenticator(store: TokenStore) -> Authenticator:
 async def token_paths(redis_url: str) -> dict[str, Call]:
     """One call per token path, each on its own store, as the gateways of `bench.run` are."""
     signer = TokenSigner("HS256", SECRET, ISSUER, AUDIENCE)
-    jwt = signer.sign("1", ["orders:read"], ttl=3600)
+    # as the gateway issues them: with the refresh family, which is checked for revocation too
+    jwt, _ = signer.issue("1", ["orders:read"], ttl=3600, extra={"fam": "family"})
     memory = authenticator(MemoryTokenStore())
     jwt_redis = authenticator(RedisTokenStore(redis_url, "bffbench:cost-jwt:"))
     opaque_store = RedisTokenStore(redis_url, "bffbench:cost-opaque:")

@@ -17,7 +17,9 @@ Stages, outermost first, and why in this order:
 5. `RateLimitStage` (when `rate_limits.enabled`): right after authentication, because the
    budget is keyed by the token subject (SPEC section 7: client = subject, else API key,
    else IP), which only authentication knows. Verifying a token costs microseconds (an
-   opaque token's lookup is cached), so checking the budget first would save little.
+   opaque token's lookup is cached), so checking the budget first would save little. It
+   also tells the login throttle (`rate_limits.login`, injected into the token service) the
+   client's address, for the REST token endpoints and the GraphQL mutations alike.
 6. `PrefixStage` (when `routes` are configured): `/api/...` goes to REST passthrough from
    here, past Starlette's router and exception middleware, which it has no use for (it
    matches its own routes and renders its own errors) and which cost it about 7 % of a GET.
@@ -76,6 +78,7 @@ from bff.limits import (
     RedisRateStore,
     RespClient,
 )
+from bff.limits.login import LoginThrottle
 from bff.passthrough import Passthrough
 from bff.persisted import (
     DocumentsError,
@@ -154,12 +157,28 @@ def create_app(
         for name, pool in upstreams.items()
         for instance in pool.instances
     )
+    rate_limits = settings.rate_limits
+    rate_store: RateStore | None = None  # the rate limits' and the login throttle's
+    login_store: RateStore | None = None
+    resp: RespClient | None = None
+    if rate_limits.enabled:
+        rate_store = MemoryRateStore()
+        login_store = rate_store
+        if url is not None:
+            resp = RespClient(url)
+            rate_store = RedisRateStore(resp)
+            login_store = RedisRateStore(resp, settings.redis.key_prefix + "rl:")
+    throttle = None
+    if login_store is not None and rate_limits.login.enabled:
+        throttle = LoginThrottle(login_store, rate_limits)
     fetcher = JwksFetcher()
-    auth = AuthRuntime.from_settings(settings, fetcher)
+    auth = AuthRuntime.from_settings(settings, fetcher, throttle)
     closers: list[Callable[[], Awaitable[None]]] = [upstreams.aclose, auth.aclose, fetcher.aclose]
     if redis is not None:
         closers.append(redis.aclose)
         telemetry.metrics.redis_probe = redis_answers(redis)
+    if resp is not None:
+        closers.append(resp.aclose)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -216,14 +235,8 @@ def create_app(
         Middleware(AuthenticationStage, authenticator=auth.authenticator),
     ]
     limiter = None
-    rate_limits = settings.rate_limits
-    if rate_limits.enabled:
-        store: RateStore = MemoryRateStore()
-        if url is not None:
-            resp = RespClient(url)
-            store = RedisRateStore(resp)
-            closers.append(resp.aclose)
-        limiter = RateLimiter(store, rate_limits)
+    if rate_store is not None:
+        limiter = RateLimiter(rate_store, rate_limits)
         identifier = ClientIdentifier(
             settings.server.trusted_proxies, rate_limits.api_key_header, rate_limits.api_keys
         )
@@ -244,5 +257,6 @@ def create_app(
     app.state.telemetry = telemetry
     app.state.auth = auth
     app.state.limiter = limiter  # `limiter.rejected`: refusals so far
+    app.state.login_throttle = throttle
     app.state.fast_path_stats = executor.stats  # fallbacks to graphql-core, by reason
     return app

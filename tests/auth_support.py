@@ -48,14 +48,21 @@ def closed_port_url() -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
+# The suite logs in from one address, many times a minute, often under the default key prefix:
+# the login throttle's default budgets are tested in test_login_throttle.py, not met by accident.
+ROOMY_LOGIN = {"login": {"per_username": {"requests": 10_000}, "per_address": {"requests": 10_000}}}
+
+
 def auth_gateway_settings(
     urls: Mapping[str, Sequence[str]],
     *,
     redis_url: str = REDIS_URL,
     prefix: str = "bff:",
+    rate_limits: Mapping[str, Any] | None = None,
     **auth: Any,
 ) -> Settings:
-    """Gateway settings over `urls` with the test HS256 key and `auth` keys on top."""
+    """Gateway settings over `urls` with the test HS256 key and `auth` keys on top; the login
+    throttle roomy unless `rate_limits` says otherwise."""
     data: dict[str, Any] = {
         "upstreams": {
             name: {"instances": [{"url": u} for u in instance_urls]}
@@ -68,5 +75,6 @@ def auth_gateway_settings(
             **auth,
         },
         "redis": {"url": redis_url, "key_prefix": prefix},
+        "rate_limits": dict(ROOMY_LOGIN if rate_limits is None else rate_limits),
     }
     return settings_from_dict(data)

@@ -1,7 +1,8 @@
 """From a bearer token to a principal: the gateway's JWTs, its opaque tokens, trusted IdPs.
 
 The hot path is a JWT this gateway has seen before: a dict lookup for the verified token
-and one for its `jti` in the revocation list, no store round trip (see `revocation`). An
+and one each for its `jti` and its family in the revocation list, no store round trip (see
+`revocation`). An
 opaque token costs a store round trip at most once a second per gateway (see `opaque`). A
 JWT of another issuer goes to `issuers`, after reading its `iss` without trusting it.
 """
@@ -66,7 +67,11 @@ class Authenticator:
         return await self._not_revoked(verifier.verify(token))
 
     async def _not_revoked(self, principal: Principal) -> Principal:
-        jti = principal.claims.get("jti")
-        if isinstance(jti, str) and await self.revocations.is_revoked(jti):
-            raise Unauthenticated("Token revoked")
+        """Refused when its `jti` or its refresh family (`fam`) is revoked."""
+        claims = principal.claims
+        jti = claims.get("jti")
+        if isinstance(jti, str):
+            family = claims.get("fam")
+            if await self.revocations.is_revoked(jti, family if isinstance(family, str) else None):
+                raise Unauthenticated("Token revoked")
         return principal

@@ -3,7 +3,12 @@
 `TokenService` turns an identity the auth service vouched for into an access token (a signed
 JWT or an opaque token, per `auth.token_format`) and a rotating refresh token, and revokes
 them: opaque tokens by deletion, JWTs by `jti` until their `exp`, refresh tokens by family.
-It never sees a password: checking credentials is the auth service's job, upstream of here.
+Revoking a family (logout, a reused refresh token, revoking a refresh token) revokes every
+access token issued in it since the login: its opaque ones are deleted, its JWTs refused by
+their `fam` claim (SPEC section 15).
+It never sees a password: checking credentials is the auth service's job, upstream of here;
+but it admits every attempt first, through the login throttle (`bff.auth.throttle`), so both
+doors (REST and GraphQL) are throttled by the same budgets.
 """
 
 from __future__ import annotations
@@ -17,8 +22,17 @@ import jwt
 
 from bff.auth.opaque import ACCESS_PREFIX, OpaqueTokens
 from bff.auth.principal import Principal
-from bff.auth.refresh import AccessRef, Grant, InvalidGrant, RefreshTokens, new_family
+from bff.auth.refresh import (
+    AccessRef,
+    Grant,
+    InvalidGrant,
+    RefreshTokens,
+    Revoked,
+    family_in,
+    new_family,
+)
 from bff.auth.revocation import Revocations
+from bff.auth.throttle import CLIENT_ADDRESS, LoginGate, family_account, username_account
 from bff.auth.tokens import TokenSigner, TokenVerifier
 from bff.errors import Unauthenticated
 
@@ -58,6 +72,7 @@ class TokenService:
         refresh: RefreshTokens,
         revocations: Revocations,
         access_ttl: float,
+        throttle: LoginGate | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.token_format = token_format
@@ -67,27 +82,40 @@ class TokenService:
         self.refresh_tokens = refresh
         self.revocations = revocations
         self.access_ttl = access_ttl
+        self.throttle = throttle
         self.clock = clock
 
     @property
     def issues(self) -> bool:
         return self.token_format == "opaque" or self.signer is not None
 
+    async def admit_login(self, username: str, address: str | None = None) -> None:
+        """Count a login attempt on `username` from `address` (default: the request's, see
+        `CLIENT_ADDRESS`) before its password is checked; `RateLimited` over the budget."""
+        if self.throttle is not None:
+            where = address if address is not None else CLIENT_ADDRESS.get()
+            await self.throttle.admit(where, username_account(username))
+
     async def login(self, sub: str, scopes: Sequence[str], roles: Sequence[str]) -> TokenPair:
         """Tokens for an identity the auth service has just vouched for: a new family."""
         return await self._issue(Grant(sub, tuple(scopes), tuple(roles), new_family()))
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
-        """Rotate: spend `refresh_token` for a new pair; a reused one revokes its family."""
+    async def refresh(self, refresh_token: str, address: str | None = None) -> TokenPair:
+        """Rotate: spend `refresh_token` for a new pair; a reused one revokes its family.
+        Admitted by the login throttle first (per address and per family)."""
+        if self.throttle is not None:
+            family = family_in(refresh_token)
+            where = address if address is not None else CLIENT_ADDRESS.get()
+            await self.throttle.admit(where, None if family is None else family_account(family))
         used = await self.refresh_tokens.use(refresh_token)
         if isinstance(used, Grant):
-            return await self._issue(used)
-        if isinstance(used, AccessRef):
-            await self._revoke_access(used)
+            return await self._issue(used, rotating=True)
+        if isinstance(used, Revoked):
+            await self._revoke_family(used)
             raise InvalidGrant("Refresh token already used; its whole family is revoked")
         raise InvalidGrant("Invalid, expired or revoked refresh token")
 
-    async def _issue(self, grant: Grant) -> TokenPair:
+    async def _issue(self, grant: Grant, *, rotating: bool = False) -> TokenPair:
         ttl = self.access_ttl
         if self.token_format == "opaque":
             token, claims = await self.opaque.issue(
@@ -100,7 +128,14 @@ class TokenService:
         else:
             raise NotIssuing()
         access = AccessRef(self.token_format, claims["jti"], float(claims["exp"]))
-        refresh_token = await self.refresh_tokens.issue(grant, access)
+        if not rotating:
+            refresh_token = await self.refresh_tokens.issue(grant, access)
+        else:
+            rotated = await self.refresh_tokens.rotate(grant, access)
+            if rotated is None:  # the family was revoked while this refresh ran
+                await self._revoke_access(access)
+                raise InvalidGrant("Invalid, expired or revoked refresh token")
+            refresh_token = rotated
         return TokenPair(token, int(ttl), refresh_token)
 
     async def logout(self, principal: Principal) -> None:
@@ -110,7 +145,7 @@ class TokenService:
             return  # another issuer's token: it is revoked at that issuer
         family = claims.get("fam")
         if isinstance(family, str):
-            await self.refresh_tokens.revoke_family(family)
+            await self._revoke_family(await self.refresh_tokens.revoke_family(family))
         jti, exp = claims.get("jti"), claims.get("exp")
         if isinstance(jti, str) and isinstance(exp, int | float):
             fmt = "opaque" if claims.get("token_type") == "opaque" else "jwt"
@@ -120,9 +155,7 @@ class TokenService:
         """RFC 7009: revoke `token` whatever it is; an unknown or invalid one is a no-op."""
         family = await self.refresh_tokens.family_of(token)
         if family is not None:
-            access = await self.refresh_tokens.revoke_family(family)
-            if access is not None:
-                await self._revoke_access(access)
+            await self._revoke_family(await self.refresh_tokens.revoke_family(family))
             return
         if token.startswith(ACCESS_PREFIX):
             try:
@@ -139,6 +172,20 @@ class TokenService:
             jti = principal.claims.get("jti")
             if isinstance(jti, str):
                 await self.revocations.revoke(jti, float(principal.claims["exp"]))
+
+    async def _revoke_family(self, revoked: Revoked) -> None:
+        """Revoke every access token `revoked.family` issued: delete the opaque ones, and
+        refuse its JWTs by their `fam` claim until the last of them has expired."""
+        now = self.clock()
+        jwts = [a.exp for a in revoked.access if a.format != "opaque"]
+        if jwts or self.token_format == "jwt":
+            # Every JWT of the family was issued by now, so none outlives now + access_ttl
+            # (or the latest `exp` it was issued with, under an older `access_ttl`).
+            until = max([now + self.access_ttl, *jwts])
+            await self.revocations.revoke_family(revoked.family, until)
+        opaque = [a.jti for a in revoked.access if a.format == "opaque"]
+        if opaque:
+            await self.opaque.revoke(*opaque)
 
     async def _revoke_access(self, access: AccessRef) -> None:
         if access.format == "opaque":

@@ -102,7 +102,8 @@ class OpaqueTokens:
         if token is not None:
             self._cache.pop(token, None)
 
-    async def revoke(self, token_id: str) -> None:
-        """Delete the token stored as `token_id` (its digest, the principal's `jti`)."""
-        self._forget(token_id)
-        await self.store.delete("at:" + token_id)
+    async def revoke(self, *token_ids: str) -> None:
+        """Delete the tokens stored as `token_ids` (their digests, the principals' `jti`s)."""
+        for token_id in token_ids:
+            self._forget(token_id)
+        await self.store.delete(*("at:" + token_id for token_id in token_ids))

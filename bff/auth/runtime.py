@@ -2,7 +2,8 @@
 
 `AuthRuntime.from_settings` chooses the token store (`auth.store`), the keys (`auth.jwt` and
 its `next`), the access token format and the trusted issuers, and wires them together. The
-HTTP layer injects how to fetch a JWKS (`fetch`), so this package never imports an HTTP client.
+HTTP layer injects how to fetch a JWKS (`fetch`), so this package never imports an HTTP client,
+and the app injects the login throttle (`throttle`, built over the rate-limit store).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bff.auth.revocation import Revocations
 from bff.auth.store import TokenStore
 from bff.auth.store_memory import MemoryTokenStore
 from bff.auth.store_redis import RedisTokenStore
+from bff.auth.throttle import LoginGate
 from bff.auth.tokens import TokenSigner, TokenVerifier
 from bff.config import Settings
 
@@ -36,7 +38,9 @@ class AuthRuntime:
     checks_store_for_readiness: bool
 
     @classmethod
-    def from_settings(cls, settings: Settings, fetch: Fetch) -> AuthRuntime:
+    def from_settings(
+        cls, settings: Settings, fetch: Fetch, throttle: LoginGate | None = None
+    ) -> AuthRuntime:
         auth = settings.auth
         store: TokenStore
         if auth.store == "redis":
@@ -73,6 +77,7 @@ class AuthRuntime:
             refresh=RefreshTokens(store, auth.refresh_ttl),
             revocations=revocations,
             access_ttl=auth.access_ttl,
+            throttle=throttle,
         )
         authenticator = Authenticator(
             issuer=auth.issuer,

@@ -7,6 +7,15 @@ stored under a digest of their value, so a dump of the store holds no usable tok
 
 A backend that cannot be reached raises `TokenStoreUnavailable` (503, `UPSTREAM_UNAVAILABLE`):
 whoever needs the store to decide must fail closed.
+
+Changes for family-wide revocation, for a new backend to follow: `swap` takes an optional
+`ttl` (a new expiry instead of the kept one), and the revoked list (`revoke_jti`,
+`revoked_jtis`) holds two kinds of ids, which a backend need not tell apart: JWT ids, and
+revoked refresh families spelt `fam:<family>` (every JWT carrying that `fam` claim is refused,
+see `bff.auth.revocation`). A backend stores any id of up to 64 characters with its expiry and
+returns it as given. The family records of `bff.auth.refresh` (`fam:<family>` keys of
+`get`/`put`/`swap`, a separate namespace) list every live access token of the family, so that
+opaque ones can be deleted with it.
 """
 
 from __future__ import annotations
@@ -47,20 +56,24 @@ class TokenStore(ABC):
         """Remove `keys` (missing ones are fine)."""
 
     @abstractmethod
-    async def swap(self, key: str, value: str) -> str | None:
-        """Atomically replace the value of an existing `key`, keeping its TTL; the old value.
+    async def swap(self, key: str, value: str, ttl: float | None = None) -> str | None:
+        """Atomically replace the value of an existing `key`, keeping its TTL (or giving it
+        `ttl` seconds); the old value.
 
         None (and nothing written) when `key` does not exist: exactly one of two concurrent
-        callers gets the old value, which is what makes a refresh token single-use.
+        callers gets the old value, which is what makes a refresh token single-use, and what
+        keeps a refresh racing its family's revocation from bringing the family back.
         """
 
     @abstractmethod
     async def revoke_jti(self, jti: str, expires: float) -> None:
-        """Remember that the JWT `jti` is revoked until `expires` (epoch seconds)."""
+        """Remember that `jti` is revoked until `expires` (epoch seconds): a JWT id, or a
+        whole family as `fam:<family>`."""
 
     @abstractmethod
     async def revoked_jtis(self, now: float) -> dict[str, float]:
-        """Every JWT id revoked and not yet expired at `now`, with its expiry."""
+        """Every id revoked and not yet expired at `now` (JWT ids and `fam:<family>`
+        entries alike), with its expiry."""
 
     @abstractmethod
     async def ping(self) -> bool:

@@ -45,11 +45,11 @@ class MemoryTokenStore(TokenStore):
         for key in keys:
             self._values.pop(key, None)
 
-    async def swap(self, key: str, value: str) -> str | None:
+    async def swap(self, key: str, value: str, ttl: float | None = None) -> str | None:
         entry = self._live(key)
         if entry is None:
             return None
-        self._values[key] = (value, entry[1])
+        self._values[key] = (value, entry[1] if ttl is None else self.clock() + ttl)
         return entry[0]
 
     async def revoke_jti(self, jti: str, expires: float) -> None:

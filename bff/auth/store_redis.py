@@ -52,9 +52,12 @@ class RedisTokenStore(TokenStore):
         if keys:
             await self._call(lambda: self.redis.delete(*(self.prefix + k for k in keys)))
 
-    async def swap(self, key: str, value: str) -> str | None:
+    async def swap(self, key: str, value: str, ttl: float | None = None) -> str | None:
+        expiry: dict[str, Any] = (
+            {"keepttl": True} if ttl is None else {"px": max(1, int(ttl * 1000))}
+        )
         old: Any = await self._call(
-            lambda: self.redis.set(self.prefix + key, value, xx=True, keepttl=True, get=True)
+            lambda: self.redis.set(self.prefix + key, value, xx=True, get=True, **expiry)
         )
         return old if isinstance(old, str) else None
 

@@ -40,6 +40,35 @@ class RateLimitRule(Section):
     per: Duration = Field(60.0, gt=0, description="Length of the window.")
 
 
+class UsernameBudget(RateLimitRule):
+    requests: int = Field(10, ge=1, description="Attempts allowed per window.")
+
+
+class AddressBudget(RateLimitRule):
+    requests: int = Field(30, ge=1, description="Attempts allowed per window.")
+
+
+class LoginRateLimits(Section):
+    """Login throttling (SPEC section 15): password guessing is slow from one address and
+    against one account, whoever asks and through which door."""
+
+    enabled: bool = Field(
+        True,
+        description="Throttle `/auth/token`, `/auth/refresh` and the `login` and "
+        "`refreshToken` mutations (off as well when `rate_limits.enabled` is false).",
+    )
+    per_username: UsernameBudget = Field(
+        default_factory=UsernameBudget,
+        description="Attempts per username (a refresh counts against its token's family), "
+        "from any address. A correct password over the limit is refused too.",
+    )
+    per_address: AddressBudget = Field(
+        default_factory=AddressBudget,
+        description="Attempts per client address (see `server.trusted_proxies`), logins "
+        "and refreshes together.",
+    )
+
+
 class RateLimitsConfig(Section):
     enabled: bool = Field(True, description="Apply the rate limits at all.")
     default: RateLimitRule = Field(
@@ -67,6 +96,10 @@ class RateLimitsConfig(Section):
         "allow",
         description="When Redis cannot be reached: `allow` lets requests through (one "
         "warning), `deny` refuses them with 503.",
+    )
+    login: LoginRateLimits = Field(
+        default_factory=LoginRateLimits,
+        description="Login throttling, per address and per username, on by default.",
     )
 
 

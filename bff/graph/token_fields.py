@@ -43,6 +43,7 @@ async def login(ctx: AnyContext, username: str, password: str) -> TokenPair:
         raise Unauthenticated("Invalid credentials")
     if len(username) > MAX_CREDENTIAL or len(password) > MAX_CREDENTIAL:
         raise BadUserInput("username or password too long")
+    await service.admit_login(username)  # the login throttle (RATE_LIMITED over it)
     identity = await CredentialsClient(ctx.pools[AUTH_UPSTREAM]).verify(username, password)
     return await service.login(identity.sub, identity.scopes, identity.roles)
 

@@ -4,12 +4,18 @@ It runs after the authentication stage because the budget is keyed by the token 
 (SPEC section 7); a request whose token is refused never reaches it (it got its 401 already).
 A refused request gets 429 with `Retry-After` (whole seconds, rounded up), the `RateLimit-*`
 headers and a `RATE_LIMITED` error body, on `/graphql` and every other route alike.
+
+The token endpoints (`/auth/`) pass unmetered here: the login throttle (`rate_limits.login`)
+counts them, per address and per username, in the token service. For it, this stage puts the
+client's address (`server.trusted_proxies` applied) in `bff.auth.throttle.CLIENT_ADDRESS` for
+the rest of the request, whatever the path.
 """
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bff.auth.throttle import CLIENT_ADDRESS
 from bff.errors import RateLimited, UpstreamUnavailable
 from bff.http.authentication import OPEN_PATHS
 from bff.http.state import request_state
@@ -41,29 +47,37 @@ class RateLimitStage:
         self.identifier = identifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(OPEN_PATHS):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state = request_state(scope)
-        principal = state.principal
-        client = state.client_id = self.identifier.identify(scope, principal)
+        # The login throttle's address, for the token endpoints and the GraphQL mutations.
+        address = CLIENT_ADDRESS.set(self.identifier.client_ip(scope))
         try:
-            verdict = await self.limiter.check(client, principal.scopes)
-        except StoreUnavailable:
-            unavailable = UpstreamUnavailable(
-                "rate-limit-store", "Rate limiting is unavailable; try again shortly"
-            )
-            response = error_response(unavailable, _accept(scope))
-            response.status_code = 503
-            response.headers["Retry-After"] = "1"
+            if scope["path"].startswith(OPEN_PATHS):  # the token endpoints: the throttle's
+                await self.app(scope, receive, send)
+                return
+            state = request_state(scope)
+            principal = state.principal
+            client = state.client_id = self.identifier.identify(scope, principal)
+            try:
+                verdict = await self.limiter.check(client, principal.scopes)
+            except StoreUnavailable:
+                unavailable = UpstreamUnavailable(
+                    "rate-limit-store", "Rate limiting is unavailable; try again shortly"
+                )
+                response = error_response(unavailable, _accept(scope))
+                response.status_code = 503
+                response.headers["Retry-After"] = "1"
+                await response(scope, receive, send)
+                return
+            if verdict is None or verdict.allowed:
+                await self.app(scope, receive, send)
+                return
+            state.error_codes.append(RateLimited.code)
+            error = RateLimited(retryAfter=int(verdict.retry_after_header))
+            response = error_response(error, _accept(scope))
+            rule = self.limiter.rule_for(client, principal.scopes)
+            response.headers.update(rate_limit_headers(verdict, rule.period))
             await response(scope, receive, send)
-            return
-        if verdict is None or verdict.allowed:
-            await self.app(scope, receive, send)
-            return
-        state.error_codes.append(RateLimited.code)
-        error = RateLimited(retryAfter=int(verdict.retry_after_header))
-        response = error_response(error, _accept(scope))
-        rule = self.limiter.rule_for(client, principal.scopes)
-        response.headers.update(rate_limit_headers(verdict, rule.period))
-        await response(scope, receive, send)
+        finally:
+            CLIENT_ADDRESS.reset(address)

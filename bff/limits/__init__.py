@@ -1,5 +1,6 @@
-"""Limits that protect the upstreams: query analysis (depth, aliases, cost) and per-client
-rate limits, with their stores. Imports config, errors and auth of ours, nothing above them."""
+"""Limits that protect the upstreams: query analysis (depth, aliases, cost), per-client
+rate limits and the login throttle (`bff.limits.login`), with their stores. Imports config,
+errors and auth of ours, nothing above them."""
 
 from bff.limits.clients import ClientIdentifier
 from bff.limits.gcra import Rule, Verdict, decide

@@ -61,12 +61,15 @@ class RateLimiter:
     async def check(self, client: str, scopes: Iterable[str] = ()) -> Verdict | None:
         """The verdict for one request of `client`; `None` when the store is down and
         `on_store_error` is `allow`. Raises `StoreUnavailable` when it is `deny`."""
-        rule = self.rule_for(client, scopes)
+        return await self.hit(client, self.rule_for(client, scopes))
+
+    async def hit(self, key: str, rule: Rule) -> Verdict | None:
+        """One request of `key` under `rule`, with the store-error policy of `check`."""
         if self.store_down and self.clock() < self._retry_store_at:
             self._store_failed(None)
             return None
         try:
-            allowed, wait_us, backlog_us = await self.store.hit(client, rule)
+            allowed, wait_us, backlog_us = await self.store.hit(key, rule)
         except StoreUnavailable as error:
             self._store_failed(error)
             return None

@@ -8,6 +8,10 @@ well-formed request, whether or not the token was valid. When the auth service o
 store cannot answer: 503 `temporarily_unavailable`, with the gateway's `UPSTREAM_UNAVAILABLE`
 error beside it; never a 500, and nobody is let in. Passwords are forwarded to the auth
 service and forgotten: never stored, never logged.
+
+`/auth/token` and `/auth/refresh` are throttled (`rate_limits.login`, SPEC section 15) by the
+token service, as the GraphQL mutations are: over a budget, 429 with `Retry-After` and
+`{"error": "too_many_requests", ...}`, before the password is checked.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from starlette.routing import Route
 
 from bff.auth import bearer_token
 from bff.auth.runtime import AuthRuntime
-from bff.errors import BffError, Unauthenticated, UpstreamError, error_body
+from bff.auth.throttle import CLIENT_ADDRESS
+from bff.errors import BffError, RateLimited, Unauthenticated, UpstreamError, error_body
 from bff.graph.credentials import AUTH_UPSTREAM, CredentialsClient
+from bff.http.state import request_state
 from bff.upstream import UpstreamPool
 
 MAX_BODY = 16_384
@@ -93,6 +99,14 @@ def check_grant_type(fields: Mapping[str, Any], expected: str) -> None:
         raise InvalidRequest(f"grant_type must be {expected} here")
 
 
+def throttled(error: RateLimited) -> Response:
+    """429 as OAuth clients read it, with `Retry-After` in whole seconds."""
+    retry_after = str(error.extra.get("retryAfter", 1))
+    response = oauth_error(429, "too_many_requests", error.public_message)
+    response.headers["Retry-After"] = retry_after
+    return response
+
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -106,6 +120,11 @@ def oauth_endpoint(handler: Handler) -> Handler:
             return oauth_error(400, "invalid_request", error.description)
         except Unauthenticated as error:
             return oauth_error(400, "invalid_grant", error.public_message)
+        except RateLimited as error:
+            address = CLIENT_ADDRESS.get()
+            if address is not None:  # `bff_rate_limited_total` and the access log say who
+                request_state(request.scope).client_id = "ip:" + address
+            return throttled(error)
         except UpstreamError as error:
             return unavailable(error)
         except BffError as error:
@@ -126,6 +145,7 @@ def auth_routes(runtime: AuthRuntime, pools: Mapping[str, UpstreamPool]) -> list
         username, password = text_field(fields, "username"), text_field(fields, "password")
         if not service.issues:
             raise InvalidRequest("this gateway does not issue tokens")
+        await service.admit_login(username)
         identity = await CredentialsClient(pools[AUTH_UPSTREAM]).verify(username, password)
         pair = await service.login(identity.sub, identity.scopes, identity.roles)
         return Response(orjson.dumps(pair.oauth()), headers=NO_STORE, media_type="application/json")
