@@ -453,3 +453,17 @@ def test_grpc_export_carries_the_headers_as_metadata(tmp_path: Path) -> None:
         assert export_one(config, "grpc-checkout")
     (seen,) = running.received
     assert (seen.api_key, seen.spans) == (KEY, ["grpc-checkout"])
+
+
+def test_check_config_reports_a_bad_otel_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upstreams = {name: {"instances": [{"url": "http://127.0.0.1:9"}]} for name in SERVICE_NAMES}
+    path = tmp_path / "bff.yaml"
+    document = {"upstreams": upstreams, "telemetry": {"exporter": "otlp_http"}}
+    path.write_text(yaml.safe_dump(document))
+    monkeypatch.setenv(collector.HEADERS, f"{KEY}")
+    assert bff_main(["check-config", str(path)]) == 1
+    out = capsys.readouterr()
+    assert "OTEL_EXPORTER_OTLP_HEADERS: entry 1 is not name=value" in out.err
+    assert KEY not in out.out + out.err

@@ -107,6 +107,15 @@ def resolve(config: TelemetryConfig, env: Mapping[str, str]) -> Collector:
     return Collector(endpoint, headers, compression, timeout, files, sources)
 
 
+def check_exporter(config: TelemetryConfig, env: Mapping[str, str]) -> None:
+    """Resolve what an OTLP exporter would (`bff check-config`, and before `bff serve` builds
+    the app), so a bad OTEL_* variable or TLS file is a config error, not a traceback."""
+    if config.exporter in ("otlp_http", "otlp_grpc"):
+        target = resolve(config, env)
+        if target.https:
+            target.ssl_context()
+
+
 def service_name(config: TelemetryConfig, env: Mapping[str, str]) -> str:
     """`telemetry.service_name`, or `OTEL_SERVICE_NAME` when the config leaves it unset."""
     variable = env.get(SERVICE_NAME, "").strip()
