@@ -63,7 +63,7 @@ def decode(body: bytes) -> tuple[list[str], list[str]]:
 class HttpCollector:
     """OTLP/HTTP on loopback: 401 unless `x-api-key` is `KEY`; TLS when given a certificate."""
 
-    def __init__(self, certificate: Issued | None = None) -> None:
+    def __init__(self, certificate: Issued | None = None, client_ca: Path | None = None) -> None:
         self.received: list[Received] = []
         self.arrived = threading.Event()
         collector_ = self
@@ -96,6 +96,9 @@ class HttpCollector:
         if certificate is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(certificate.cert, certificate.key)
+            if client_ca is not None:  # mutual TLS: a client certificate of this CA or nothing
+                context.load_verify_locations(client_ca)
+                context.verify_mode = ssl.CERT_REQUIRED
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
             scheme = "https"
         self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
@@ -381,6 +384,20 @@ def test_an_https_collector_of_a_private_ca(
         assert [r.spans for r in running.received] == [["checkout"]]
 
 
+def test_an_https_collector_that_demands_a_client_certificate(
+    tmp_path: Path, pki: tuple[Authority, Authority, Issued]
+) -> None:
+    ca, _, certificate = pki
+    client = ca.issue("gateway-client", client=True)
+    with HttpCollector(certificate, client_ca=ca.ca_file) as running:
+        tls = {"ca_file": str(ca.ca_file)}
+        settings = {"exporter": "otlp_http", "endpoint": running.url, "headers": {"x-api-key": KEY}}
+        export_one(telemetry_config(tmp_path, {**settings, "tls": tls}), "without")
+        mutual = {**tls, "cert_file": str(client.cert), "key_file": str(client.key)}
+        assert export_one(telemetry_config(tmp_path, {**settings, "tls": mutual}), "with")
+        assert [r.spans for r in running.received] == [["with"]]
+
+
 def test_the_otel_certificate_variable_names_the_ca(
     tmp_path: Path, pki: tuple[Authority, Authority, Issued], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -467,3 +484,18 @@ def test_check_config_reports_a_bad_otel_variable(
     out = capsys.readouterr()
     assert "OTEL_EXPORTER_OTLP_HEADERS: entry 1 is not name=value" in out.err
     assert KEY not in out.out + out.err
+
+
+def test_a_grpc_export_refused_for_its_key_never_logs_the_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = KEY + "-but-wrong"
+    with GrpcCollector() as running:
+        config = telemetry_config(
+            tmp_path,
+            {"exporter": "otlp_grpc", "endpoint": running.url, "headers": {"x-api-key": wrong}},
+        )
+        export_one(config)
+    assert [r.api_key for r in running.received] == [wrong]
+    assert wrong not in caplog.text and KEY not in caplog.text

@@ -65,10 +65,10 @@ def client_context(
     """A client context: the system's CAs (or only `ca_file`'s), a client certificate for
     mTLS when `cert_file` is given (its key in `key_file`, or in the same file), and
     certificate and host name checks unless `verify` is false. Raises `TlsFileError`."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     if ca_file is not None:
         _check_certificates("ca_file", ca_file, _read("ca_file", ca_file))
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    cafile = str(ca_file) if ca_file is not None else None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
     if cert_file is not None:
         cert = _read("cert_file", cert_file)
         _check_certificates("cert_file", cert_file, cert)

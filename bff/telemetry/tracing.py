@@ -89,7 +89,9 @@ def grpc_exporter(target: collector.Collector) -> SpanExporter:
     if target.https:
         credentials = grpc.ssl_channel_credentials(
             root_certificates=target.pem("ca_file"),
-            private_key=target.pem("key_file") if "cert_file" in target.tls_files else None,
+            private_key=(target.pem("key_file") or target.pem("cert_file"))
+            if "cert_file" in target.tls_files
+            else None,
             certificate_chain=target.pem("cert_file"),
         )
     return GrpcSpanExporter(
