@@ -7,10 +7,12 @@ over TLS with a private CA), and an OTLP/gRPC one that checks the call's metadat
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -63,7 +65,13 @@ def decode(body: bytes) -> tuple[list[str], list[str]]:
 class HttpCollector:
     """OTLP/HTTP on loopback: 401 unless `x-api-key` is `KEY`; TLS when given a certificate."""
 
-    def __init__(self, certificate: Issued | None = None, client_ca: Path | None = None) -> None:
+    def __init__(
+        self,
+        certificate: Issued | None = None,
+        client_ca: Path | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """`delay`: seconds the collector waits before answering (a slow collector)."""
         self.received: list[Received] = []
         self.arrived = threading.Event()
         collector_ = self
@@ -81,12 +89,14 @@ class HttpCollector:
                     )
                 collector_.received.append(seen)
                 collector_.arrived.set()
+                time.sleep(delay)
                 reply = ExportTraceServiceResponse().SerializeToString() if status == 200 else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                with contextlib.suppress(OSError):  # a client that gave up waiting has gone
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/x-protobuf")
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -239,6 +249,26 @@ def test_compression_none_sends_plain_protobuf(
     assert export_one(config)
     (seen,) = http_collector.received
     assert (seen.encoding, seen.spans) == (None, ["checkout"])
+
+
+def test_an_export_slower_than_the_timeout_fails_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "bff.telemetry")
+    with HttpCollector(delay=3.0) as slow:
+        config = telemetry_config(
+            tmp_path,
+            {
+                "exporter": "otlp_http",
+                "endpoint": slow.url,
+                "headers": {"x-api-key": KEY},
+                "timeout": "200ms",
+            },
+        )
+        export_one(config)
+        assert slow.received  # it was sent, and given up on
+    (line,) = [r.getMessage() for r in caplog.records if "trace export" in r.getMessage()]
+    assert "timed out" in line and "1 spans dropped" in line
 
 
 def test_the_otel_variables_apply_when_the_config_leaves_the_keys_unset(
