@@ -7,7 +7,11 @@ service served by uvicorn over TLS, one of them demanding a client certificate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+import ssl
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvloop
 import yaml
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -25,6 +30,7 @@ from bff.config.loader import load_settings
 from bff.errors import UpstreamUnavailable
 from bff.serving import BackgroundServer
 from bff.telemetry.hub import Telemetry
+from bff.upstream.http11 import TlsFailed
 from bff.upstream.registry import Upstreams
 from schema import schema
 from services import RunningServices
@@ -324,3 +330,54 @@ def test_a_certificate_that_does_not_verify_is_in_the_client_span(
         assert span.status.description is not None
         assert "unable to get local issuer certificate" in span.status.description
     assert any("TLS handshake failed" in m for m in warnings(caplog))
+
+
+class AlertingTlsServer:
+    """A bare TLS server (OpenSSL's handshake, as nginx or Envoy do it) that demands a client
+    certificate and, without one, sends the TLS alert saying so before it closes."""
+
+    def __init__(self, certificate: Issued, client_ca: Path) -> None:
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(certificate.cert, certificate.key)
+        self.context.load_verify_locations(client_ca)
+        self.context.verify_mode = ssl.CERT_REQUIRED
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"https://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            with conn, contextlib.suppress(OSError):
+                self.context.wrap_socket(conn, server_side=True).recv(1)
+
+    def __enter__(self) -> AlertingTlsServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+def test_a_refusal_alert_of_the_server_is_a_tls_failure_with_its_reason(pki: Pki) -> None:
+    """Under uvloop (the gateway's loop) the alert reaches the connection as an SSL error."""
+    certificate = pki.ca.issue("alerting", dns=(SERVICE_NAME,))
+    tls = {"ca_file": str(pki.ca.ca_file), "server_name": SERVICE_NAME}
+    with AlertingTlsServer(certificate, pki.ca.ca_file) as server:
+        upstreams = users_upstream(server.url, tls)
+
+        async def go() -> BaseException | None:
+            try:
+                with pytest.raises(UpstreamUnavailable) as caught:
+                    await upstreams["users"].request("GET", "/users/1")
+                return caught.value.__cause__
+            finally:
+                await upstreams.aclose()
+
+        cause = uvloop.run(go())
+    assert isinstance(cause, TlsFailed)
+    assert "certificate required" in str(cause)
