@@ -24,14 +24,16 @@ DISTRIBUTION = "bff-gateway"  # the package index name; the import package and c
 
 
 def usable_settings(path: str | None) -> Settings:
-    """The settings at `path`, valid, naming every upstream the graph calls, and with a
-    usable persisted-query manifest."""
+    """The settings at `path`, valid, naming every upstream the graph calls, with a usable
+    persisted-query manifest and usable OTEL_* variables for the trace exporter."""
     from bff.app import check_manifest
     from bff.graphs import served_graph
+    from bff.telemetry.collector import check_exporter
 
     settings = load_settings(path)
     served_graph(settings)
     check_manifest(settings)
+    check_exporter(settings.telemetry, os.environ)
     return settings
 
 

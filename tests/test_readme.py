@@ -28,6 +28,7 @@ from services import SERVICE_NAMES
 from services.cli import DEFAULT_PORT_BASE, PORTS_PER_SERVICE
 from tests.curl_lines import curl_commands, run_curl
 from tests.test_cli import running_bff, wait_for
+from tests.tls_certs import Authority
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -117,14 +118,38 @@ def write_es256_key(path: Path) -> None:
     )
 
 
+def write_tls_files(directory: Path, snippet: str) -> None:
+    """The CA, certificate and key files a TLS snippet names, made for the test."""
+    names = dict(re.findall(r"(ca_file|cert_file|key_file): ([\w/.-]+)", snippet))
+    if not names:
+        return
+    (directory / "issued").mkdir(exist_ok=True)
+    authority = Authority(directory / "issued", "readme-ca")
+    issued = authority.issue("readme-client", client=True)
+    sources = {"ca_file": authority.ca_file, "cert_file": issued.cert, "key_file": issued.key}
+    for key, relative in names.items():
+        target = directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(sources[key].read_bytes())
+
+
 @pytest.mark.parametrize("index", range(len(blocks("yaml"))))
-def test_every_config_snippet_passes_check_config(tmp_path: Path, index: int) -> None:
-    """Each YAML block, merged into the minimal config (they show one section each), is a
-    file `bff check-config` accepts, with every key active; key files it names exist."""
+def test_every_config_snippet_passes_check_config(
+    tmp_path: Path, index: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each YAML block, merged into the minimal config (they show one section each; a section
+    of named entries, like `upstreams`, adds to the minimal one's), is a file `bff
+    check-config` accepts, with every key active; the files and variables it names exist."""
     snippet = yaml.safe_load(blocks("yaml")[index])
-    data = {**yaml.safe_load(minimal_config()), **snippet}
+    data = yaml.safe_load(minimal_config())
+    for key, value in snippet.items():
+        named = key == "upstreams" and isinstance(value, dict)
+        data[key] = {**data.get(key, {}), **value} if named else value
+    for variable in re.findall(r"\$\{(\w+)\}", blocks("yaml")[index]):
+        monkeypatch.setenv(variable, "set-by-the-test")
     for key_file in re.findall(r"private_key_file: ([\w/.-]+)", blocks("yaml")[index]):
         write_es256_key(tmp_path / key_file)
+    write_tls_files(tmp_path, blocks("yaml")[index])
     path = tmp_path / "bff.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     settings = usable_settings(str(path))  # what check-config runs
@@ -177,11 +202,13 @@ def test_every_readme_curl_line_works_against_the_demo(demo: dict[str, Any]) -> 
     base = demo["base"]
     commands = list(curl_commands("\n".join(blocks("sh"))))
     assert len(commands) >= 8
-    for command in commands:
-        pair = login(base)  # the README's "..." placeholders are tokens like these
-        command = command.replace("bfr_...", pair["refresh_token"])
-        command = command.replace("token=...", f"token={pair['access_token']}")
-        command = command.replace("Bearer ...", f"Bearer {login(base)['access_token']}")
+    for number, command in enumerate(commands, start=3):
+        if "..." in command:  # the README's placeholders are tokens like these
+            # a user of its own per line: the demo throttles logins per username (10 a minute)
+            pair = login(base, f"user{number}")
+            command = command.replace("bfr_...", pair["refresh_token"])
+            command = command.replace("token=...", f"token={pair['access_token']}")
+            command = command.replace("Bearer ...", f"Bearer {pair['access_token']}")
         response = run_curl(command, {"TOKEN": demo["admin"]}, base)
         assert response.status_code == 200, (command, response.text)
     # the lines above left catalog slow and orders failing: put them back

@@ -107,9 +107,12 @@ def _validate(
     base_dir: Path | None = None,
     sources: Mapping[Loc, str] | None = None,
     source: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Settings:
+    """`env` is where `${NAME}` in `telemetry.headers` is looked up (None: `os.environ`)."""
     try:
-        return Settings.model_validate(dict(data), context={"base_dir": base_dir})
+        context = {"base_dir": base_dir, "env": env}
+        return Settings.model_validate(dict(data), context=context)
     except ValidationError as exc:
         raise ConfigError(describe(exc, Settings, sources), source) from None
 
@@ -131,7 +134,7 @@ def load_settings(
     except ConfigError as exc:
         raise ConfigError(exc.errors, source) from None
     base_dir = file.resolve().parent if file is not None else None
-    return _validate(merged, base_dir=base_dir, sources=sources, source=source)
+    return _validate(merged, base_dir=base_dir, sources=sources, source=source, env=environ)
 
 
 def settings_from_dict(data: Mapping[str, Any]) -> Settings:

@@ -8,7 +8,9 @@ Checks that span several keys raise `problems_error` so each problem is reported
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,7 +18,9 @@ from pydantic import (
     BeforeValidator,
     Discriminator,
     Field,
+    SecretStr,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -37,7 +41,9 @@ from bff.config.upstream_models import (
     OutlierConfig,
     RetriesConfig,
     TimeoutConfig,
+    TlsFilesConfig,
     UpstreamConfig,
+    UpstreamTlsConfig,
 )
 
 __all__ = [
@@ -58,9 +64,12 @@ __all__ = [
     "ServerConfig",
     "Settings",
     "TelemetryConfig",
+    "TelemetryTlsConfig",
     "TimeoutConfig",
+    "TlsFilesConfig",
     "TrustedIssuer",
     "UpstreamConfig",
+    "UpstreamTlsConfig",
 ]
 
 
@@ -255,17 +264,108 @@ class RedisConfig(Section):
         return value
 
 
+_ENV_REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
+
+
+def expand_env(value: str, env: Mapping[str, str]) -> str:
+    """`value` with each `${NAME}` replaced by the variable's value (`$${` is a literal `${`).
+
+    Raises `ValueError` naming the variable, never quoting a value.
+    """
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        name = match.group(1)
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"${{{name}}} is not a variable name; write ${{NAME}}")
+        if name not in env:
+            raise ValueError(
+                f"environment variable {name} is not set; export it, or write $${{ for a "
+                "literal ${"
+            )
+        return env[name]
+
+    return _ENV_REFERENCE.sub(one, value)
+
+
+class TelemetryTlsConfig(TlsFilesConfig):
+    """TLS to an `https://` collector."""
+
+
 class TelemetryConfig(Section):
-    service_name: NonBlank = Field("bff", description="`service.name` of exported traces.")
+    service_name: NonBlank = Field(
+        "bff",
+        description="`service.name` of exported traces; unset, `OTEL_SERVICE_NAME` if set.",
+    )
     exporter: Literal["otlp_http", "otlp_grpc", "console", "none"] = Field(
         "none", description="Where traces go."
     )
     endpoint: HttpUrl = Field(
         "http://127.0.0.1:4318",
-        description="Collector base URL (as OTEL_EXPORTER_OTLP_ENDPOINT); `/v1/traces` is "
-        "appended for otlp_http.",
+        description="Collector base URL; `/v1/traces` is appended for otlp_http. Unset, "
+        "`OTEL_EXPORTER_OTLP_ENDPOINT` if set. `https://` uses TLS (see `tls`).",
     )
     sample_ratio: float = Field(1.0, ge=0, le=1, description="Share of traces kept, 0 to 1.")
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Headers sent with every export (gRPC metadata for otlp_grpc), such as a "
+        "collector's API key. `${NAME}` in a value is replaced by environment variable NAME "
+        "when the config is loaded (`$${` for a literal `${`), so keys stay out of the file; "
+        "values never appear in logs or messages. Unset, `OTEL_EXPORTER_OTLP_HEADERS` "
+        "(`name=value,name2=value2`) if set.",
+    )
+    compression: Literal["gzip", "none"] = Field(
+        "gzip",
+        description="Compression of export bodies. Unset, `OTEL_EXPORTER_OTLP_COMPRESSION` if set.",
+    )
+    timeout: Duration = Field(
+        10.0,
+        gt=0,
+        description="Time one export may take before it fails (its spans are dropped). Unset, "
+        "`OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds) if set.",
+    )
+    tls: TelemetryTlsConfig | None = Field(
+        None,
+        description="TLS to an `https://` endpoint: a private CA, a client certificate. Unset "
+        "keys come from `OTEL_EXPORTER_OTLP_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` "
+        "and `OTEL_EXPORTER_OTLP_CLIENT_KEY` if set; otherwise the system's trusted CAs.",
+    )
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers_from_env(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        env = (info.context or {}).get("env")
+        environ: Mapping[str, str] = os.environ if env is None else env
+        problems: list[Problem] = []
+        expanded: dict[Any, Any] = {}
+        for name, raw in value.items():
+            if not isinstance(name, str) or not _HEADER_NAME.match(name):
+                problems.append(
+                    Problem((str(name),), "not a header name; use letters, digits and '-'")
+                )
+                continue
+            if isinstance(raw, SecretStr):
+                raw = raw.get_secret_value()
+            if not isinstance(raw, str):
+                problems.append(Problem((name,), "not a string; quote the value"))
+                continue
+            try:
+                text = expand_env(raw, environ)
+            except ValueError as exc:
+                problems.append(Problem((name,), str(exc)))
+                continue
+            if any(c in text for c in "\r\n\0"):
+                problems.append(Problem((name,), "a header value cannot hold a line break"))
+                continue
+            expanded[name] = text
+        if problems:
+            raise problems_error(problems)
+        return expanded
 
 
 def _lower(value: Any) -> Any:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from bff.config.base import HttpUrl, Problem, Section, problems_error
+from bff.config import tls
+from bff.config.base import HttpUrl, NonBlank, Problem, Section, problems_error
 from bff.config.units import ByteSize, Duration, format_duration
 
 
@@ -82,6 +86,70 @@ class OutlierConfig(Section):
     )
 
 
+class TlsFilesConfig(Section):
+    """PEM files of a TLS client, read at start-up so a bad one fails with its key."""
+
+    ca_file: Path | None = Field(
+        None,
+        description="PEM bundle of the CA(s) that sign the server's certificate (a private "
+        "CA); only these are trusted then. Unset: the system's trusted CAs. Relative paths "
+        "are relative to the config file.",
+    )
+    cert_file: Path | None = Field(
+        None,
+        description="PEM client certificate (mutual TLS), sent when the server asks for one; "
+        "its key is in `key_file`, or in this file when `key_file` is unset.",
+    )
+    key_file: Path | None = Field(None, description="PEM private key of `cert_file`, unencrypted.")
+
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return tls.resolve(value, (info.context or {}).get("base_dir"))
+
+    @model_validator(mode="after")
+    def _files_usable(self) -> TlsFilesConfig:
+        try:
+            self.context()
+        except tls.TlsFileError as exc:
+            raise problems_error([Problem((exc.key,), exc.reason, repr(str(exc.path)))]) from None
+        return self
+
+    @property
+    def verifies(self) -> bool:
+        return True
+
+    def context(self) -> ssl.SSLContext:
+        """A new client context from these files; raises `tls.TlsFileError`."""
+        return tls.client_context(self.ca_file, self.cert_file, self.key_file, verify=self.verifies)
+
+
+class UpstreamTlsConfig(TlsFilesConfig):
+    server_name: NonBlank | None = Field(
+        None,
+        description="Host name sent in SNI and checked against the instances' certificates, "
+        "instead of each URL's host (for instances addressed by IP, or a certificate issued "
+        "to the service's name).",
+    )
+    verify: bool = Field(
+        True,
+        description="Check the instances' certificates and host names; a certificate that "
+        "does not verify fails the call (`UPSTREAM_UNAVAILABLE`), never a fallback. `false` "
+        "accepts any certificate, with a warning at start-up: for test benches only.",
+    )
+
+    @field_validator("server_name")
+    @classmethod
+    def _host_name(cls, value: str | None) -> str | None:
+        if value is not None and ("/" in value or ":" in value or any(c.isspace() for c in value)):
+            raise ValueError("not a host name; write the name alone, e.g. users.internal")
+        return value
+
+    @property
+    def verifies(self) -> bool:
+        return self.verify
+
+
 class UpstreamConfig(Section):
     balancer: Literal["round_robin", "weighted", "least_requests"] = Field(
         "round_robin",
@@ -124,6 +192,12 @@ class UpstreamConfig(Section):
         "larger one fails the call as a bad upstream response (streamed passthrough bodies "
         "are not held and not limited).",
     )
+    tls: UpstreamTlsConfig | None = Field(
+        None,
+        description="TLS to the instances (their URLs must then be `https://`): a private CA, "
+        "a client certificate, the name to verify. `https://` instances without this section "
+        "are verified against the system's trusted CAs.",
+    )
 
     @model_validator(mode="after")
     def _distinct_instances(self) -> UpstreamConfig:
@@ -139,6 +213,14 @@ class UpstreamConfig(Section):
                     )
                 )
             first.setdefault(instance.url, index)
+            if self.tls is not None and urlsplit(instance.url).scheme != "https":
+                problems.append(
+                    Problem(
+                        ("instances", index, "url"),
+                        "plain http:// while tls is set; use https:// (or remove tls)",
+                        repr(instance.url),
+                    )
+                )
         if problems:
             raise problems_error(problems)
         return self

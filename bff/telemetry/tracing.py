@@ -18,6 +18,7 @@ their parent.
 from __future__ import annotations
 
 import logging
+import os
 from types import TracebackType
 from typing import Any
 
@@ -42,6 +43,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from bff.config.models import TelemetryConfig
+from bff.telemetry import collector
 from bff.telemetry.export_queue import SpanQueue
 from bff.telemetry.spans import LiveSpan, Recorder
 
@@ -55,23 +57,57 @@ PROPAGATOR = TraceContextTextMapPropagator()
 
 
 def make_exporter(config: TelemetryConfig) -> SpanExporter | None:
-    """The exporter `telemetry.exporter` names; `None` for `none` (tracing off)."""
-    endpoint = str(config.endpoint).rstrip("/")
+    """The exporter `telemetry.exporter` names; `None` for `none` (tracing off). The OTLP
+    exporters take their endpoint, headers, compression, time-out and TLS from `collector`."""
     if config.exporter == "otlp_http":
         from bff.telemetry.otlp import OtlpHttpExporter
 
-        return OtlpHttpExporter(f"{endpoint}/v1/traces", timeout=EXPORT_TIMEOUT_S)
-    if config.exporter == "otlp_grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcSpanExporter,
+        target = collector.resolve(config, os.environ)
+        return OtlpHttpExporter(
+            f"{target.endpoint}/v1/traces",
+            timeout=target.timeout,
+            headers=target.headers,
+            compression=target.compression,
+            context=target.ssl_context() if target.https else None,
         )
-
-        target = endpoint.split("://", 1)[1]
-        insecure = endpoint.startswith("http://")
-        return GrpcSpanExporter(endpoint=target, insecure=insecure, timeout=EXPORT_TIMEOUT_S)
+    if config.exporter == "otlp_grpc":
+        return grpc_exporter(collector.resolve(config, os.environ))
     if config.exporter == "console":
-        return ConsoleSpanExporter(service_name=config.service_name)
+        return ConsoleSpanExporter(service_name=service_name(config))
     return None
+
+
+def grpc_exporter(target: collector.Collector) -> SpanExporter:
+    """The SDK's OTLP/gRPC exporter, given every setting (so it reads no environment itself);
+    header names become lowercase, as gRPC metadata must be."""
+    import grpc  # type: ignore[import-untyped]
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+        OTLPSpanExporter as GrpcSpanExporter,
+    )
+
+    credentials = None
+    if target.https:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=target.pem("ca_file"),
+            private_key=(target.pem("key_file") or target.pem("cert_file"))
+            if "cert_file" in target.tls_files
+            else None,
+            certificate_chain=target.pem("cert_file"),
+        )
+    return GrpcSpanExporter(
+        endpoint=target.endpoint.split("://", 1)[1],
+        insecure=not target.https,
+        credentials=credentials,
+        headers=tuple((name.lower(), value) for name, value in target.headers.items()),
+        timeout=target.timeout,
+        compression=grpc.Compression.Gzip
+        if target.compression == "gzip"
+        else grpc.Compression.NoCompression,
+    )
+
+
+def service_name(config: TelemetryConfig) -> str:
+    return collector.service_name(config, os.environ)
 
 
 class Tracing:
@@ -84,7 +120,7 @@ class Tracing:
         self.ids = RandomIdGenerator()
         self.recorder = Recorder(
             processor,
-            Resource.create({"service.name": config.service_name}),
+            Resource.create({"service.name": service_name(config)}),
             InstrumentationScope("bff", "", ""),  # as the SDK names a tracer's scope
             SpanLimits(),  # from the OTEL_*_LIMIT environment, as the SDK's default
         )

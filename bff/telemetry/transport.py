@@ -17,6 +17,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from bff.telemetry.current import Observed, current_observed
 from bff.telemetry.redaction import redact_text
 from bff.telemetry.tracing import current_span, traceparent
+from bff.upstream.http11 import TransportError
 from bff.upstream.request import Request
 from bff.upstream.streaming import StreamedResponse
 from bff.upstream.transport import Reply, Transport
@@ -124,8 +125,11 @@ class TracingTransport(Transport):
             self.upstream, UNKNOWN_INSTANCE, None, perf_counter() - started
         )
         if span is not None:
-            span.set_attribute("error.type", type(exc).__name__)
-            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            kind = type(exc).__name__
+            span.set_attribute("error.type", kind)
+            # a transport error says why (a TLS certificate that did not verify, a refusal)
+            why = f"{kind}: {redact_text(str(exc))}" if isinstance(exc, TransportError) else kind
+            span.set_status(Status(StatusCode.ERROR, why))
             span.end()
 
     def _closed(

@@ -13,32 +13,45 @@ Nothing here is bound to an event loop when built (pools are built before the se
 runs); the loop is taken on first use. `aclose` closes the pool for its loop: every connection
 is closed and later calls fail, so that no connection outlives the loop. A pool used from a
 new loop (a server started again, a test's next `asyncio.run`) starts afresh there.
+
+An `https://` instance is reached with its upstream's `TlsClient` (`bff.upstream.tls`: one
+context per upstream, built at start-up); a handshake that fails is `TlsFailed`, logged with
+its reason (at most once a minute per instance and reason), never retried without TLS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 import sys
 from collections import deque
 from collections.abc import AsyncIterable
 from urllib.parse import urlsplit
 
+from bff.upstream.failures import tls_reason
 from bff.upstream.http11 import (
     MAX_BODY,
     Answer,
     ConnectFailed,
     Connection,
+    ConnectionLost,
     ConnectTimedOut,
     TimedOut,
+    TlsFailed,
+    TransportError,
 )
 from bff.upstream.request import InvalidRequest, Request
 from bff.upstream.streaming import BodyStream, StreamedResponse, send_body
+from bff.upstream.tls import TlsClient, system_tls
+
+log = logging.getLogger("bff.upstream")
 
 # Seconds an idle connection is kept: under the 5 s keep-alive of uvicorn and Node, so we
 # rarely pick a connection the server is closing at that very moment.
 KEEPALIVE_EXPIRY = 4.0
+TLS_LOG_EVERY = 60.0  # seconds between two log lines of the same TLS failure of one instance
 
 
 class ConnectionPool:
@@ -52,21 +65,26 @@ class ConnectionPool:
         connect_timeout: float,
         keepalive_expiry: float = KEEPALIVE_EXPIRY,
         max_body: int = MAX_BODY,
+        tls: TlsClient | None = None,
+        upstream: str = "",
     ) -> None:
+        """`tls` is how an `https://` URL is reached (default: the system's CAs, full
+        checks); `upstream` names the pool's upstream in log lines."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"upstream URL must be http(s)://host[:port], got {url!r}")
         self.url = url
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.tls = parts.scheme == "https"
+        self.upstream = upstream
+        self.tls: TlsClient | None = (tls or system_tls()) if parts.scheme == "https" else None
         self.limit = max(1, limit)
         self.connect_timeout = connect_timeout
         self.keepalive_expiry = keepalive_expiry
         self.max_body = max_body
         self._prefix = parts.path.rstrip("/").encode("ascii")
         self._host_field = parts.netloc.rpartition("@")[2].encode("idna")
-        self._ssl: ssl.SSLContext | None = None
+        self._tls_logged: tuple[str, float] = ("", 0.0)  # the last TLS failure logged, when
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: list[Connection] = []
         self._open = 0
@@ -100,6 +118,7 @@ class ConnectionPool:
             request.body,
         )
         conn = await self._acquire(deadline)
+        fresh = not conn.used
         try:
             return await conn.exchange(
                 data,
@@ -107,6 +126,11 @@ class ConnectionPool:
                 head_only=request.head_only,
                 expect_id=request.request_id,
             )
+        except (TlsFailed, ConnectionLost) as exc:
+            failure = self._tls_refusal(exc, fresh)
+            if failure is exc:
+                raise
+            raise failure from exc
         finally:
             self._release(conn)
 
@@ -133,6 +157,7 @@ class ConnectionPool:
         if body is not None and _framed(request):
             raise InvalidRequest("a streamed body needs a request built with streamed=True")
         conn = await self._acquire(deadline)
+        fresh = not conn.used
         sink = BodyStream(conn, read_timeout)
         answer: asyncio.Future[Answer] | None = None
         try:
@@ -152,7 +177,7 @@ class ConnectionPool:
                 except TimeoutError as exc:
                     raise TimedOut("the request body was not sent in time") from exc
             status, fields, _ = await answer
-        except BaseException:
+        except BaseException as exc:
             conn.close()
             self._release(conn)
             if answer is not None:  # the error raised here says what went wrong
@@ -160,6 +185,10 @@ class ConnectionPool:
                     answer.exception()
                 else:
                     answer.cancel()
+            if isinstance(exc, TlsFailed | ConnectionLost):
+                failure = self._tls_refusal(exc, fresh)
+                if failure is not exc:
+                    raise failure from exc
             raise
         return StreamedResponse(status, fields, sink, lambda: self._release(conn))
 
@@ -190,6 +219,8 @@ class ConnectionPool:
         self._idle.clear()
         for conn in list(self._every):
             conn.close()
+            if self.tls is not None and conn.transport is not None:
+                conn.transport.abort()  # no TLS close_notify exchange that outlives the loop
         self._every.clear()
         while self._waiters:
             waiter = self._waiters.popleft()
@@ -294,28 +325,61 @@ class ConnectionPool:
 
     async def _connect(self, deadline: float) -> Connection:
         loop = asyncio.get_running_loop()
-        tls = self._tls_context() if self.tls else None
+        tls = self.tls
         try:
             async with asyncio.timeout_at(min(deadline, loop.time() + self.connect_timeout)):
                 transport, conn = await loop.create_connection(
                     lambda: Connection(self.max_body),
                     self.host,
                     self.port,
-                    ssl=tls,
-                    server_hostname=self.host if tls else None,
+                    ssl=tls.context if tls else None,
+                    server_hostname=(tls.server_name or self.host) if tls else None,
                 )
         except TimeoutError as exc:
             raise ConnectTimedOut(f"connecting to {self.url} timed out") from exc
+        except ssl.SSLError as exc:  # before OSError, of which it is one
+            failed = TlsFailed(f"TLS handshake failed: {tls_reason(exc)}")
+            self._report_tls(failed)
+            raise failed from exc
         except OSError as exc:
             raise ConnectFailed(f"cannot connect to {self.url}: {exc}") from exc
         conn.transport = transport  # uvloop calls connection_made only after returning
         self._every.add(conn)
         return conn
 
-    def _tls_context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            self._ssl = ssl.create_default_context()
-        return self._ssl
+    def _tls_refusal(self, exc: TransportError, fresh: bool) -> TransportError:
+        """A failure of the first exchange on a new TLS connection, logged as a TLS problem.
+
+        TLS 1.3 ends the handshake for the client before the server has checked the client's
+        certificate, so a refusal comes as an alert (`TlsFailed`) or, from servers that send
+        none, as a close without an answer: that one keeps its type, with a hint added.
+        """
+        if isinstance(exc, TlsFailed):
+            self._report_tls(exc)
+            return exc
+        tls = self.tls
+        if tls is None or not fresh or not isinstance(exc, ConnectionLost) or exc.received:
+            return exc
+        if tls.client_certificate:
+            return exc
+        hinted = ConnectionLost(
+            f"{exc}, right after the TLS handshake: does it require a client certificate? "
+            "(set tls.cert_file)",
+            received=False,
+        )
+        self._report_tls(hinted)
+        return hinted
+
+    def _report_tls(self, exc: TransportError) -> None:
+        """One warning per instance and reason a minute: a failing handshake is a config or
+        certificate problem an operator must see, but not once per request."""
+        reason = str(exc)
+        now = self._loop.time() if self._loop else 0.0
+        last, when = self._tls_logged
+        if reason == last and now - when < TLS_LOG_EVERY:
+            return
+        self._tls_logged = (reason, now)
+        log.warning("upstream %s, instance %s: %s", self.upstream or "-", self.url, reason)
 
 
 def _framed(request: Request) -> bool:

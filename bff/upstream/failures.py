@@ -2,6 +2,8 @@
 
 TransportError                  request_sent: may any byte have reached the upstream?
 ├── ConnectFailed               no connection (request_sent False)
+│   └── TlsFailed               the TLS handshake failed: a certificate did not verify, or
+│                               the upstream refused ours
 ├── TimedOut                    the time budget ran out (no slot: request_sent False)
 │   └── ConnectTimedOut         connecting took too long (request_sent False)
 ├── ConnectionLost              closed before the response was complete
@@ -11,6 +13,9 @@ TransportError                  request_sent: may any byte have reached the upst
 """
 
 from __future__ import annotations
+
+import re
+import ssl
 
 
 class TransportError(Exception):
@@ -33,6 +38,24 @@ class ConnectFailed(TransportError):
     """No TCP (or TLS) connection could be opened: refused, unreachable, reset."""
 
     request_sent = False
+
+
+class TlsFailed(ConnectFailed):
+    """No TLS session: the upstream's certificate did not verify (CA, name, validity), or the
+    upstream refused the gateway's (mutual TLS). Never answered by retrying in plain text or
+    without verification; the message says why, for the log and the client span."""
+
+
+_OPENSSL_NOISE = re.compile(r"^\[[A-Z]+: [A-Z0-9_]+\] | \(_ssl\.c:\d+\)$")
+
+
+def tls_reason(exc: ssl.SSLError) -> str:
+    """What went wrong in a TLS handshake, in words: `certificate verify failed: Hostname
+    mismatch, ...`, `tlsv13 alert certificate required`, without OpenSSL's source line."""
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"certificate verify failed: {exc.verify_message}"
+    text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    return _OPENSSL_NOISE.sub("", text) or type(exc).__name__
 
 
 class TimedOut(TransportError):

@@ -17,6 +17,7 @@ nothing here escapes the package.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Protocol, cast
 
 import httptools
@@ -29,7 +30,9 @@ from bff.upstream.failures import (
     ResponseTooLarge,
     StaleConnection,
     TimedOut,
+    TlsFailed,
     TransportError,
+    tls_reason,
 )
 from bff.upstream.headers import Headers
 
@@ -47,6 +50,7 @@ __all__ = [  # the error tree and Headers are re-exported: callers import them f
     "ResponseTooLarge",
     "StaleConnection",
     "TimedOut",
+    "TlsFailed",
     "TransportError",
 ]
 
@@ -224,6 +228,11 @@ class Connection(asyncio.Protocol):
             return
         if self._interim and not self._status:
             self._fail(ProtocolViolation("only an interim (1xx) response, then a close"))
+            return
+        if isinstance(exc, ssl.SSLError) and not self._reused and not self._received:
+            # TLS 1.3 ends the handshake for the client before the server has checked the
+            # client's certificate: its refusal arrives as an alert instead of an answer
+            self._fail(TlsFailed(f"the upstream refused the TLS session: {tls_reason(exc)}"))
             return
         reason = f"connection closed by the upstream{f': {exc}' if exc else ''}"
         if self._reused and not self._received:

@@ -38,6 +38,7 @@ from bff.upstream.request import InvalidRequest, Params, Request, build_request
 from bff.upstream.retry import RetryTransport
 from bff.upstream.strategies import make_balancer
 from bff.upstream.streaming import StreamedResponse
+from bff.upstream.tls import TlsClient
 from bff.upstream.transport import BalancedTransport, Transport
 
 
@@ -76,9 +77,11 @@ class UpstreamPool:
         ejection: float = 30.0,
         clock: Clock = time.monotonic,
         observe: Callable[[Transport, str], Transport] | None = None,
+        tls: TlsClient | None = None,
     ) -> None:
         """`observe` wraps the balanced transport in a layer that sees every attempt (the
-        telemetry's client span), below the retry layer; the app injects it."""
+        telemetry's client span), below the retry layer; the app injects it. `tls` is how
+        `https://` instances are reached (default: the system's CAs)."""
         self.name = name
         self.required = required
         self.total_timeout = total_timeout
@@ -100,6 +103,7 @@ class UpstreamPool:
             max_body=max_body,
             outliers=self.outliers,
             clock=clock,
+            tls=tls,
         )
         self.health = health or HealthSettings()
         self.health_checker = HealthChecker(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from bff.upstream.health import HealthSettings
 from bff.upstream.instance import Instance
 from bff.upstream.pool import UpstreamPool
+from bff.upstream.tls import tls_for
 from bff.upstream.transport import Transport
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class Upstreams(Mapping[str, UpstreamPool]):
         settings: Settings,
         observe: Callable[[Transport, str], Transport] | None = None,
     ) -> Upstreams:
+        """Every pool, each upstream's TLS context built here once (a `verify: false` warns)."""
         pools = {}
         for name, upstream in settings.upstreams.items():
             instances = [Instance(i.url, i.weight, i.zone) for i in upstream.instances]
@@ -51,6 +53,7 @@ class Upstreams(Mapping[str, UpstreamPool]):
                 ejection=upstream.outlier.ejection,
                 observe=observe,
                 max_body=upstream.max_response_body,
+                tls=tls_for(name, upstream),
             )
         return cls(pools)
 

@@ -34,6 +34,7 @@ from bff.upstream.instance import Instance
 from bff.upstream.outlier import OutlierDetector
 from bff.upstream.request import Request, build_request
 from bff.upstream.streaming import StreamedResponse
+from bff.upstream.tls import TlsClient
 
 # Instances a retry should not go back to: set by the retry layer for attempts after the first.
 AVOID: ContextVar[tuple[Instance, ...]] = ContextVar("bff_upstream_avoid", default=())
@@ -104,8 +105,12 @@ class BalancedTransport(Transport):
         max_body: int = MAX_BODY,
         outliers: OutlierDetector | None = None,
         clock: Clock = time.monotonic,
+        tls: TlsClient | None = None,
     ) -> None:
-        self.upstream = upstream  # the upstream's name, for layers that report per upstream
+        """`tls`: how every connection of this upstream to an `https://` instance, probes
+        included, speaks TLS (one context for the upstream, built at start-up)."""
+        self.upstream = upstream
+        self.tls = tls  # the upstream's name, for layers that report per upstream
         self.balancer = balancer
         self.outliers = outliers
         self.clock = clock
@@ -120,6 +125,8 @@ class BalancedTransport(Transport):
                 limit=per_instance,
                 connect_timeout=connect_timeout,
                 max_body=max_body,
+                tls=tls,
+                upstream=upstream,
             )
             for instance in balancer.instances
         }
@@ -209,7 +216,11 @@ class BalancedTransport(Transport):
         pool = self._probes.get(id(instance))
         if pool is None:
             pool = self._probes[id(instance)] = ConnectionPool(
-                instance.url, limit=1, connect_timeout=self.connect_timeout
+                instance.url,
+                limit=1,
+                connect_timeout=self.connect_timeout,
+                tls=self.tls,
+                upstream=self.upstream,
             )
         request = build_request("GET", path)
         try:
