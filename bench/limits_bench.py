@@ -13,14 +13,19 @@ budget in Redis (one Lua round trip per request, keyed by the token's subject; t
 too large to refuse anything) and analyses every query (cached per document; the Dashboard's
 cost, 301, is in each answer's `extensions.cost`). The Redis is a private `redis-server` on the
 load core (as in production, it must not take the gateway's CPU), or `--redis-url`'s.
+
+The report is printed and saved as `bench/results/limits-<UTC time>-<commit>.md`
+(`--results-dir`; `--no-save` only prints), so that two commits' costs can be compared later.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import secrets
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -61,6 +66,20 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def git(*argv: str) -> str:
+    try:
+        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except OSError:
+        return ""
+    return done.stdout.strip()
+
+
+def commit() -> str:
+    """The checkout's short commit, `+` when it has uncommitted changes to tracked files."""
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+" if dirty else "")
+
+
 def variant_config(base: dict[str, Any], variant: str, redis_url: str) -> dict[str, Any]:
     config = {k: v for k, v in base.items() if k not in ("rate_limits", "limits")}
     if variant == "off":
@@ -88,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="off/on pairs measured")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--redis-url", help="use this Redis instead of starting redis-server")
+    parser.add_argument(
+        "--results-dir", type=Path, default=ROOT / "bench" / "results", help="where to save"
+    )
+    parser.add_argument("--no-save", action="store_true", help="print the report only")
     args = parser.parse_args(argv)
     if load.wrk_path() is None:
         say("bench.limits_bench: wrk is not installed (apt-get install wrk)")
@@ -149,17 +172,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpu_off, cpu_on = (statistics.median(cpu[v]) for v in VARIANTS)
     ratio = on / off if off else 0.0
     verdict = "PASS" if ratio >= GOAL else "FAIL"
-    print(f"Dashboard, c={args.concurrency}, {args.duration:g} s cells, {pinning.reason}\n")
-    print("| round | limits | req/s | gateway CPU ms/req | p50 ms | p99 ms |")
-    print("|---|---|---|---|---|---|")
-    print("\n".join(rows))
-    print(f"| median | off | {off:,.0f} | {cpu_off:.3f} | | |")
-    print(f"| median | on | {on:,.0f} | {cpu_on:.3f} | | |\n")
-    print(
-        f"- {verdict}: Dashboard with rate limits (Redis) and query limits on: "
-        f"{ratio:.2f} x the req/s of both off at c={args.concurrency} (goal ≥ {GOAL:g}); "
-        f"gateway CPU per request {cpu_on / cpu_off if cpu_off else 0:.2f} x"
+    started = datetime.datetime.now(datetime.UTC)
+    sha = commit()
+    report = "\n".join(
+        [
+            f"# bench.limits_bench, {started:%Y-%m-%d %H:%M} UTC, commit {sha}\n",
+            f"Dashboard, c={args.concurrency}, {args.duration:g} s cells, {pinning.reason}\n",
+            "| round | limits | req/s | gateway CPU ms/req | p50 ms | p99 ms |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            f"| median | off | {off:,.0f} | {cpu_off:.3f} | | |",
+            f"| median | on | {on:,.0f} | {cpu_on:.3f} | | |\n",
+            f"- {verdict}: Dashboard with rate limits (Redis) and query limits on: "
+            f"{ratio:.2f} x the req/s of both off at c={args.concurrency} (goal ≥ {GOAL:g}); "
+            f"gateway CPU per request {cpu_on / cpu_off if cpu_off else 0:.2f} x "
+            f"(+{cpu_on - cpu_off:.3f} ms)",
+        ]
     )
+    print(report)
+    if not args.no_save:
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        path = args.results_dir / f"limits-{started:%Y%m%dT%H%M%SZ}-{sha}.md"
+        path.write_text(report + "\n")
+        say(f"saved {path}")
     return 0
 
 
