@@ -67,7 +67,6 @@ from bff.limits import (
     RateLimiter,
     RateStore,
     RedisRateStore,
-    RespClient,
 )
 from bff.passthrough import Passthrough
 from bff.persisted import (
@@ -82,9 +81,9 @@ from bff.rendering.errors import http_exception_response
 from bff.request_id import install_log_records
 from bff.routes.auth import auth_routes
 from bff.routes.graphql import GraphQLEndpoint
-from bff.shared_state import connect_redis, redis_url
+from bff.shared_state import SharedState
 from bff.telemetry import batches
-from bff.telemetry.hub import Telemetry
+from bff.telemetry.hub import Telemetry, usage_store
 from bff.telemetry.operation import wrap_execute
 from bff.telemetry.routes import metrics_endpoint, usage_endpoint
 from bff.telemetry.stage import TelemetryStage
@@ -120,6 +119,19 @@ def persisted_queries(settings: Settings, store: DocumentStore) -> PersistedQuer
     return PersistedQueries(store, settings.persisted_queries, check_manifest(settings))
 
 
+def document_store(shared: SharedState) -> DocumentStore:
+    """APQ and persisted documents: in Redis when the shared state is, else in memory."""
+    if shared.redis is None:
+        return MemoryDocumentStore()
+    return RedisDocumentStore(shared.redis, shared.namespace("pq"))
+
+
+def rate_store(shared: SharedState) -> RateStore:
+    if shared.redis is None:
+        return MemoryRateStore()
+    return RedisRateStore(shared.redis, shared.namespace("rl"))
+
+
 def create_app(
     settings: Settings,
     *,
@@ -130,13 +142,12 @@ def create_app(
     `telemetry` replaces the one built from `settings` (tests' exporters)."""
     check_upstreams(settings)
     install_log_records()
-    url = redis_url(settings)
-    redis = connect_redis(url) if url is not None else None
-    persisted = persisted_queries(
-        settings, RedisDocumentStore(redis) if redis is not None else MemoryDocumentStore()
-    )
+    # The one owner of the Redis connection: every store below gets its namespace from it.
+    shared = SharedState.from_settings(settings)
+    persisted = persisted_queries(settings, document_store(shared))
     upstreams = Upstreams.from_settings(settings, observe=TracingTransport)
-    telemetry = telemetry or Telemetry(settings, schema._schema)
+    usage = usage_store(shared.redis, shared.namespace("usage"))
+    telemetry = telemetry or Telemetry(settings, schema._schema, usage_store=usage)
     batches.install()
     telemetry.metrics.health_source = lambda: (
         (name, instance.url, instance.healthy)
@@ -144,10 +155,8 @@ def create_app(
         for instance in pool.instances
     )
     fetcher = JwksFetcher()
-    auth = AuthRuntime.from_settings(settings, fetcher)
+    auth = AuthRuntime.from_settings(settings, fetcher, shared)
     closers: list[Callable[[], Awaitable[None]]] = [upstreams.aclose, auth.aclose, fetcher.aclose]
-    if redis is not None:
-        closers.append(redis.aclose)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -160,7 +169,8 @@ def create_app(
         finally:
             for close in closers:
                 await close()
-            await telemetry.aclose()
+            await telemetry.aclose()  # metering's last flush, still through the shared client
+            await shared.aclose()
 
     limits = settings.limits
     executor = GraphQLExecutor(
@@ -203,12 +213,7 @@ def create_app(
     limiter = None
     rate_limits = settings.rate_limits
     if rate_limits.enabled:
-        store: RateStore = MemoryRateStore()
-        if url is not None:
-            resp = RespClient(url)
-            store = RedisRateStore(resp)
-            closers.append(resp.aclose)
-        limiter = RateLimiter(store, rate_limits)
+        limiter = RateLimiter(rate_store(shared), rate_limits)
         identifier = ClientIdentifier(
             settings.server.trusted_proxies, rate_limits.api_key_header, rate_limits.api_keys
         )
@@ -227,6 +232,7 @@ def create_app(
     app.state.upstreams = upstreams
     app.state.telemetry = telemetry
     app.state.auth = auth
+    app.state.shared = shared  # the Redis client every store shares (None: memory)
     app.state.limiter = limiter  # `limiter.rejected`: refusals so far
     app.state.fast_path_stats = executor.stats  # fallbacks to graphql-core, by reason
     return app

@@ -12,6 +12,7 @@ import pytest
 from bff.auth.store import TokenStore, TokenStoreUnavailable
 from bff.auth.store_memory import MemoryTokenStore
 from bff.auth.store_redis import RedisTokenStore
+from bff.shared_state import SharedState
 from tests.auth_support import REDIS_URL, closed_port_url, redis_keys, redis_prefix
 
 __all__ = ["redis_prefix"]
@@ -21,13 +22,17 @@ Scenario = Callable[[TokenStore], Awaitable[None]]
 
 def run(kind: str, prefix: str, scenario: Scenario) -> None:
     async def main() -> None:
+        shared = SharedState.at(REDIS_URL, prefix)
         store: TokenStore = (
-            MemoryTokenStore() if kind == "memory" else RedisTokenStore(REDIS_URL, prefix)
+            MemoryTokenStore()
+            if kind == "memory"
+            else RedisTokenStore(shared.redis, shared.namespace("auth"))
         )
         try:
             await scenario(store)
         finally:
             await store.aclose()
+            await shared.aclose()
 
     asyncio.run(main())
 
@@ -102,7 +107,8 @@ def test_redis_keys_are_namespaced_and_carry_ttls(redis_prefix: str) -> None:
 
 def test_an_unreachable_redis_is_token_store_unavailable() -> None:
     async def main() -> None:
-        store = RedisTokenStore(closed_port_url(), "bfftest:down:")
+        shared = SharedState.at(closed_port_url())
+        store = RedisTokenStore(shared.redis, "bfftest:down:")
         try:
             assert not await store.ping()
             for call in (
@@ -116,6 +122,6 @@ def test_an_unreachable_redis_is_token_store_unavailable() -> None:
                 assert caught.value.status == 503
                 assert caught.value.code == "UPSTREAM_UNAVAILABLE"
         finally:
-            await store.aclose()
+            await shared.aclose()
 
     asyncio.run(main())

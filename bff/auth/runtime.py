@@ -2,7 +2,8 @@
 
 `AuthRuntime.from_settings` chooses the token store (`auth.store`), the keys (`auth.jwt` and
 its `next`), the access token format and the trusted issuers, and wires them together. The
-HTTP layer injects how to fetch a JWKS (`fetch`), so this package never imports an HTTP client.
+HTTP layer injects how to fetch a JWKS (`fetch`), so this package never imports an HTTP client;
+the app injects its shared state, whose Redis client the `redis` token store uses.
 """
 
 from __future__ import annotations
@@ -22,8 +23,17 @@ from bff.auth.store_memory import MemoryTokenStore
 from bff.auth.store_redis import RedisTokenStore
 from bff.auth.tokens import TokenSigner, TokenVerifier
 from bff.config import Settings
+from bff.shared_state import SharedState
 
 log = logging.getLogger("bff")
+
+
+def token_store(settings: Settings, shared: SharedState) -> TokenStore:
+    """The store `auth.store` names, in its namespace of the shared prefix (`bff:auth:`)."""
+    if settings.auth.store == "redis":
+        assert shared.redis is not None  # `auth.store: redis` makes Redis configured
+        return RedisTokenStore(shared.redis, shared.namespace("auth"))
+    return MemoryTokenStore()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +46,9 @@ class AuthRuntime:
     checks_store_for_readiness: bool
 
     @classmethod
-    def from_settings(cls, settings: Settings, fetch: Fetch) -> AuthRuntime:
+    def from_settings(cls, settings: Settings, fetch: Fetch, shared: SharedState) -> AuthRuntime:
         auth = settings.auth
-        store: TokenStore
-        if auth.store == "redis":
-            store = RedisTokenStore(settings.redis.url, settings.redis.key_prefix)
-        else:
-            store = MemoryTokenStore()
+        store = token_store(settings, shared)
         keyring = Keyring.from_config(auth.jwt)
         verifier = signer = None
         if keyring.verifying:
@@ -87,7 +93,7 @@ class AuthRuntime:
             revocations,
             service,
             authenticator,
-            checks_store_for_readiness=auth.store == "redis" and auth.token_format == "opaque",
+            checks_store_for_readiness=auth.store != "memory" and auth.token_format == "opaque",
         )
 
     async def store_ready(self) -> bool:

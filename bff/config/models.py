@@ -17,7 +17,6 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    field_validator,
     model_validator,
 )
 
@@ -30,6 +29,12 @@ from bff.config.limit_models import (
     RateLimitsConfig,
 )
 from bff.config.paths import TypeLabel
+from bff.config.state_models import (
+    MemcachedConfig,
+    RedisConfig,
+    RedisSentinelConfig,
+    RedisTLSConfig,
+)
 from bff.config.units import ByteSize, Duration
 from bff.config.upstream_models import (
     HealthCheckConfig,
@@ -47,11 +52,14 @@ __all__ = [
     "JwtConfig",
     "LimitsConfig",
     "LoggingConfig",
+    "MemcachedConfig",
     "OutlierConfig",
     "PersistedQueriesConfig",
     "RateLimitRule",
     "RateLimitsConfig",
     "RedisConfig",
+    "RedisSentinelConfig",
+    "RedisTLSConfig",
     "RetriesConfig",
     "RouteConfig",
     "RouteScopes",
@@ -226,26 +234,6 @@ class RouteConfig(Section):
         return self
 
 
-class RedisConfig(Section):
-    url: str = Field(
-        "redis://127.0.0.1:6379/0",
-        description="Redis shared by replicas (token store, rate limits, APQ, metering).",
-    )
-    key_prefix: str = Field(
-        "bff:",
-        max_length=64,
-        description="Prefix of every key the gateway writes, so several gateways (or tests) "
-        "can share one Redis.",
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _redis_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("not a Redis URL; start it with redis://, rediss:// or unix://")
-        return value
-
-
 class TelemetryConfig(Section):
     service_name: NonBlank = Field("bff", description="`service.name` of exported traces.")
     exporter: Literal["otlp_http", "otlp_grpc", "console", "none"] = Field(
@@ -282,6 +270,10 @@ class Settings(Section):
     )
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Tokens and their keys.")
     redis: RedisConfig = Field(default_factory=RedisConfig, description="Shared state backend.")
+    memcached: MemcachedConfig = Field(
+        default_factory=MemcachedConfig,
+        description="memcached, when it holds the tokens (`auth.store: memcached`).",
+    )
     limits: LimitsConfig = Field(
         default_factory=LimitsConfig, description="Query depth, cost and alias limits."
     )
