@@ -16,12 +16,19 @@ load core (as in production, it must not take the gateway's CPU), or `--redis-ur
 
 The report is printed and saved as `bench/results/limits-<UTC time>-<commit>.md`
 (`--results-dir`; `--no-save` only prints), so that two commits' costs can be compared later.
+
+    .venv/bin/python -m bench.limits_bench --hits   # CPU per rate-limit hit, in process
+
+`--hits` measures one part of that cost in this process instead (`bench.limits_hits`): CPU µs
+per rate-limit hit on the Redis store (redis-py, hits of a loop turn in one script call) and
+on the memory store, by hits per loop turn; saved as `limits-hits-<time>-<commit>.md`.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import secrets
 import shutil
 import statistics
@@ -101,6 +108,57 @@ def check(url: str, body: bytes, headers: dict[str, str], variant: str) -> None:
         raise RuntimeError(f"the {variant} gateway's answer has the wrong extensions: {data}")
 
 
+def save(args: argparse.Namespace, name: str, report: str) -> None:
+    print(report)
+    if not args.no_save:
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        path = args.results_dir / name
+        path.write_text(report + "\n")
+        say(f"saved {path}")
+
+
+def hits_main(args: argparse.Namespace) -> int:
+    """`--hits`: the rate stores' CPU per hit, on a private redis-server or `--redis-url`."""
+    import uvloop
+
+    from bench.limits_hits import hit_costs, table
+    from bff.limits import MemoryRateStore, RedisRateStore
+    from bff.shared_state import SharedState
+
+    pinning = detect_pinning()
+    with (
+        tempfile.TemporaryDirectory(prefix="bff-limits-hits-") as tmp,
+        Children(Path(tmp), ROOT) as children,
+    ):
+        redis_url = args.redis_url or start_redis(children, pinning).url
+        if pinning.target_core is not None:
+            os.sched_setaffinity(0, {pinning.target_core})
+
+        async def measure() -> dict[int, dict[str, list[float]]]:
+            shared = SharedState.at(redis_url, f"bffbench:{secrets.token_hex(4)}:")
+            assert shared.redis is not None
+            stores = {
+                "redis-py": RedisRateStore(shared.redis, shared.namespace("rl")),
+                "memory": MemoryRateStore(),
+            }
+            try:
+                return await hit_costs(stores, rounds=args.rounds, seconds=args.duration)
+            finally:
+                await shared.aclose()
+
+        results = uvloop.run(measure())
+    started = datetime.datetime.now(datetime.UTC)
+    sha = commit()
+    lines = [
+        f"# bench.limits_bench --hits, {started:%Y-%m-%d %H:%M} UTC, commit {sha}\n",
+        f"CPU µs per rate-limit hit, median of {args.rounds} interleaved rounds of "
+        f"{args.duration:g} s; {pinning.reason}\n",
+        *table(results),
+    ]
+    save(args, f"limits-hits-{started:%Y%m%dT%H%M%SZ}-{sha}.md", "\n".join(lines))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.limits_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per cell")
@@ -111,7 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--results-dir", type=Path, default=ROOT / "bench" / "results", help="where to save"
     )
     parser.add_argument("--no-save", action="store_true", help="print the report only")
+    parser.add_argument(
+        "--hits", action="store_true", help="CPU per rate-limit hit in process (no gateway)"
+    )
     args = parser.parse_args(argv)
+    if args.hits:
+        return hits_main(args)
     if load.wrk_path() is None:
         say("bench.limits_bench: wrk is not installed (apt-get install wrk)")
         return 2
@@ -189,12 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"(+{cpu_on - cpu_off:.3f} ms)",
         ]
     )
-    print(report)
-    if not args.no_save:
-        args.results_dir.mkdir(parents=True, exist_ok=True)
-        path = args.results_dir / f"limits-{started:%Y%m%dT%H%M%SZ}-{sha}.md"
-        path.write_text(report + "\n")
-        say(f"saved {path}")
+    save(args, f"limits-{started:%Y%m%dT%H%M%SZ}-{sha}.md", report)
     return 0
 
 
