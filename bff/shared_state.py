@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
@@ -74,13 +75,15 @@ def client_options(config: RedisConfig) -> dict[str, Any]:
 def connect(config: RedisConfig) -> Client:
     """The client `config` describes; connections open on first use, in the serving loop."""
     options = client_options(config)
-    if config.cluster:
-        return RedisCluster.from_url(config.url, max_connections=POOL_SIZE, **options)
     if config.sentinel is not None:
         return sentinel_master(config, options)
-    pool = BlockingConnectionPool.from_url(
-        config.url, max_connections=POOL_SIZE, timeout=TIMEOUT, **options
-    )
+    # The URL's parts, then the config's keys over them (redis-py's from_url does the reverse).
+    merged = {**parse_url(config.url), **options}
+    if config.cluster:
+        if merged.pop("connection_class", None) is SSLConnection:
+            merged["ssl"] = True
+        return RedisCluster(max_connections=POOL_SIZE, **merged)
+    pool = BlockingConnectionPool(max_connections=POOL_SIZE, timeout=TIMEOUT, **merged)
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
 
 
