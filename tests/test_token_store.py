@@ -1,4 +1,5 @@
-"""The token store contract, against both backends: memory, and the real Redis at REDIS_URL."""
+"""The token store contract, against every backend: memory, the real Redis at REDIS_URL and the
+real memcached at MEMCACHED_SERVER."""
 
 from __future__ import annotations
 
@@ -10,10 +11,17 @@ from typing import Any
 import pytest
 
 from bff.auth.store import TokenStore, TokenStoreUnavailable
+from bff.auth.store_memcached import MemcachedTokenStore
 from bff.auth.store_memory import MemoryTokenStore
 from bff.auth.store_redis import RedisTokenStore
 from bff.shared_state import SharedState
-from tests.auth_support import REDIS_URL, closed_port_url, redis_keys, redis_prefix
+from tests.auth_support import (
+    MEMCACHED_SERVER,
+    REDIS_URL,
+    closed_port_url,
+    redis_keys,
+    redis_prefix,
+)
 
 __all__ = ["redis_prefix"]
 
@@ -23,11 +31,11 @@ Scenario = Callable[[TokenStore], Awaitable[None]]
 def run(kind: str, prefix: str, scenario: Scenario) -> None:
     async def main() -> None:
         shared = SharedState.at(REDIS_URL, prefix)
-        store: TokenStore = (
-            MemoryTokenStore()
-            if kind == "memory"
-            else RedisTokenStore(shared.redis, shared.namespace("auth"))
-        )
+        store: TokenStore = MemoryTokenStore()
+        if kind == "redis":
+            store = RedisTokenStore(shared.redis, shared.namespace("auth"))
+        elif kind == "memcached":
+            store = MemcachedTokenStore([MEMCACHED_SERVER], shared.namespace("auth"))
         try:
             await scenario(store)
         finally:
@@ -37,7 +45,7 @@ def run(kind: str, prefix: str, scenario: Scenario) -> None:
     asyncio.run(main())
 
 
-BACKENDS = pytest.mark.parametrize("kind", ["memory", "redis"])
+BACKENDS = pytest.mark.parametrize("kind", ["memory", "redis", "memcached"])
 
 
 @BACKENDS

@@ -19,6 +19,7 @@ from bff.auth.opaque import OpaqueTokens
 from bff.auth.refresh import RefreshTokens
 from bff.auth.revocation import Revocations
 from bff.auth.store import TokenStore
+from bff.auth.store_memcached import MemcachedTokenStore
 from bff.auth.store_memory import MemoryTokenStore
 from bff.auth.store_redis import RedisTokenStore
 from bff.auth.tokens import TokenSigner, TokenVerifier
@@ -29,10 +30,15 @@ log = logging.getLogger("bff")
 
 
 def token_store(settings: Settings, shared: SharedState) -> TokenStore:
-    """The store `auth.store` names, in its namespace of the shared prefix (`bff:auth:`)."""
+    """The store `auth.store` names, in its namespace of the shared prefix (`bff:auth:`;
+    memcached's own `memcached.key_prefix` when it has one)."""
     if settings.auth.store == "redis":
         assert shared.redis is not None  # `auth.store: redis` makes Redis configured
         return RedisTokenStore(shared.redis, shared.namespace("auth"))
+    if settings.auth.store == "memcached":
+        memcached = settings.memcached
+        prefix = memcached.key_prefix if memcached.key_prefix is not None else shared.prefix
+        return MemcachedTokenStore(memcached.servers, prefix + "auth:")
     return MemoryTokenStore()
 
 
