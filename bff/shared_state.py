@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
@@ -153,8 +153,13 @@ class SharedState:
 
     async def aclose(self) -> None:
         """Close every connection; after the stores' last writes (metering's final flush)."""
-        if self.redis is not None:
-            await self.redis.aclose()
+        if self.redis is None:
+            return
+        pool = getattr(self.redis, "connection_pool", None)
+        await self.redis.aclose()
+        if isinstance(pool, SentinelConnectionPool):  # and the connections to the sentinels
+            for sentinel in pool.sentinel_manager.sentinels:
+                await sentinel.aclose()
 
 
 __all__ = ["Client", "SharedState", "configured", "connect", "tag"]

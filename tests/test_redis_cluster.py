@@ -285,3 +285,46 @@ def test_a_wrong_password_is_refused_and_never_logged(
         finally:
             gateway.close()
     assert "wrong-password-planted" not in caplog.text
+
+
+@pytest.fixture(scope="module")
+def sentinel_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A master and one sentinel watching it as `shop`: the sentinel's `host:port`."""
+    master, sentinel = free_port(), free_port()
+    with ExitStack() as stack:
+        work = tmp_path_factory.mktemp(f"sentinel-{sentinel}")
+        start_server(stack, work, master)
+        wait_until(lambda: answers(master), "the master answers")
+        conf = work / "sentinel.conf"
+        conf.write_text(
+            f"port {sentinel}\nbind 127.0.0.1\ndir {work}\n"
+            f"sentinel monitor shop 127.0.0.1 {master} 1\n"
+            "sentinel down-after-milliseconds shop 2000\n"
+        )
+        server = shutil.which("redis-server") or "redis-server"
+        process = subprocess.Popen(
+            [server, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        stack.callback(lambda: (process.kill(), process.wait(10)))
+
+        def knows_the_master() -> bool:
+            client = redis.Redis(host="127.0.0.1", port=sentinel, socket_timeout=0.5)
+            try:
+                found = client.execute_command("SENTINEL", "get-master-addr-by-name", "shop")
+                return bool(found) and int(found[1]) == master
+            except redis.RedisError:
+                return False
+            finally:
+                client.close()
+
+        wait_until(knows_the_master, "the sentinel knows the master")
+        yield f"127.0.0.1:{sentinel}"
+
+
+def test_two_gateways_act_as_one_on_the_master_a_sentinel_names(
+    shop: RunningServices, sentinel_node: str
+) -> None:
+    # the URL's host is nothing: only the sentinel can have told the gateways where to go
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    sentinel = {"master": "shop", "nodes": [sentinel_node]}
+    two_replicas_act_as_one(shop_settings(shop, {"url": url, "sentinel": sentinel}))
