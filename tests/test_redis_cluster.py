@@ -31,7 +31,7 @@ from tests.support import AUDIENCE, ISSUER, SECRET, running_gateway
 from tests.test_token_endpoints import Gateway
 
 GQL = {"Accept": "application/graphql-response+json"}
-PATIENCE = 15.0  # seconds for servers to start and the cluster to agree
+PATIENCE = 60.0  # seconds (at most) for servers to start and the cluster to agree, when busy
 ACL_USER, ACL_PASSWORD = "bff-gateway", "acl-password-planted-7f3a"
 
 
