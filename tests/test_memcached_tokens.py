@@ -6,7 +6,11 @@ limits, APQ and metering stay in memory without a Redis. A memcached that is awa
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +22,7 @@ import httpx
 import pytest
 
 from bff.app import create_app
+from bff.auth.store_memcached import MemcachedTokenStore
 from bff.config import Settings, settings_from_dict
 from services import RunningServices
 from tests.auth_support import MEMCACHED_SERVER
@@ -141,3 +146,69 @@ def test_a_memcached_that_is_away_fails_closed_and_fails_readiness(shop: Running
             assert ready.status_code == 503
         finally:
             gateway.close()
+
+
+@pytest.fixture
+def two_memcached() -> Iterator[list[str]]:
+    """Two throwaway memcached servers on free loopback ports."""
+    binary = shutil.which("memcached")
+    if binary is None:
+        pytest.fail("memcached is not installed (apt-get install memcached)")
+    servers, processes = [], []
+    for _ in range(2):
+        server = closed_server()
+        argv = [binary, "-p", server.rpartition(":")[2], "-l", "127.0.0.1", "-U", "0", "-m", "8"]
+        if os.geteuid() == 0:
+            argv += ["-u", "root"]
+        processes.append(
+            subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+        servers.append(server)
+    try:
+        for server in servers:
+            assert eventually(lambda s=server: raw_get(s, "nothing") is not None)
+        yield servers
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(10)
+
+
+def raw_get(server: str, key: str) -> bytes | None:
+    """`key`'s value on one memcached server (the text protocol, no client library)."""
+    host, _, port = server.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1) as sock:
+            sock.sendall(f"get {key}\r\n".encode())
+            reply = b""
+            while not reply.endswith(b"END\r\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+    except OSError:
+        return None
+    if not reply.startswith(b"VALUE"):
+        return b""
+    return reply.split(b"\r\n", 2)[1]
+
+
+def test_tokens_spread_over_every_server_of_memcached_servers(two_memcached: list[str]) -> None:
+    prefix = f"bfftest:{uuid.uuid4().hex}:auth:"
+
+    async def scenario() -> None:
+        store = MemcachedTokenStore(two_memcached, prefix)
+        try:
+            for n in range(40):
+                await store.put(f"rt:{n}", f"grant-{n}", 60)
+            assert [await store.get(f"rt:{n}") for n in range(40)] == [
+                f"grant-{n}" for n in range(40)
+            ]
+        finally:
+            await store.aclose()
+
+    asyncio.run(scenario())
+    held = [
+        sum(bool(raw_get(server, f"{prefix}rt:{n}")) for n in range(40)) for server in two_memcached
+    ]
+    assert sum(held) == 40 and all(held), held  # each key on one server, both servers used

@@ -62,9 +62,13 @@ class RedisTokenStore(TokenStore):
         if keys:  # a cluster client splits the keys by slot
             await self._call(lambda: self.redis.delete(*(self.prefix + k for k in keys)))
 
-    async def swap(self, key: str, value: str) -> str | None:
+    async def swap(self, key: str, value: str, ttl: float | None = None) -> str | None:
+        """As `TokenStore.swap`; `ttl` (seconds) replaces the kept TTL when given."""
+        expiry: dict[str, Any] = (
+            {"keepttl": True} if ttl is None else {"px": max(1, int(ttl * 1000))}
+        )
         old: Any = await self._call(
-            lambda: self.redis.set(self.prefix + key, value, xx=True, keepttl=True, get=True)
+            lambda: self.redis.set(self.prefix + key, value, xx=True, get=True, **expiry)
         )
         return _text(old)
 
