@@ -289,3 +289,23 @@ def test_readiness_follows_the_shared_client(shop: RunningServices) -> None:
     with running_gateway(settings) as url:
         answer = httpx.get(f"{url}/readyz", trust_env=False, timeout=10)
     assert answer.status_code == 200, answer.text
+
+
+def test_the_app_makes_one_client_and_every_store_uses_it(shop: RunningServices) -> None:
+    from starlette.routing import Route
+
+    from bff.app import create_app
+
+    app = create_app(tenant(shop, "tenant-one:"))
+    shared = app.state.shared
+    assert isinstance(shared.redis, Redis)
+    graphql = next(r for r in app.routes if isinstance(r, Route) and r.path == "/graphql")
+    stores = {
+        "auth": app.state.auth.store,
+        "rl": app.state.limiter.store,
+        "pq": graphql.endpoint.__self__.persisted.store,
+        "usage": app.state.telemetry.meter.store,
+    }
+    for namespace, store in stores.items():
+        assert store.redis is shared.redis, namespace  # one client, one pool
+        assert store.prefix == f"tenant-one:{namespace}:", namespace
