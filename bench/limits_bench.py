@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"- {verdict}: Dashboard with rate limits (Redis) and query limits on: "
             f"{ratio:.2f} x the req/s of both off at c={args.concurrency} (goal ≥ {GOAL:g}); "
             f"gateway CPU per request {cpu_on / cpu_off if cpu_off else 0:.2f} x "
-            f"(+{cpu_on - cpu_off:.3f} ms)",
+            f"({cpu_on - cpu_off:+.3f} ms)",
         ]
     )
     save(args, f"limits-{started:%Y%m%dT%H%M%SZ}-{sha}.md", report)
