@@ -309,3 +309,13 @@ def test_the_app_makes_one_client_and_every_store_uses_it(shop: RunningServices)
     for namespace, store in stores.items():
         assert store.redis is shared.redis, namespace  # one client, one pool
         assert store.prefix == f"tenant-one:{namespace}:", namespace
+
+
+def test_tls_files_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    path = tmp_path / "bff.yaml"
+    path.write_text("redis:\n  url: rediss://10.0.0.1:6380/0\n  tls: {ca_file: certs/ca.pem}\n")
+    settings = load_settings(path, {})
+    assert settings.redis.tls is not None
+    assert settings.redis.tls.ca_file == tmp_path / "certs" / "ca.pem"
