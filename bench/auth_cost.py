@@ -43,6 +43,8 @@ from pathlib import Path
 if not __package__:  # run as `python bench/auth_cost.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from redis.asyncio import Redis
+
 from bench.procs import Children, detect_pinning
 from bench.stack import redis_for_auth
 from bff.auth import Principal
@@ -53,8 +55,10 @@ from bff.auth.store import TokenStore
 from bff.auth.store_memory import MemoryTokenStore
 from bff.auth.store_redis import RedisTokenStore
 from bff.auth.tokens import TokenSigner, TokenVerifier
-from bff.limits import MemoryRateStore, RateStore, RedisRateStore, RespClient
+from bff.config import Settings
+from bff.limits import MemoryRateStore, RateStore, RedisRateStore
 from bff.limits.gcra import Rule
+from bff.shared_state import SharedState
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUER, AUDIENCE, SECRET = "bff", "bff-clients", "bench-auth-cost-secret-of-32-bytes!"
@@ -73,14 +77,14 @@ def authenticator(store: TokenStore) -> Authenticator:
     )
 
 
-async def token_paths(redis_url: str) -> dict[str, Call]:
+async def token_paths(redis: Redis) -> dict[str, Call]:
     """One call per token path, each on its own store, as the gateways of `bench.run` are."""
     signer = TokenSigner("HS256", SECRET, ISSUER, AUDIENCE)
     # as the gateway issues them: with the refresh family, which is checked for revocation too
     jwt, _ = signer.issue("1", ["orders:read"], ttl=3600, extra={"fam": "family"})
     memory = authenticator(MemoryTokenStore())
-    jwt_redis = authenticator(RedisTokenStore(redis_url, "bffbench:cost-jwt:"))
-    opaque_store = RedisTokenStore(redis_url, "bffbench:cost-opaque:")
+    jwt_redis = authenticator(RedisTokenStore(redis, "bffbench:cost-jwt:"))
+    opaque_store = RedisTokenStore(redis, "bffbench:cost-opaque:")
     opaque = authenticator(opaque_store)
     assert opaque.opaque is not None
     token, _ = await opaque.opaque.issue("1", ["orders:read"], [], 3600, "family")
@@ -128,13 +132,14 @@ async def per_call_us(call: Call, seconds: float, per_call: int = 1) -> float:
 
 
 async def measure(redis_url: str, args: argparse.Namespace) -> dict[str, list[float]]:
-    paths = await token_paths(redis_url)
-    resp = RespClient(redis_url)
+    shared = SharedState.from_settings(Settings.model_validate({"redis": {"url": redis_url}}))
+    assert shared.redis is not None
+    paths = await token_paths(shared.redis)
     batch = args.batch
     stores: dict[str, tuple[Call, int]] = {
         **{name: (call, 1) for name, call in paths.items()},
         "hit-memory": (hits(MemoryRateStore(), batch), batch),
-        "hit-redis": (hits(RedisRateStore(resp, "bffbench:cost-rl:"), batch), batch),
+        "hit-redis": (hits(RedisRateStore(shared.redis, "bffbench:cost-rl:"), batch), batch),
     }
     results: dict[str, list[float]] = {name: [] for name in stores}
     names = list(stores)
@@ -142,7 +147,7 @@ async def measure(redis_url: str, args: argparse.Namespace) -> dict[str, list[fl
         for name in names if index % 2 == 0 else reversed(names):
             call, per_call = stores[name]
             results[name].append(await per_call_us(call, args.duration, per_call))
-    await resp.aclose()
+    await shared.aclose()
     return results
 
 

@@ -13,14 +13,26 @@ budget in Redis (one Lua round trip per request, keyed by the token's subject; t
 too large to refuse anything) and analyses every query (cached per document; the Dashboard's
 cost, 301, is in each answer's `extensions.cost`). The Redis is a private `redis-server` on the
 load core (as in production, it must not take the gateway's CPU), or `--redis-url`'s.
+
+The report is printed and saved as `bench/results/limits-<UTC time>-<commit>.md`
+(`--results-dir`; `--no-save` only prints), so that two commits' costs can be compared later.
+
+    .venv/bin/python -m bench.limits_bench --hits   # CPU per rate-limit hit, in process
+
+`--hits` measures one part of that cost in this process instead (`bench.limits_hits`): CPU µs
+per rate-limit hit on the Redis store (redis-py, hits of a loop turn in one script call) and
+on the memory store, by hits per loop turn; saved as `limits-hits-<time>-<commit>.md`.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
 import secrets
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -61,6 +73,20 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def git(*argv: str) -> str:
+    try:
+        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except OSError:
+        return ""
+    return done.stdout.strip()
+
+
+def commit() -> str:
+    """The checkout's short commit, `+` when it has uncommitted changes to tracked files."""
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+" if dirty else "")
+
+
 def variant_config(base: dict[str, Any], variant: str, redis_url: str) -> dict[str, Any]:
     config = {k: v for k, v in base.items() if k not in ("rate_limits", "limits")}
     if variant == "off":
@@ -82,13 +108,73 @@ def check(url: str, body: bytes, headers: dict[str, str], variant: str) -> None:
         raise RuntimeError(f"the {variant} gateway's answer has the wrong extensions: {data}")
 
 
+def save(args: argparse.Namespace, name: str, report: str) -> None:
+    print(report)
+    if not args.no_save:
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        path = args.results_dir / name
+        path.write_text(report + "\n")
+        say(f"saved {path}")
+
+
+def hits_main(args: argparse.Namespace) -> int:
+    """`--hits`: the rate stores' CPU per hit, on a private redis-server or `--redis-url`."""
+    import uvloop
+
+    from bench.limits_hits import hit_costs, table
+    from bff.limits import MemoryRateStore, RedisRateStore
+    from bff.shared_state import SharedState
+
+    pinning = detect_pinning()
+    with (
+        tempfile.TemporaryDirectory(prefix="bff-limits-hits-") as tmp,
+        Children(Path(tmp), ROOT) as children,
+    ):
+        redis_url = args.redis_url or start_redis(children, pinning).url
+        if pinning.target_core is not None:
+            os.sched_setaffinity(0, {pinning.target_core})
+
+        async def measure() -> dict[int, dict[str, list[float]]]:
+            shared = SharedState.at(redis_url, f"bffbench:{secrets.token_hex(4)}:")
+            assert shared.redis is not None
+            stores = {
+                "redis-py": RedisRateStore(shared.redis, shared.namespace("rl")),
+                "memory": MemoryRateStore(),
+            }
+            try:
+                return await hit_costs(stores, rounds=args.rounds, seconds=args.duration)
+            finally:
+                await shared.aclose()
+
+        results = uvloop.run(measure())
+    started = datetime.datetime.now(datetime.UTC)
+    sha = commit()
+    lines = [
+        f"# bench.limits_bench --hits, {started:%Y-%m-%d %H:%M} UTC, commit {sha}\n",
+        f"CPU µs per rate-limit hit, median of {args.rounds} interleaved rounds of "
+        f"{args.duration:g} s; {pinning.reason}\n",
+        *table(results),
+    ]
+    save(args, f"limits-hits-{started:%Y%m%dT%H%M%SZ}-{sha}.md", "\n".join(lines))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.limits_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per cell")
     parser.add_argument("--rounds", type=int, default=3, help="off/on pairs measured")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--redis-url", help="use this Redis instead of starting redis-server")
+    parser.add_argument(
+        "--results-dir", type=Path, default=ROOT / "bench" / "results", help="where to save"
+    )
+    parser.add_argument("--no-save", action="store_true", help="print the report only")
+    parser.add_argument(
+        "--hits", action="store_true", help="CPU per rate-limit hit in process (no gateway)"
+    )
     args = parser.parse_args(argv)
+    if args.hits:
+        return hits_main(args)
     if load.wrk_path() is None:
         say("bench.limits_bench: wrk is not installed (apt-get install wrk)")
         return 2
@@ -149,17 +235,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpu_off, cpu_on = (statistics.median(cpu[v]) for v in VARIANTS)
     ratio = on / off if off else 0.0
     verdict = "PASS" if ratio >= GOAL else "FAIL"
-    print(f"Dashboard, c={args.concurrency}, {args.duration:g} s cells, {pinning.reason}\n")
-    print("| round | limits | req/s | gateway CPU ms/req | p50 ms | p99 ms |")
-    print("|---|---|---|---|---|---|")
-    print("\n".join(rows))
-    print(f"| median | off | {off:,.0f} | {cpu_off:.3f} | | |")
-    print(f"| median | on | {on:,.0f} | {cpu_on:.3f} | | |\n")
-    print(
-        f"- {verdict}: Dashboard with rate limits (Redis) and query limits on: "
-        f"{ratio:.2f} x the req/s of both off at c={args.concurrency} (goal ≥ {GOAL:g}); "
-        f"gateway CPU per request {cpu_on / cpu_off if cpu_off else 0:.2f} x"
+    started = datetime.datetime.now(datetime.UTC)
+    sha = commit()
+    report = "\n".join(
+        [
+            f"# bench.limits_bench, {started:%Y-%m-%d %H:%M} UTC, commit {sha}\n",
+            f"Dashboard, c={args.concurrency}, {args.duration:g} s cells, {pinning.reason}\n",
+            "| round | limits | req/s | gateway CPU ms/req | p50 ms | p99 ms |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            f"| median | off | {off:,.0f} | {cpu_off:.3f} | | |",
+            f"| median | on | {on:,.0f} | {cpu_on:.3f} | | |\n",
+            f"- {verdict}: Dashboard with rate limits (Redis) and query limits on: "
+            f"{ratio:.2f} x the req/s of both off at c={args.concurrency} (goal ≥ {GOAL:g}); "
+            f"gateway CPU per request {cpu_on / cpu_off if cpu_off else 0:.2f} x "
+            f"({cpu_on - cpu_off:+.3f} ms)",
+        ]
     )
+    save(args, f"limits-{started:%Y%m%dT%H%M%SZ}-{sha}.md", report)
     return 0
 
 

@@ -47,7 +47,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -76,7 +75,6 @@ from bff.limits import (
     RateLimiter,
     RateStore,
     RedisRateStore,
-    RespClient,
 )
 from bff.limits.login import LoginThrottle
 from bff.passthrough import Passthrough
@@ -92,9 +90,9 @@ from bff.rendering.errors import http_exception_response
 from bff.request_id import install_log_records
 from bff.routes.auth import auth_routes
 from bff.routes.graphql import GraphQLEndpoint
-from bff.shared_state import connect_redis, redis_url
+from bff.shared_state import Client, SharedState
 from bff.telemetry.batches import batch_scope
-from bff.telemetry.hub import Telemetry
+from bff.telemetry.hub import Telemetry, usage_store
 from bff.telemetry.operation import wrap_execute
 from bff.telemetry.routes import metrics_endpoint, usage_endpoint
 from bff.telemetry.stage import TelemetryStage
@@ -115,7 +113,7 @@ def check_manifest(settings: Settings) -> dict[str, str] | None:
         raise ConfigError([f"persisted_queries.manifest: {path}: {error}"]) from None
 
 
-def redis_answers(redis: Redis) -> Callable[[], Awaitable[bool]]:
+def redis_answers(redis: Client) -> Callable[[], Awaitable[bool]]:
     """Whether `redis` answers a PING now (within the client's short timeouts): `bff_redis_up`."""
 
     async def answers() -> bool:
@@ -132,6 +130,19 @@ def persisted_queries(settings: Settings, store: DocumentStore) -> PersistedQuer
     return PersistedQueries(store, settings.persisted_queries, check_manifest(settings))
 
 
+def document_store(shared: SharedState) -> DocumentStore:
+    """APQ and persisted documents: in Redis when the shared state is, else in memory."""
+    if shared.redis is None:
+        return MemoryDocumentStore()
+    return RedisDocumentStore(shared.redis, shared.namespace("pq"))
+
+
+def rate_store(shared: SharedState) -> RateStore:
+    if shared.redis is None:
+        return MemoryRateStore()
+    return RedisRateStore(shared.redis, shared.namespace("rl"))
+
+
 def create_app(
     settings: Settings,
     graph: Graph | None = None,
@@ -145,40 +156,28 @@ def create_app(
     on (an upstream it calls is missing) is a `ConfigError` here, not a 500 per request."""
     served = served_graph(settings, graph)
     install_log_records()
-    url = redis_url(settings)
-    redis = connect_redis(url) if url is not None else None
-    persisted = persisted_queries(
-        settings, RedisDocumentStore(redis) if redis is not None else MemoryDocumentStore()
-    )
+    # The one owner of the Redis connection: every store below gets its namespace from it.
+    shared = SharedState.from_settings(settings)
+    persisted = persisted_queries(settings, document_store(shared))
     upstreams = Upstreams.from_settings(settings, observe=TracingTransport)
-    telemetry = telemetry or Telemetry(settings, served.schema)
+    usage = usage_store(shared.redis, shared.namespace("usage"))
+    telemetry = telemetry or Telemetry(settings, served.schema, usage_store=usage)
     telemetry.metrics.health_source = lambda: (
         (name, instance.url, instance.healthy)
         for name, pool in upstreams.items()
         for instance in pool.instances
     )
     rate_limits = settings.rate_limits
-    rate_store: RateStore | None = None  # the rate limits' and the login throttle's
-    login_store: RateStore | None = None
-    resp: RespClient | None = None
-    if rate_limits.enabled:
-        rate_store = MemoryRateStore()
-        login_store = rate_store
-        if url is not None:
-            resp = RespClient(url)
-            rate_store = RedisRateStore(resp)
-            login_store = RedisRateStore(resp, settings.redis.key_prefix + "rl:")
+    # the rate limits' and the login throttle's budgets, in one store
+    budgets = rate_store(shared) if rate_limits.enabled else None
     throttle = None
-    if login_store is not None and rate_limits.login.enabled:
-        throttle = LoginThrottle(login_store, rate_limits)
+    if budgets is not None and rate_limits.login.enabled:
+        throttle = LoginThrottle(budgets, rate_limits)
     fetcher = JwksFetcher()
-    auth = AuthRuntime.from_settings(settings, fetcher, throttle)
+    auth = AuthRuntime.from_settings(settings, fetcher, shared, throttle)
     closers: list[Callable[[], Awaitable[None]]] = [upstreams.aclose, auth.aclose, fetcher.aclose]
-    if redis is not None:
-        closers.append(redis.aclose)
-        telemetry.metrics.redis_probe = redis_answers(redis)
-    if resp is not None:
-        closers.append(resp.aclose)
+    if shared.redis is not None:
+        telemetry.metrics.redis_probe = redis_answers(shared.redis)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -191,7 +190,8 @@ def create_app(
         finally:
             for close in closers:
                 await close()
-            await telemetry.aclose()
+            await telemetry.aclose()  # metering's last flush, still through the shared client
+            await shared.aclose()
 
     limits = settings.limits
     executor = GraphQLExecutor(
@@ -235,8 +235,8 @@ def create_app(
         Middleware(AuthenticationStage, authenticator=auth.authenticator),
     ]
     limiter = None
-    if rate_store is not None:
-        limiter = RateLimiter(rate_store, rate_limits)
+    if budgets is not None:
+        limiter = RateLimiter(budgets, rate_limits)
         identifier = ClientIdentifier(
             settings.server.trusted_proxies, rate_limits.api_key_header, rate_limits.api_keys
         )
@@ -256,6 +256,7 @@ def create_app(
     app.state.upstreams = upstreams
     app.state.telemetry = telemetry
     app.state.auth = auth
+    app.state.shared = shared  # the Redis client every store shares (None: memory)
     app.state.limiter = limiter  # `limiter.rejected`: refusals so far
     app.state.login_throttle = throttle
     app.state.fast_path_stats = executor.stats  # fallbacks to graphql-core, by reason

@@ -48,7 +48,7 @@ def schema_of(path: str | None) -> GraphQLSchema:
         shop = load_graph("shop")
         assert shop is not None
         return Graph.combine([shop, token_graph()]).schema
-    return served_graph(load_settings(path)).schema
+    return served_graph(load_settings(path), require_upstreams=False).schema
 
 
 def load_or_exit(path: str | None) -> Settings:
@@ -298,19 +298,20 @@ def cmd_usage(args: argparse.Namespace) -> int:
             return 1
         data = response.json()
     else:
-        from bff.metering import store_for, usage_report
-        from bff.telemetry.hub import redis_url, schema_fields
+        from bff.metering import RedisUsageStore, usage_report
+        from bff.shared_state import SharedState
+        from bff.telemetry.hub import schema_fields
 
         settings = load_or_exit(args.config or os.environ.get(CONFIG_ENV))
-        url = redis_url(settings)
-        if url is None:
+        shared = SharedState.from_settings(settings)
+        if shared.redis is None:
             print(
                 "bff: usage is kept in the gateway's memory without redis.url: "
                 "give --url of a running gateway (and --token with scope admin)",
                 file=sys.stderr,
             )
             return 2
-        store = store_for(url)
+        store = RedisUsageStore(shared.redis, shared.namespace("usage"))
 
         async def read() -> dict[str, object]:
             try:
@@ -323,7 +324,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
                 )
                 return report.as_json()
             finally:
-                await store.aclose()
+                await shared.aclose()
 
         try:
             data = asyncio.run(read())

@@ -35,8 +35,11 @@ def load_graph(spec: str) -> Graph | None:
     return graph
 
 
-def served_graph(settings: Settings, graph: Graph | None = None) -> Graph:
-    """The whole graph a gateway with `settings` serves (`graph` replaces the `graph` key)."""
+def served_graph(
+    settings: Settings, graph: Graph | None = None, *, require_upstreams: bool = True
+) -> Graph:
+    """The whole graph a gateway with `settings` serves (`graph` replaces the `graph` key);
+    `require_upstreams=False` for commands that only read the schema (`bff persist`)."""
     parts = [graph] if graph is not None else [g for g in [load_graph(settings.graph)] if g]
     if AUTH_UPSTREAM in settings.upstreams:
         parts.append(token_graph())
@@ -44,7 +47,7 @@ def served_graph(settings: Settings, graph: Graph | None = None) -> Graph:
         raise ConfigError(["graph: none, and no sources: there is nothing to serve"])
     served = Graph.combine(parts)
     missing = sorted(served.upstreams - set(settings.upstreams))
-    if missing:
+    if missing and require_upstreams:
         names = ", ".join(missing)
         raise ConfigError([f"upstreams: missing {names} (the graph calls them)"])
     return served

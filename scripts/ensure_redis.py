@@ -2,7 +2,8 @@
 
 Used by `scripts/test`: a Redis already listening (REDIS_URL, or 127.0.0.1:6379) is used as
 it is; otherwise `redis-server` is started on a free loopback port with persistence off and
-stopped when the test run's shell exits. Without `redis-server` it fails with a clear message.
+stopped when the test run's shell exits (it is added to `SERVER_PIDS`, which `scripts/test`
+kills on exit). Without `redis-server` it fails with a clear message.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def main() -> int:
             return 1
         time.sleep(0.05)
     print(f"export REDIS_URL={url}")
-    print(f"trap 'kill {process.pid} 2>/dev/null' EXIT")
+    print(f'SERVER_PIDS="$SERVER_PIDS {process.pid}"')  # scripts/test stops them on exit
     return 0
 
 

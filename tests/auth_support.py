@@ -16,6 +16,7 @@ from bff.config import Settings, settings_from_dict
 from tests.support import AUDIENCE, ISSUER, SECRET
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+MEMCACHED_SERVER = os.environ.get("MEMCACHED_SERVER", "127.0.0.1:11211")  # scripts/test sets it
 
 
 @pytest.fixture

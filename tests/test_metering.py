@@ -14,6 +14,7 @@ import redis
 
 from bff.cli import main
 from bff.metering import MemoryUsageStore, Meter, RedisUsageStore, render_table, usage_report
+from bff.shared_state import SharedState
 from bff.telemetry.hub import schema_fields
 from services import RunningServices
 from tests.support import (
@@ -82,25 +83,29 @@ def redis_prefix() -> Iterator[str]:
 
 def test_two_replicas_add_up_in_redis(redis_prefix: str) -> None:
     async def scenario() -> None:
-        replicas = [Meter(RedisUsageStore(REDIS_URL, redis_prefix)) for _ in range(2)]
+        shared = [SharedState.at(REDIS_URL, redis_prefix) for _ in range(2)]
+        replicas = [Meter(RedisUsageStore(s.redis, s.namespace("usage"))) for s in shared]
         for meter in replicas:
             await fill(meter)
         report = (await usage_report(replicas[0].store, FIELDS)).as_json()
         dashboard = report["operations"][0]
         assert (dashboard["calls"], dashboard["errors"], dashboard["avg_ms"]) == (4, 2, 20.0)
-        for meter in replicas:
+        for meter, state in zip(replicas, shared, strict=True):
             await meter.aclose()
+            await state.aclose()
 
     asyncio.run(scenario())
 
 
 def test_a_store_that_fails_costs_the_batch_not_the_caller() -> None:
     async def scenario() -> None:
-        meter = Meter(RedisUsageStore("redis://127.0.0.1:9/0"))  # nothing listens there
+        shared = SharedState.at("redis://127.0.0.1:9/0")  # nothing listens there
+        meter = Meter(RedisUsageStore(shared.redis, shared.namespace("usage")))
         meter.record("user:1", "Dashboard", (), False, 1.0)
         await meter.flush()  # logs a warning, raises nothing
         assert meter.pending == []
         await meter.aclose()
+        await shared.aclose()
 
     asyncio.run(scenario())
 

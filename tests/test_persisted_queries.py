@@ -17,7 +17,6 @@ from redis.asyncio import Redis
 
 from bff.cli import main as bff_main
 from bff.persisted import sha256_hex
-from bff.persisted.store import APQ_PREFIX, PERSISTED_PREFIX
 from services import RunningServices
 from tests.support import UpstreamCalls, gateway_settings, running_gateway
 from tests.test_cli import write_config
@@ -134,7 +133,7 @@ def test_replicas_sharing_redis_serve_each_others_registrations(shop: RunningSer
             assert answer.status_code == 200, answer.text
             assert answer.json()["data"]["product"]["id"] == "1"
     finally:
-        redis_delete(APQ_PREFIX + sha256_hex(query))
+        redis_delete(f"bff:pq:apq:{{{sha256_hex(query)}}}")
 
 
 def test_apq_off_still_runs_full_queries_but_registers_nothing(shop: RunningServices) -> None:
@@ -204,7 +203,7 @@ def test_bff_persist_registers_a_folder_that_persisted_only_replicas_accept(
             second = post(two, {"extensions": extension(documents[1])})
             assert second.json()["data"] == {"users": [{"id": "1"}]}
     finally:
-        redis_delete(*(PERSISTED_PREFIX + h for h in hashes))
+        redis_delete(*(f"bff:pq:persisted:{{{h}}}" for h in hashes))
 
 
 def test_bff_persist_refuses_an_invalid_document_and_can_write_a_manifest(

@@ -25,12 +25,12 @@ from bff.limits import (
     MemoryRateStore,
     RateLimiter,
     RedisRateStore,
-    RespClient,
     Rule,
     StoreUnavailable,
     decide,
 )
 from bff.limits.gcra import Verdict
+from bff.shared_state import SharedState
 from services import RunningServices
 from tests.support import GraphQLClient, gateway_settings, running_gateway, sign
 from tests.tcp_proxy import TcpProxy
@@ -260,7 +260,7 @@ def test_two_gateway_processes_sharing_redis_exhaust_one_budget_together(
     finally:
         for manager, _ in children:
             manager.__exit__(None, None, None)
-        redis_cleanup(f"bff:rl:user:{subject}")
+        redis_cleanup(f"bff:rl:{{user:{subject}}}")
     assert statuses == [200, 200, 200, 200, 429, 429]
 
 
@@ -304,8 +304,9 @@ def test_the_limiter_fails_open_while_redis_is_away_and_recovers_by_itself(
     config = RateLimitsConfig.model_validate({"default": {"requests": 2, "per": "1m"}})
 
     async def scenario(proxy: TcpProxy) -> list[str]:
-        redis = RespClient(f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}")
-        limiter = RateLimiter(RedisRateStore(redis), config, clock=lambda: now[0])
+        shared = SharedState.at(f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}")
+        store = RedisRateStore(shared.redis, shared.namespace("rl"))
+        limiter = RateLimiter(store, config, clock=lambda: now[0])
         seen = []
         try:
             for step in ("up", "up", "up", "down", "down", "back"):
@@ -317,7 +318,7 @@ def test_the_limiter_fails_open_while_redis_is_away_and_recovers_by_itself(
                 verdict = await limiter.check(client)
                 seen.append("open" if verdict is None else str(verdict.allowed))
         finally:
-            await redis.aclose()
+            await shared.aclose()
         return seen
 
     with (
@@ -327,7 +328,7 @@ def test_the_limiter_fails_open_while_redis_is_away_and_recovers_by_itself(
         try:
             seen = asyncio.run(scenario(proxy))
         finally:
-            redis_cleanup(f"bff:rl:{client}")
+            redis_cleanup(f"bff:rl:{{{client}}}")
     # two allowed, the third refused by Redis; while away: let through; back: refused again
     assert seen == ["True", "True", "False", "open", "open", "False"]
     messages = [r.getMessage() for r in caplog.records]
@@ -337,9 +338,9 @@ def test_the_limiter_fails_open_while_redis_is_away_and_recovers_by_itself(
 
 def test_fail_closed_raises_while_redis_is_away() -> None:
     async def scenario() -> None:
-        redis = RespClient(closed_port_url())
+        shared = SharedState.at(closed_port_url())
         config = RateLimitsConfig.model_validate({"on_store_error": "deny"})
-        limiter = RateLimiter(RedisRateStore(redis), config)
+        limiter = RateLimiter(RedisRateStore(shared.redis, shared.namespace("rl")), config)
         try:
             with pytest.raises(StoreUnavailable):
                 await limiter.check("user:x")
@@ -347,7 +348,7 @@ def test_fail_closed_raises_while_redis_is_away() -> None:
                 await limiter.check("user:x")  # within the back-off: no new connection tried
             assert limiter.store_errors == 1
         finally:
-            await redis.aclose()
+            await shared.aclose()
 
     asyncio.run(scenario())
 
@@ -392,7 +393,7 @@ def test_a_gateway_lets_requests_through_while_redis_is_away_then_limits_again(
                     time.sleep(0.2)
                 client.close()
         finally:
-            redis_cleanup(f"bff:rl:user:{subject}")
+            redis_cleanup(f"bff:rl:{{user:{subject}}}")
     assert before == [200, 200, 429]
     assert during == [200, 200, 200]  # fail open: on_store_error defaults to allow
     assert after == 429  # the budget in Redis applies again, with no restart
@@ -405,19 +406,19 @@ def test_hits_batched_into_one_redis_call_each_see_the_ones_before() -> None:
     client_key = f"batch-{uuid.uuid4().hex}"
 
     async def scenario() -> list[bool]:
-        resp = RespClient(REDIS_URL)
-        store = RedisRateStore(resp)
+        shared = SharedState.at(REDIS_URL)
+        store = RedisRateStore(shared.redis, shared.namespace("rl"))
         try:
             # one turn of the loop: all five go to Redis in one script call
             hits = await asyncio.gather(*(store.hit(client_key, Rule(3, 60.0)) for _ in range(5)))
         finally:
-            await resp.aclose()
+            await shared.aclose()
         return [allowed for allowed, _, _ in hits]
 
     try:
         assert asyncio.run(scenario()) == [True, True, True, False, False]
     finally:
-        redis_cleanup(f"bff:rl:{client_key}")
+        redis_cleanup(f"bff:rl:{{{client_key}}}")
 
 
 def test_a_forged_x_forwarded_for_gets_no_fresh_budget(shop: RunningServices) -> None:

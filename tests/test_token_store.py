@@ -1,4 +1,5 @@
-"""The token store contract, against both backends: memory, and the real Redis at REDIS_URL."""
+"""The token store contract, against every backend: memory, the real Redis at REDIS_URL and the
+real memcached at MEMCACHED_SERVER."""
 
 from __future__ import annotations
 
@@ -10,9 +11,17 @@ from typing import Any
 import pytest
 
 from bff.auth.store import TokenStore, TokenStoreUnavailable
+from bff.auth.store_memcached import MemcachedTokenStore
 from bff.auth.store_memory import MemoryTokenStore
 from bff.auth.store_redis import RedisTokenStore
-from tests.auth_support import REDIS_URL, closed_port_url, redis_keys, redis_prefix
+from bff.shared_state import SharedState
+from tests.auth_support import (
+    MEMCACHED_SERVER,
+    REDIS_URL,
+    closed_port_url,
+    redis_keys,
+    redis_prefix,
+)
 
 __all__ = ["redis_prefix"]
 
@@ -21,18 +30,22 @@ Scenario = Callable[[TokenStore], Awaitable[None]]
 
 def run(kind: str, prefix: str, scenario: Scenario) -> None:
     async def main() -> None:
-        store: TokenStore = (
-            MemoryTokenStore() if kind == "memory" else RedisTokenStore(REDIS_URL, prefix)
-        )
+        shared = SharedState.at(REDIS_URL, prefix)
+        store: TokenStore = MemoryTokenStore()
+        if kind == "redis":
+            store = RedisTokenStore(shared.redis, shared.namespace("auth"))
+        elif kind == "memcached":
+            store = MemcachedTokenStore([MEMCACHED_SERVER], shared.namespace("auth"))
         try:
             await scenario(store)
         finally:
             await store.aclose()
+            await shared.aclose()
 
     asyncio.run(main())
 
 
-BACKENDS = pytest.mark.parametrize("kind", ["memory", "redis"])
+BACKENDS = pytest.mark.parametrize("kind", ["memory", "redis", "memcached"])
 
 
 @BACKENDS
@@ -102,7 +115,8 @@ def test_redis_keys_are_namespaced_and_carry_ttls(redis_prefix: str) -> None:
 
 def test_an_unreachable_redis_is_token_store_unavailable() -> None:
     async def main() -> None:
-        store = RedisTokenStore(closed_port_url(), "bfftest:down:")
+        shared = SharedState.at(closed_port_url())
+        store = RedisTokenStore(shared.redis, "bfftest:down:")
         try:
             assert not await store.ping()
             for call in (
@@ -116,6 +130,6 @@ def test_an_unreachable_redis_is_token_store_unavailable() -> None:
                 assert caught.value.status == 503
                 assert caught.value.code == "UPSTREAM_UNAVAILABLE"
         finally:
-            await store.aclose()
+            await shared.aclose()
 
     asyncio.run(main())

@@ -5,7 +5,7 @@ tokens, keyring        the gateway's JWTs: signing, verifying, `kid`s, rotation,
 opaque, refresh        opaque access tokens; rotating refresh tokens in families
 revocation             revoked JWT ids and families, checked in memory, read from the store
 issuers                external identity providers' JWTs, verified with their JWKS
-store, store_*         the token store: `memory` or `redis`, one interface
+store, store_*         the token store: `memory`, `redis` or `memcached`, one interface
 issuing                log in, refresh, revoke (`TokenService`)
 throttle               the login throttle's interface and the client address (`LoginGate`)
 authenticator          a bearer token -> a principal, per request

@@ -2,8 +2,9 @@
 
 `AuthRuntime.from_settings` chooses the token store (`auth.store`), the keys (`auth.jwt` and
 its `next`), the access token format and the trusted issuers, and wires them together. The
-HTTP layer injects how to fetch a JWKS (`fetch`), so this package never imports an HTTP client,
-and the app injects the login throttle (`throttle`, built over the rate-limit store).
+HTTP layer injects how to fetch a JWKS (`fetch`), so this package never imports an HTTP client;
+the app injects its shared state, whose Redis client the `redis` token store uses, and the
+login throttle (`throttle`, built over the rate-limit store).
 """
 
 from __future__ import annotations
@@ -19,13 +20,28 @@ from bff.auth.opaque import OpaqueTokens
 from bff.auth.refresh import RefreshTokens
 from bff.auth.revocation import Revocations
 from bff.auth.store import TokenStore
+from bff.auth.store_memcached import MemcachedTokenStore
 from bff.auth.store_memory import MemoryTokenStore
 from bff.auth.store_redis import RedisTokenStore
 from bff.auth.throttle import LoginGate
 from bff.auth.tokens import TokenSigner, TokenVerifier
 from bff.config import Settings
+from bff.shared_state import SharedState
 
 log = logging.getLogger("bff")
+
+
+def token_store(settings: Settings, shared: SharedState) -> TokenStore:
+    """The store `auth.store` names, in its namespace of the shared prefix (`bff:auth:`;
+    memcached's own `memcached.key_prefix` when it has one)."""
+    if settings.auth.store == "redis":
+        assert shared.redis is not None  # `auth.store: redis` makes Redis configured
+        return RedisTokenStore(shared.redis, shared.namespace("auth"))
+    if settings.auth.store == "memcached":
+        memcached = settings.memcached
+        prefix = memcached.key_prefix if memcached.key_prefix is not None else shared.prefix
+        return MemcachedTokenStore(memcached.servers, prefix + "auth:")
+    return MemoryTokenStore()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +55,14 @@ class AuthRuntime:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, fetch: Fetch, throttle: LoginGate | None = None
+        cls,
+        settings: Settings,
+        fetch: Fetch,
+        shared: SharedState,
+        throttle: LoginGate | None = None,
     ) -> AuthRuntime:
         auth = settings.auth
-        store: TokenStore
-        if auth.store == "redis":
-            store = RedisTokenStore(settings.redis.url, settings.redis.key_prefix)
-        else:
-            store = MemoryTokenStore()
+        store = token_store(settings, shared)
         keyring = Keyring.from_config(auth.jwt)
         verifier = signer = None
         if keyring.verifying:
@@ -92,7 +108,7 @@ class AuthRuntime:
             revocations,
             service,
             authenticator,
-            checks_store_for_readiness=auth.store == "redis" and auth.token_format == "opaque",
+            checks_store_for_readiness=auth.store != "memory" and auth.token_format == "opaque",
         )
 
     async def store_ready(self) -> bool:

@@ -1,9 +1,10 @@
 """The token store: where refresh tokens, opaque access tokens and revocations live.
 
-One small interface, two backends: `memory` (one process: the demo, a single gateway) and
-`redis` (every replica sees the same tokens). Keys are short logical names (`rt:<hash>`); a
-backend namespaces them and gives every one a TTL, so dead tokens never pile up. Tokens are
-stored under a digest of their value, so a dump of the store holds no usable token.
+One small interface, three backends: `memory` (one process: the demo, a single gateway), and
+`redis` or `memcached` (every replica sees the same tokens). Keys are short logical names
+(`rt:<hash>`); a backend namespaces them and gives every one a TTL, so dead tokens never pile
+up. Tokens are stored under a digest of their value, so a dump of the store holds no usable
+token.
 
 A backend that cannot be reached raises `TokenStoreUnavailable` (503, `UPSTREAM_UNAVAILABLE`):
 whoever needs the store to decide must fail closed.

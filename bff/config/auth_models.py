@@ -176,10 +176,11 @@ class AuthConfig(Section):
         description="Access tokens the gateway issues: signed JWTs, or opaque random strings "
         "whose claims live in the token store.",
     )
-    store: Literal["memory", "redis"] = Field(
+    store: Literal["memory", "redis", "memcached"] = Field(
         "memory",
         description="Token store for refresh tokens, revocations and opaque tokens: `memory` "
-        "for one process, `redis` (see `redis.url`) for several replicas.",
+        "for one process, `redis` (see `redis`) or `memcached` (see `memcached`) for several "
+        "replicas.",
     )
     issuer: NonBlank = Field("bff", description="`iss` claim of issued tokens.")
     audience: NonBlank = Field(

@@ -34,6 +34,12 @@ from bff.config.limit_models import (
     RateLimitsConfig,
 )
 from bff.config.paths import TypeLabel
+from bff.config.state_models import (
+    MemcachedConfig,
+    RedisConfig,
+    RedisSentinelConfig,
+    RedisTLSConfig,
+)
 from bff.config.units import ByteSize, Duration
 from bff.config.upstream_models import (
     HealthCheckConfig,
@@ -53,11 +59,14 @@ __all__ = [
     "JwtConfig",
     "LimitsConfig",
     "LoggingConfig",
+    "MemcachedConfig",
     "OutlierConfig",
     "PersistedQueriesConfig",
     "RateLimitRule",
     "RateLimitsConfig",
     "RedisConfig",
+    "RedisSentinelConfig",
+    "RedisTLSConfig",
     "RetriesConfig",
     "RouteConfig",
     "RouteScopes",
@@ -241,29 +250,6 @@ class RouteConfig(Section):
         return self
 
 
-class RedisConfig(Section):
-    url: str = Field(
-        "redis://127.0.0.1:6379/0",
-        description="Redis shared by replicas (token store, rate limits, APQ, metering). "
-        "Unset, each process keeps that state in its own memory; only `auth.store: redis` "
-        "without it connects to `redis://127.0.0.1:6379/0`.",
-        json_schema_extra={"doc_default": "*unset* (memory)"},
-    )
-    key_prefix: str = Field(
-        "bff:",
-        max_length=64,
-        description="Prefix of every key the gateway writes, so several gateways (or tests) "
-        "can share one Redis.",
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _redis_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("not a Redis URL; start it with redis://, rediss:// or unix://")
-        return value
-
-
 _ENV_REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
@@ -407,6 +393,10 @@ class Settings(Section):
     )
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Tokens and their keys.")
     redis: RedisConfig = Field(default_factory=RedisConfig, description="Shared state backend.")
+    memcached: MemcachedConfig = Field(
+        default_factory=MemcachedConfig,
+        description="memcached, when it holds the tokens (`auth.store: memcached`).",
+    )
     limits: LimitsConfig = Field(
         default_factory=LimitsConfig, description="Query depth, cost and alias limits."
     )

@@ -6,7 +6,6 @@ from bff.limits.clients import ClientIdentifier
 from bff.limits.gcra import Rule, Verdict, decide
 from bff.limits.limiter import RateLimiter
 from bff.limits.query_limits import QueryLimits, Shapes
-from bff.limits.resp import RespClient
 from bff.limits.stores import MemoryRateStore, RateStore, RedisRateStore, StoreUnavailable
 
 __all__ = [
@@ -16,7 +15,6 @@ __all__ = [
     "RateLimiter",
     "RateStore",
     "RedisRateStore",
-    "RespClient",
     "Rule",
     "Shapes",
     "StoreUnavailable",

@@ -3,7 +3,8 @@
 Both stores answer `hit(key, rule)` with (allowed, microseconds to wait, TAT minus now), the
 GCRA step of `bff.limits.gcra`. The Redis store runs that step as one Lua script (one round
 trip, atomic, on Redis's own clock so replicas with skewed clocks still agree) through
-EVALSHA, loading the script again if the server lost it.
+EVALSHA, loading the script again if the server lost it. The hits of one turn of the event
+loop share one script call: that batching is what makes a Redis budget cheap under load.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from bff.limits.gcra import MICROS, Rule, decide
-from bff.limits.resp import RespClient, RespError
+from redis.asyncio import Redis, RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-KEY_PREFIX = "bff:rl:"
+from bff.limits.gcra import MICROS, Rule, decide
+
 MEMORY_SWEEP_AT = 100_000  # entries before the memory store drops the ones already expired
 
 
@@ -95,25 +98,30 @@ return out
 
 
 class RedisRateStore(RateStore):
-    """Budgets shared by every gateway using the same Redis.
+    """Budgets shared by every gateway using the same Redis (`bff.shared_state`'s client).
 
     The hits made in one turn of the event loop go to Redis together, as one EVALSHA of the
-    script over all their keys (one command, one round trip), on the limiter's own pipelined
-    connection (`bff.limits.resp`): per request that is a few microseconds of CPU under load,
-    where a redis-py command each cost 100-250 us. (All keys of a batch in one script call:
-    fine for a Redis with or without replicas; Redis Cluster would need one slot per call.)
+    script over all their keys (one command, one round trip, one task): under load several
+    requests share it, so per request the client library's cost is divided among them.
+    A client's key is its own hash tag (`bff:rl:{user:1}`): on a Redis Cluster the batch is
+    split by slot, one EVALSHA per slot, all in one pipeline (a round trip per node).
     """
 
-    def __init__(self, client: RespClient, prefix: str = KEY_PREFIX) -> None:
-        self.client = client
+    def __init__(self, redis: Redis | RedisCluster, prefix: str) -> None:
+        self.redis = redis
         self.prefix = prefix
+        self.cluster = isinstance(redis, RedisCluster)
         self.sha = hashlib.sha1(GCRA_LUA.encode()).hexdigest()
         self._pending: list[_Hit] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def key(self, client: str) -> str:
+        return self.prefix + "{" + client + "}"
 
     async def hit(self, key: str, rule: Rule) -> tuple[bool, int, int]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((self.prefix + key, rule.interval_us, rule.period_us, future))
+        self._pending.append((self.key(key), rule.interval_us, rule.period_us, future))
         if len(self._pending) == 1:
             loop.call_soon(self._flush)  # after every hit of this turn of the loop is queued
         allowed, wait, backlog = await future
@@ -121,31 +129,58 @@ class RedisRateStore(RateStore):
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        self._send(batch, retry=True)
+        task = asyncio.ensure_future(self._send(batch))
+        self._sending.add(task)  # a reference until it is done (the loop keeps weak ones)
+        task.add_done_callback(self._sending.discard)
 
-    def _send(self, batch: list[_Hit], *, retry: bool) -> None:
-        keys = [hit[0] for hit in batch]
-        args = [number for hit in batch for number in hit[1:3]]
-        reply = self.client.call("EVALSHA", self.sha, len(keys), *keys, *args)
-        reply.add_done_callback(lambda done: self._deliver(batch, done, retry))
+    async def _send(self, batch: list[_Hit]) -> None:
+        groups = self._by_slot(batch) if self.cluster else [batch]
+        try:
+            replies = await self._evaluate(groups)
+            if any(isinstance(reply, NoScriptError) for reply in replies):
+                await self.redis.script_load(GCRA_LUA)  # Redis lost the script: load it again
+                replies = await self._evaluate(groups)
+        except (RedisError, OSError) as error:
+            replies = [error] * len(groups)
+        for group, reply in zip(groups, replies, strict=True):
+            self._deliver(group, reply)
 
-    def _deliver(self, batch: list[_Hit], reply: asyncio.Future[Any], retry: bool) -> None:
-        error = reply.exception()
-        if isinstance(error, RespError) and str(error).startswith("NOSCRIPT") and retry:
-            self.client.call("SCRIPT", "LOAD", GCRA_LUA)  # Redis lost the script: load it again
-            self._send(batch, retry=False)  # pipelined behind the load: same connection, in order
-            return
-        flat = None if error is not None else reply.result()
-        if error is None and (not isinstance(flat, list) or len(flat) != 3 * len(batch)):
-            error = RespError(f"unexpected script reply {flat!r}")
-        for index, (_, _, _, future) in enumerate(batch):
+    def _by_slot(self, batch: list[_Hit]) -> list[list[_Hit]]:
+        groups: dict[int, list[_Hit]] = {}
+        for hit in batch:
+            groups.setdefault(key_slot(hit[0].encode()), []).append(hit)
+        return list(groups.values())
+
+    @staticmethod
+    def _arguments(group: list[_Hit]) -> list[str | int]:
+        """The script's KEYS then ARGV for `group`."""
+        return [*(hit[0] for hit in group), *(n for hit in group for n in hit[1:3])]
+
+    async def _evaluate(self, groups: list[list[_Hit]]) -> list[Any]:
+        """Each group's reply, or the error it got."""
+        if len(groups) == 1:
+            try:
+                group = groups[0]
+                return [await self.redis.evalsha(self.sha, len(group), *self._arguments(group))]
+            except ResponseError as error:
+                return [error]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for group in groups:
+                pipe.evalsha(self.sha, len(group), *self._arguments(group))
+            return list(await pipe.execute(raise_on_error=False))
+
+    @staticmethod
+    def _deliver(group: list[_Hit], reply: Any) -> None:
+        error = reply if isinstance(reply, BaseException) else None
+        if error is None and (not isinstance(reply, list) or len(reply) != 3 * len(group)):
+            error = ResponseError(f"unexpected script reply {reply!r}")
+        for index, (_, _, _, future) in enumerate(group):
             if future.done():  # the request went away meanwhile
                 continue
             if error is not None:
                 future.set_exception(StoreUnavailable(f"{type(error).__name__}: {error}"))
             else:
-                assert flat is not None
-                future.set_result(flat[3 * index : 3 * index + 3])
+                future.set_result(reply[3 * index : 3 * index + 3])
 
 
 _Hit = tuple[str, int, int, "asyncio.Future[Any]"]

@@ -7,10 +7,11 @@ names, so the report reads either alike. Buckets expire after `RETENTION` second
 
 from __future__ import annotations
 
-import contextlib
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Mapping
+
+from redis.asyncio import Redis, RedisCluster
 
 Counters = dict[str, float]
 SEP = "\x1f"
@@ -67,16 +68,15 @@ class MemoryUsageStore(UsageStore):
 
 
 class RedisUsageStore(UsageStore):
-    """Counters in Redis hashes (`{prefix}usage:{bucket}`), shared by every replica."""
+    """Counters in Redis hashes (`{prefix}<bucket>`, `bff:usage:29012345`), shared by every
+    replica. The client belongs to the app's shared state, which closes it."""
 
-    def __init__(self, url: str, prefix: str = "bff:") -> None:
-        import redis.asyncio as redis
-
-        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    def __init__(self, redis: Redis | RedisCluster, prefix: str) -> None:
+        self.redis = redis
         self.prefix = prefix
 
     def key(self, bucket: int) -> str:
-        return f"{self.prefix}usage:{bucket}"
+        return f"{self.prefix}{bucket}"
 
     async def add(self, buckets: Mapping[int, Mapping[str, float]]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -98,14 +98,5 @@ class RedisUsageStore(UsageStore):
             hashes = await pipe.execute()
         for counters in hashes:
             for name, value in counters.items():
-                total[name.decode()] += float(value)
+                total[name.decode() if isinstance(name, bytes) else name] += float(value)
         return total
-
-    async def aclose(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.redis.aclose()
-
-
-def store_for(redis_url: str | None, prefix: str = "bff:") -> UsageStore:
-    """Redis when a URL is configured, else memory (SPEC: where shared state lives)."""
-    return RedisUsageStore(redis_url, prefix) if redis_url else MemoryUsageStore()

@@ -17,7 +17,7 @@ from graphql import GraphQLSchema, parse, validate
 from bff.config import Settings
 from bff.persisted.documents import DocumentsError, documents_in, load_manifest
 from bff.persisted.store import DocumentStoreUnavailable, RedisDocumentStore
-from bff.shared_state import connect_redis, redis_url
+from bff.shared_state import SharedState, configured
 
 
 def read_documents(directory: Path, schema: GraphQLSchema) -> dict[str, tuple[Path, str]]:
@@ -40,12 +40,13 @@ def write_manifest(path: Path, documents: dict[str, str]) -> int:
     return len(existing)
 
 
-async def _store(url: str, documents: dict[str, str]) -> None:
-    redis = connect_redis(url)
+async def _store(settings: Settings, documents: dict[str, str]) -> None:
+    shared = SharedState.from_settings(settings)
+    assert shared.redis is not None
     try:
-        await RedisDocumentStore(redis).persist(documents)
+        await RedisDocumentStore(shared.redis, shared.namespace("pq")).persist(documents)
     finally:
-        await redis.aclose()
+        await shared.aclose()
 
 
 def persist(
@@ -58,14 +59,13 @@ def persist(
     if manifest is not None:
         total = write_manifest(manifest, documents)
         return [*lines, f"{len(documents)} documents written to {manifest} ({total} in all)"]
-    url = redis_url(settings)
-    if url is None:
+    if not configured(settings):
         raise DocumentsError(
             "no shared store: set redis.url in the config (--config), or write a manifest "
             "with --manifest FILE and name it in persisted_queries.manifest"
         )
     try:
-        asyncio.run(_store(url, documents))
+        asyncio.run(_store(settings, documents))
     except DocumentStoreUnavailable as error:
         raise DocumentsError(f"cannot reach Redis ({error})") from None
     return [*lines, f"{len(documents)} documents registered in Redis"]

@@ -3,18 +3,16 @@
 Two kinds of entries: *persisted* (from `bff persist DIR`: the allow-list of persisted-only
 mode, kept until removed) and *APQ* registrations (any client's, expiring after
 `persisted_queries.apq_ttl`). Both are content-addressed: a hash always names the same
-document, so every replica may cache what it has seen.
+document, so every replica may cache what it has seen. In Redis, a hash's two entries share
+its hash tag (`bff:pq:apq:{<sha256>}`), so one MGET reads both on a Redis Cluster too.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
-
-PERSISTED_PREFIX = "bff:pq:persisted:"
-APQ_PREFIX = "bff:pq:apq:"
 
 
 class DocumentStoreUnavailable(Exception):
@@ -57,30 +55,43 @@ class MemoryDocumentStore(DocumentStore):
 
 
 class RedisDocumentStore(DocumentStore):
-    def __init__(self, redis: Redis) -> None:
+    """Documents shared by every replica; `prefix` is this gateway's namespace (`bff:pq:`)."""
+
+    def __init__(self, redis: Redis | RedisCluster, prefix: str) -> None:
         self.redis = redis
+        self.prefix = prefix
+
+    def persisted_key(self, sha256: str) -> str:
+        return f"{self.prefix}persisted:{{{sha256}}}"
+
+    def apq_key(self, sha256: str) -> str:
+        return f"{self.prefix}apq:{{{sha256}}}"
 
     async def get(self, sha256: str, *, apq: bool) -> str | None:
         try:
             if apq:
-                values = await self.redis.mget(PERSISTED_PREFIX + sha256, APQ_PREFIX + sha256)
+                keys = (self.persisted_key(sha256), self.apq_key(sha256))
+                values = await self.redis.mget(*keys)
                 found = next((v for v in values if v is not None), None)
             else:
-                found = await self.redis.get(PERSISTED_PREFIX + sha256)
-        except (RedisError, OSError, TimeoutError) as error:
+                found = await self.redis.get(self.persisted_key(sha256))
+        except (RedisError, OSError) as error:
             raise DocumentStoreUnavailable(str(error)) from error
         return found.decode("utf-8") if isinstance(found, bytes) else found
 
     async def register_apq(self, sha256: str, document: str, ttl: float) -> None:
         try:
-            await self.redis.set(APQ_PREFIX + sha256, document, ex=max(1, int(ttl)))
-        except (RedisError, OSError, TimeoutError) as error:
+            await self.redis.set(self.apq_key(sha256), document, ex=max(1, int(ttl)))
+        except (RedisError, OSError) as error:
             raise DocumentStoreUnavailable(str(error)) from error
 
     async def persist(self, documents: dict[str, str]) -> None:
         if not documents:
             return
         try:
-            await self.redis.mset({PERSISTED_PREFIX + h: d for h, d in documents.items()})
-        except (RedisError, OSError, TimeoutError) as error:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sha256, document in documents.items():
+                    pipe.set(self.persisted_key(sha256), document)
+                await pipe.execute()
+        except (RedisError, OSError) as error:
             raise DocumentStoreUnavailable(str(error)) from error

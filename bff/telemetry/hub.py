@@ -4,7 +4,8 @@
 (`TelemetryStage`), the executor (`wrap_execute`), the loader base class (`batches.install`)
 and each pool's transport stack (`TracingTransport`). At the end of every request the stage
 calls `finish`, which records the request metrics, writes the access line and meters the
-operation, all from the request's `RequestState`.
+operation, all from the request's `RequestState`. Where the usage counters live is the app's
+shared state's decision: it hands the store over (`usage_store`; memory when none is given).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 
 from graphql import GraphQLObjectType, GraphQLSchema
 from opentelemetry.sdk.trace.export import SpanExporter
+from redis.asyncio import Redis, RedisCluster
 from starlette.types import Scope
 
 from bff.config import Settings
-from bff.metering import Meter, UsageStore, store_for
+from bff.metering import MemoryUsageStore, Meter, RedisUsageStore, UsageStore
 from bff.telemetry.current import Observed
 from bff.telemetry.logs import write_access
 from bff.telemetry.metrics import Metrics
@@ -39,9 +41,9 @@ STATUS_CODES = {
 }
 
 
-def redis_url(settings: Settings) -> str | None:
-    """`redis.url` when the config names one (its default alone does not turn Redis on)."""
-    return settings.redis.url if "redis" in settings.model_fields_set else None
+def usage_store(redis: Redis | RedisCluster | None, prefix: str) -> UsageStore:
+    """Usage counters in the app's shared Redis under `prefix` (`bff:usage:`), else memory."""
+    return MemoryUsageStore() if redis is None else RedisUsageStore(redis, prefix)
 
 
 def schema_fields(schema: GraphQLSchema) -> list[str]:
@@ -67,7 +69,7 @@ class Telemetry:
         self.metrics = Metrics()
         self.operations = Operations(schema)
         self.schema_fields = schema_fields(schema)
-        self.meter = Meter(usage_store or store_for(redis_url(settings)))
+        self.meter = Meter(usage_store or MemoryUsageStore())
 
     def start(self) -> None:
         """Start the background work (metering flushes); call on the app's loop."""
