@@ -1,12 +1,16 @@
 """Errors stage: the last net. Whatever escapes a route becomes a masked 500, logged whole.
 
-A client never sees a stack trace or an upstream body; the log has the full error.
+A client never sees a stack trace or an upstream body; the log has the full error. A client
+that went away mid-request (Starlette's `ClientDisconnect` while its body was read) is not an
+error of ours: one log line, and the request ends as 499 (nginx's "client closed request",
+which nobody receives) so metrics and the access line do not count it as a 500.
 """
 
 from __future__ import annotations
 
 import logging
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bff.errors import BffError
@@ -14,6 +18,7 @@ from bff.rendering.errors import error_response
 from bff.request_id import current_request_id
 
 log = logging.getLogger("bff.errors")
+CLIENT_GONE = 499  # nginx's "client closed request": the status of a request nobody awaits
 
 
 class ErrorsStage:
@@ -34,6 +39,9 @@ class ErrorsStage:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            if not started:
+                await client_gone(scope, send)
         except Exception as exc:
             log.exception(
                 "unhandled error on %s %s (request %s)",
@@ -52,3 +60,16 @@ def accept_header(scope: Scope) -> str | None:
         if name == b"accept":
             return str(value.decode("latin-1"))
     return None
+
+
+async def client_gone(scope: Scope, send: Send) -> None:
+    """Log a request its client abandoned and end it as 499 (the send reaches nobody; the
+    stages outside record the status)."""
+    log.info(
+        "client went away mid-request: %s %s (request %s)",
+        scope.get("method"),
+        scope.get("path"),
+        current_request_id(),
+    )
+    await send({"type": "http.response.start", "status": CLIENT_GONE, "headers": []})
+    await send({"type": "http.response.body", "body": b""})

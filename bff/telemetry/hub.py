@@ -89,7 +89,7 @@ class Telemetry:
         operation = self.metrics.operations(name) if graphql else ""
         self.metrics.request(route, operation, status, seconds)
         codes = state.error_codes
-        if not codes and status >= 400:
+        if not codes and status >= 400 and status != 499:  # 499: the client went away
             codes.append(STATUS_CODES.get(status, "INTERNAL_SERVER_ERROR"))
         principal = state.principal
         client_id = state.client_id or (f"user:{principal.sub}" if principal.sub else "anonymous")
