@@ -7,7 +7,7 @@
       balancer picks the instance, a client span per attempt, retries of a request without
       body as for GraphQL's calls), its body streamed from the client, and the answer
       streamed back as it comes (status and end-to-end fields as they are, upstream 4xx/5xx
-      included).
+      included), less what an upstream should not tell a client (`forwarding`).
 
 Errors of the gateway itself are JSON `{"error": ..., "code": ..., "upstream": ...}`, never a
 stack trace: no usable instance 503 (with Retry-After), connect failure or unreadable answer
@@ -161,7 +161,7 @@ class Passthrough:
             return await _error(send, 400, str(exc), "BAD_USER_INPUT")
         except ClientGone:
             return await client_gone(scope, send)
-        await _relay(answer, receive, send)
+        await _relay(answer, route.response_headers, receive, send)
 
 
 async def _client_body(receive: Receive, limit: int) -> AsyncIterator[bytes]:
@@ -180,7 +180,9 @@ async def _client_body(receive: Receive, limit: int) -> AsyncIterator[bytes]:
             return
 
 
-async def _relay(answer: StreamedResponse, receive: Receive, send: Send) -> None:
+async def _relay(
+    answer: StreamedResponse, passed: frozenset[str], receive: Receive, send: Send
+) -> None:
     """The upstream's answer to the client as it comes; the upstream connection is given back
     only when the body was read whole, and closed otherwise (client gone, upstream failed).
 
@@ -194,7 +196,7 @@ async def _relay(answer: StreamedResponse, receive: Receive, send: Send) -> None
             {
                 "type": "http.response.start",
                 "status": answer.status,
-                "headers": client_fields(answer.headers),
+                "headers": client_fields(answer.headers, passed),
             }
         )
         async for piece in answer:
