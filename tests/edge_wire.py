@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -96,6 +97,10 @@ def edge_gateway(**server: Any) -> Iterator[tuple[str, Recorder]]:
             yield gateway.url, recorder
 
 
+# Bytes read past the response `read_response` returned (the next pipelined one), by socket.
+_unread: weakref.WeakKeyDictionary[socket.socket, bytes] = weakref.WeakKeyDictionary()
+
+
 def connect(url: str) -> socket.socket:
     parts = urlsplit(url)
     assert parts.hostname is not None and parts.port is not None
@@ -121,7 +126,7 @@ def send_all(sock: socket.socket, data: bytes) -> None:
 
 def read_response(sock: socket.socket) -> tuple[int, list[tuple[str, str]], bytes]:
     """One response (framed by Content-Length) off `sock`; fields in order, names lower."""
-    data = b""
+    data = _unread.pop(sock, b"")
     while b"\r\n\r\n" not in data:
         piece = sock.recv(65536)
         if not piece:
@@ -136,7 +141,9 @@ def read_response(sock: socket.socket) -> tuple[int, list[tuple[str, str]], byte
         if not piece:
             break
         body += piece
-    return int(status_line.split()[1]), fields, body
+    if len(body) > length:
+        _unread[sock] = body[length:]
+    return int(status_line.split()[1]), fields, body[:length]
 
 
 def closed_by_peer(sock: socket.socket, within: float) -> float | None:

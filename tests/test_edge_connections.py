@@ -120,6 +120,28 @@ def test_a_head_that_never_ends_is_refused_once_past_the_limit(
         assert status == 431
 
 
+def test_a_head_in_many_reads_is_measured_whole(edge: tuple[str, Recorder]) -> None:
+    """A 30 KiB head sent a KiB at a time is served; the same with 4 KiB more is refused."""
+    url, _ = edge
+    for extra, status in ((0, 200), (4 * KIB, 431)):
+        raw = head("GET", "/healthz", [("x-pad", "p" * (30 * KIB + extra))])
+        with connect(url) as sock:
+            for i in range(0, len(raw), KIB):
+                send_all(sock, raw[i : i + KIB])
+                time.sleep(0.002)
+            assert read_response(sock)[0] == status
+
+
+def test_pipelined_requests_are_each_measured_alone(edge: tuple[str, Recorder]) -> None:
+    """Three 20 KiB heads and a 40 KiB one in one write: the three are within the limit and
+    answered, the fourth is refused."""
+    one = head("GET", "/healthz", [("x-pad", "p" * 20 * KIB)])
+    big = head("GET", "/healthz", [("x-pad", "p" * 40 * KIB)])
+    with connect(edge[0]) as sock:
+        send_all(sock, one * 3 + big)
+        assert [read_response(sock)[0] for _ in range(4)] == [200, 200, 200, 431]
+
+
 def test_head_limits_follow_the_config() -> None:
     with edge_gateway(max_header_size="4KiB", max_header_count=10) as (url, _):
         assert exchange(url, head("GET", "/healthz", [("x-a", "a" * 3000)]))[0] == 200
