@@ -379,3 +379,25 @@ def test_edge_limits_are_read_from_the_app_s_settings() -> None:
         7,
     )
     assert EdgeLimits.for_app(object()) == EdgeLimits()
+
+
+def test_every_way_of_serving_applies_the_app_s_limits() -> None:
+    """`server_for` (bff serve, its workers, bff demo, BackgroundServer) speaks EdgeProtocol
+    with the limits of the app's own settings; uvicorn's multiprocess mode is told to."""
+    import inspect
+
+    from bff import cli
+    from bff.app import create_app
+    from bff.serving import EdgeProtocol, server_for
+    from bff.serving.edge import limits_of
+    from tests.edge_wire import edge_settings
+
+    settings = edge_settings(
+        "http://127.0.0.1:9", max_header_count=12, header_timeout="1s", idle_timeout="2s"
+    )
+    server = server_for(create_app(settings))
+    assert server.config.http is EdgeProtocol
+    server.config.load()
+    limits = limits_of(server.config)
+    assert (limits.max_header_count, limits.header_timeout, limits.idle_timeout) == (12, 1, 2)
+    assert '"bff.serving.edge:EdgeProtocol"' in inspect.getsource(cli.run_uvicorn_workers)
