@@ -115,7 +115,7 @@ def upstream_fields(
     out.update(principal.identity_headers())
     out["X-Request-Id"] = request_id
     if client is not None:
-        hops = [_node(client)]
+        hops = [client]  # the socket's peer address, as the server gives it
         if forwarded_for and _is_trusted(client, trusted_proxies):
             hops[:0] = [_node(h.strip()) for h in forwarded_for.split(",") if h.strip()]
         out["X-Forwarded-For"] = ", ".join(hops)
