@@ -7,6 +7,7 @@ timeout so that no test can hang.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 import weakref
@@ -25,6 +26,7 @@ from tests.support import gateway_settings
 from upstream_clients import Clients
 
 WAIT = 5.0  # seconds any read may take before a test fails rather than hangs
+SLOW = 0.6  # seconds the recorder takes to answer `/slow`
 
 # What the recorder's answers carry besides their body (the passthrough must filter them).
 UPSTREAM_FIELDS = [
@@ -42,7 +44,7 @@ UPSTREAM_FIELDS = [
 
 class Recorder:
     """An upstream that answers every request and keeps what reached it (health probes
-    aside): the method, the raw target and the fields."""
+    aside): the method, the raw target and the fields. `/slow` answers after SLOW seconds."""
 
     def __init__(self) -> None:
         self.seen: list[dict[str, Any]] = []
@@ -52,6 +54,8 @@ class Recorder:
             return
         while (await receive()).get("more_body"):
             pass
+        if scope["path"] == "/slow":
+            await asyncio.sleep(SLOW)
         if scope["path"] != "/health":
             self.seen.append(
                 {

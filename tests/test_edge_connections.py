@@ -142,6 +142,24 @@ def test_pipelined_requests_are_each_measured_alone(edge: tuple[str, Recorder]) 
         assert [read_response(sock)[0] for _ in range(4)] == [200, 200, 200, 431]
 
 
+def test_a_head_refused_while_an_answer_is_due_waits_for_that_answer(
+    edge: tuple[str, Recorder],
+) -> None:
+    """A head that passes the limit before it is whole, sent while the request before it is
+    still at the upstream: that request is answered, then the 431 comes, then the close."""
+    url, _ = edge
+    with connect(url) as sock:
+        send_all(sock, head("GET", "/api/rec/slow"))
+        time.sleep(0.1)  # read alone: its request is at the upstream now
+        send_all(sock, b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Endless: ")
+        for _ in range(40):
+            send_all(sock, b"e" * KIB)
+            time.sleep(0.002)
+        assert read_response(sock)[0] == 200
+        assert read_response(sock)[0] == 431
+        assert closed_by_peer(sock, WAIT) is not None
+
+
 def test_head_limits_follow_the_config() -> None:
     with edge_gateway(max_header_size="4KiB", max_header_count=10) as (url, _):
         assert exchange(url, head("GET", "/healthz", [("x-a", "a" * 3000)]))[0] == 200
