@@ -110,6 +110,7 @@ def run_uvicorn_workers(host: str, port: int, workers: int, drain_timeout: float
     uvicorn.run(
         "bff.cli:app_from_env",
         factory=True,
+        http="bff.serving.edge:EdgeProtocol",  # the `server` limits on client connections
         workers=workers,
         host=host,
         port=port,

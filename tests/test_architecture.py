@@ -68,7 +68,7 @@ ALLOWED: dict[str, set[str]] = {
     "bff.telemetry": KERNEL
     | {"bff.auth", "bff.metering", "bff.rendering", "bff.http", "bff.upstream", "bff.graph"},
     # the app and its commands, on top
-    "bff.serving": set(),
+    "bff.serving": KERNEL | {"bff.rendering"},  # the edge's own refusals (431, 503)
     "bff.demo": KERNEL | {"bff.auth", "bff.http", "bff.rendering", "services"},
     "bff.app": KERNEL
     | {

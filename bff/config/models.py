@@ -117,6 +117,47 @@ class ServerConfig(Section):
         description="On SIGTERM the gateway stops accepting connections and lets in-flight "
         "requests finish for up to this long, then cancels them and exits.",
     )
+    max_header_size: ByteSize = Field(
+        32 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request head (request line and header fields) accepted; a larger "
+        "one gets 431 and the connection is closed, before anything of it goes upstream.",
+    )
+    max_header_count: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Most header fields a request may have; more gets 431, as for "
+        "`max_header_size`.",
+    )
+    header_timeout: Duration = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Time a client has to send a whole request head, from its first byte (or "
+        "from connecting); past it the connection is closed.",
+    )
+    body_timeout: Duration = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Time a request body may go without a byte arriving; past it the "
+        "connection is closed. Time the gateway itself is not reading does not count.",
+    )
+    idle_timeout: Duration = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Time a keep-alive connection may wait for its next request; past it the "
+        "connection is closed.",
+    )
+    max_connections: int = Field(
+        10_000,
+        ge=1,
+        description="Open client connections per worker; a connection beyond them is answered "
+        "503 (with `Connection: close`) at its first request, except `GET /healthz`.",
+    )
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -200,6 +241,40 @@ def _path_prefix(value: str) -> str:
 
 PathPrefix = Annotated[str, AfterValidator(_path_prefix), TypeLabel("path")]
 
+_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# What the gateway frames or decides itself: no route can pass the upstream's own.
+_NEVER_PASSED = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "date",
+        "x-request-id",
+    }
+)
+
+
+def _response_header(value: str) -> str:
+    """A field name, lower-cased: the passthrough compares names in lower case."""
+    if not _FIELD_NAME.fullmatch(value):
+        raise ValueError("not a header field name; use letters, digits and - (e.g. Set-Cookie)")
+    name = value.lower()
+    if name in _NEVER_PASSED:
+        raise ValueError(
+            "is a field the gateway frames or sets itself (hop-by-hop, framing, Date, "
+            "X-Request-Id); remove it"
+        )
+    return name
+
+
+ResponseHeader = Annotated[str, AfterValidator(_response_header), TypeLabel("header name")]
+
 
 class RouteConfig(Section):
     name: Name = Field(description="Path segment of the route: requests to /api/{name}/...")
@@ -233,6 +308,14 @@ class RouteConfig(Section):
         "`/v2/catalog`. Joined to the client's path after normalisation, so no request "
         "leaves it; the query string is unchanged. Plain characters only (no `%`, `..`, `//`, "
         "`?`); a trailing slash is dropped. Not with `strip_prefix: false`.",
+    )
+
+    response_headers: list[ResponseHeader] = Field(
+        default_factory=list,
+        description="Fields of the upstream's answer that the gateway withholds by default "
+        "but this route passes to the client: `Set-Cookie`, and `Server`, `X-Powered-By` or "
+        "`Via` if the route must show them. Other end-to-end fields pass anyway; hop-by-hop "
+        "ones never do.",
     )
 
     @model_validator(mode="after")

@@ -7,12 +7,13 @@
       balancer picks the instance, a client span per attempt, retries of a request without
       body as for GraphQL's calls), its body streamed from the client, and the answer
       streamed back as it comes (status and end-to-end fields as they are, upstream 4xx/5xx
-      included).
+      included), less what an upstream should not tell a client (`forwarding`).
 
 Errors of the gateway itself are JSON `{"error": ..., "code": ..., "upstream": ...}`, never a
 stack trace: no usable instance 503 (with Retry-After), connect failure or unreadable answer
 502, time-out 504. A client that hangs up mid-answer closes the upstream connection (its
-unread rest must not answer someone else).
+unread rest must not answer someone else); one that hangs up mid-body ends as 499, logged
+once (`bff.http.errors.client_gone`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from bff.errors import BffError, Forbidden, Unauthenticated
+from bff.http.errors import client_gone
 from bff.http.state import request_state
 from bff.passthrough.forwarding import Network, body_framing, client_fields, upstream_fields
 from bff.passthrough.routes import PassRoute, routes_from_settings
@@ -116,10 +118,16 @@ class Passthrough:
             return await _error(send, 413, "Request body too large", "BAD_USER_INPUT")
         target = built.target + b"?" + query if query else built.target
         request = Request(built.method, target, built.fields, b"", built.request_id)
-        await self._forward(route, request, length, receive, send)
+        await self._forward(route, request, length, scope, receive, send)
 
     async def _forward(
-        self, route: PassRoute, request: Request, length: int | None, receive: Receive, send: Send
+        self,
+        route: PassRoute,
+        request: Request,
+        length: int | None,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
     ) -> None:
         pool = route.pool
         upstream = pool.name
@@ -152,8 +160,8 @@ class Passthrough:
         except InvalidRequest as exc:
             return await _error(send, 400, str(exc), "BAD_USER_INPUT")
         except ClientGone:
-            return None
-        await _relay(answer, receive, send)
+            return await client_gone(scope, send)
+        await _relay(answer, route.response_headers, receive, send)
 
 
 async def _client_body(receive: Receive, limit: int) -> AsyncIterator[bytes]:
@@ -172,7 +180,9 @@ async def _client_body(receive: Receive, limit: int) -> AsyncIterator[bytes]:
             return
 
 
-async def _relay(answer: StreamedResponse, receive: Receive, send: Send) -> None:
+async def _relay(
+    answer: StreamedResponse, passed: frozenset[str], receive: Receive, send: Send
+) -> None:
     """The upstream's answer to the client as it comes; the upstream connection is given back
     only when the body was read whole, and closed otherwise (client gone, upstream failed).
 
@@ -186,7 +196,7 @@ async def _relay(answer: StreamedResponse, receive: Receive, send: Send) -> None
             {
                 "type": "http.response.start",
                 "status": answer.status,
-                "headers": client_fields(answer.headers),
+                "headers": client_fields(answer.headers, passed),
             }
         )
         async for piece in answer:

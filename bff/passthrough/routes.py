@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from bff.auth.policy import Authenticated, Public, Requirement, Scopes
 from bff.upstream import UpstreamPool
-from bff.upstream.paths import normalise_path
+from bff.upstream.paths import InvalidPath, normalise_path
 
 if TYPE_CHECKING:
     from bff.config import Settings
@@ -37,6 +37,7 @@ class PassRoute:
     forward_authorization: bool = False
     timeout: float | None = None  # None: the pool's total timeout
     prefix: str = ""  # put before the client's normalised tail: "", "/api/{name}" or a rewrite
+    response_headers: frozenset[str] = frozenset()  # withheld fields this route passes (lower)
 
     def upstream_path(self, tail: str) -> str:
         """The upstream's path for a client's `/api/{name}{tail}`.
@@ -44,11 +45,15 @@ class PassRoute:
         `tail` is the rest of the path as received (percent-encoded, no query): empty, or
         starting with `/`. Empty means the client addressed the route itself, which reaches the
         prefix as it is (`/v2/catalog`, not `/v2/catalog/`), or `/`. Raises InvalidPath when
-        the tail is ambiguous or could climb out of the prefix (answered with 400).
+        the tail is ambiguous or could climb out of the prefix (answered with 400): besides
+        what `normalise_path` refuses, a `;` in any spelling, since servlet-style upstreams
+        read `..;` as `..` and `/a;x=1` as `/a` (path parameters).
         """
         if not tail:
             return self.prefix or "/"
         path = normalise_path(tail)
+        if ";" in path or "%3B" in path:  # normalised: every escape is in upper case
+            raise InvalidPath("the path has a ';' parameter in a segment")
         return self.prefix + path if self.prefix else path
 
     @property
@@ -88,5 +93,6 @@ def routes_from_settings(
             route.forward_authorization,
             route.timeout,
             prefix,
+            frozenset(route.response_headers),
         )
     return routes

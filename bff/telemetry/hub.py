@@ -91,7 +91,7 @@ class Telemetry:
         operation = self.metrics.operations(name) if graphql else ""
         self.metrics.request(route, operation, status, seconds)
         codes = state.error_codes
-        if not codes and status >= 400:
+        if not codes and status >= 400 and status != 499:  # 499: the client went away
             codes.append(STATUS_CODES.get(status, "INTERNAL_SERVER_ERROR"))
         for code in codes:
             self.metrics.error(code)

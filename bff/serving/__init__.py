@@ -2,7 +2,9 @@
 
 Binding first means port 0 works (the kernel picks a free port nobody can take between "find
 a port" and "listen on it") and the real address is known before the server starts, which
-`bff demo` prints and the tests and benchmarks connect to.
+`bff demo` prints and the tests and benchmarks connect to. Every server speaks through
+`EdgeProtocol` (`bff.serving.edge`), which bounds client connections by the app's `server`
+settings (`EdgeLimits`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,24 @@ from typing import Any, NoReturn, Self
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from bff.serving.edge import EdgeProtocol, set_limits
+from bff.serving.limits import EdgeLimits
+
+__all__ = [
+    "DRAIN_TIMEOUT",
+    "BackgroundServer",
+    "EdgeLimits",
+    "EdgeProtocol",
+    "bind",
+    "exit_quietly",
+    "loop_factory",
+    "run",
+    "serve_on",
+    "server_for",
+    "tune_gc",
+    "url_of",
+]
 
 START_TIMEOUT = 10.0
 # Of `bff` and of each of its workers; `request_id` is "-" outside a request (`bff.request_id`).
@@ -66,12 +86,17 @@ DRAIN_TIMEOUT = 2.0  # seconds in-flight requests get on shutdown, unless `serve
 
 
 def server_for(
-    app: ASGIApp, drain_timeout: float = DRAIN_TIMEOUT, **options: Any
+    app: ASGIApp,
+    drain_timeout: float = DRAIN_TIMEOUT,
+    limits: EdgeLimits | None = None,
+    **options: Any,
 ) -> uvicorn.Server:
     """A uvicorn server for `app`: on SIGINT/SIGTERM it stops accepting, lets in-flight requests
-    finish for up to `drain_timeout` seconds, then cancels them and returns."""
+    finish for up to `drain_timeout` seconds, then cancels them and returns. Its connections
+    are bounded by `limits`, by default those of the app's settings (`EdgeLimits.for_app`)."""
     config = uvicorn.Config(
         app,
+        http=EdgeProtocol,  # head, timeouts and connection cap of the app's `server` settings
         log_config=None,
         log_level="warning",
         access_log=False,
@@ -83,6 +108,8 @@ def server_for(
         timeout_graceful_shutdown=math.ceil(drain_timeout),  # whole seconds, rounded up
         **options,
     )
+    if limits is not None:
+        set_limits(config, limits)
     return uvicorn.Server(config)
 
 
@@ -118,10 +145,16 @@ def exit_quietly(sig: int, frame: FrameType | None) -> NoReturn:
 class BackgroundServer:
     """An app served from a daemon thread: `with BackgroundServer(app) as s: s.url`."""
 
-    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: EdgeLimits | None = None,
+    ) -> None:
         self.sock = bind(host, port)
         self.url = url_of(self.sock)
-        self.server = server_for(app)
+        self.server = server_for(app, limits=limits)
         self._thread = threading.Thread(target=self._run, name="bff-server", daemon=True)
 
     def _run(self) -> None:
