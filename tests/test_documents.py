@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from graphql import parse, print_ast
+from graphql import build_schema, parse, print_ast
 
 from bff.graphql.documents import count_fields, merged
 from bff.graphql.executor import GraphQLExecutor, RequestErrors
@@ -304,3 +304,33 @@ def test_the_gateway_suggests_no_names_with_introspection_off(small: GraphQLClie
     assert response.status_code == 400
     [error] = response.json()["errors"]
     assert error["message"] == "Cannot query field 'prodct' on type 'Query'."
+
+
+# --- literals out of range --------------------------------------------------------------------
+
+FLOATS = build_schema("""
+    type Query { near(lat: Float!, radius: Float = 1.0, tags: [Float!]): Int, count(n: Int): Int }
+""")
+
+
+@pytest.mark.parametrize(
+    "literal",
+    ["1e999", "-1e999", "1" + "0" * 400, "[1.5, 1e400]"],
+    ids=["inf", "-inf", "huge int", "inside a list"],
+)
+def test_a_float_literal_past_the_double_range_is_bad_input(literal: str) -> None:
+    executor = GraphQLExecutor(FLOATS)
+    argument = "tags" if literal.startswith("[") else "radius"
+    [error] = refused(executor, f"{{ near(lat: 1.0, {argument}: {literal}) }}")
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+    assert "Float cannot represent non-finite value" in str(error["message"])
+
+
+def test_finite_floats_and_defaults_pass() -> None:
+    executor = GraphQLExecutor(FLOATS)
+    executor.prepare("{ near(lat: 1e308, radius: -2, tags: [0.5, 3]) }")
+    executor.prepare("query($r: Float = 2.5e10) { near(lat: 0, radius: $r) }")
+    with pytest.raises(RequestErrors):  # in a variable's default too
+        executor.prepare("query($r: Float = 1e999) { near(lat: 0, radius: $r) }")
+    [error] = refused(executor, "{ count(n: 2147483648) }")  # an Int literal past 32 bits
+    assert "Int cannot represent non 32-bit signed integer value" in str(error["message"])

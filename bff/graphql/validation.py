@@ -8,18 +8,31 @@ name, fragments spread side by side: n fragments in one selection set cost about
 defeat the merge (hundreds of distinct fragments selecting the same field) can spend to a few
 milliseconds. A document past it is refused as `QUERY_TOO_COMPLEX`, not
 as the client's syntax mistake.
+
+`FiniteFloatsRule` closes a gap of graphql-core: a `Float` literal past the double range
+(`1e999`) parses to infinity and would reach resolvers; as a variable it cannot (JSON has no
+infinity, and graphql-core's `Float` refuses it), so the literal is refused the same way.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from graphql import GraphQLError, specified_rules
+from graphql import (
+    FloatValueNode,
+    GraphQLError,
+    GraphQLFloat,
+    IntValueNode,
+    get_named_type,
+    specified_rules,
+)
 from graphql.validation import (
     ASTValidationRule,
     NoSchemaIntrospectionCustomRule,
     OverlappingFieldsCanBeMergedRule,
     ValidationContext,
+    ValidationRule,
 )
 from graphql.validation.validate import ValidationAbortedError
 
@@ -54,13 +67,35 @@ class BoundedOverlapRule(OverlappingFieldsCanBeMergedRule):
             raise TooComplexToValidate() from None
 
 
+class FiniteFloatsRule(ValidationRule):
+    """A `Float` literal must be a finite number, as a `Float` variable must."""
+
+    def enter_float_value(self, node: FloatValueNode, *_args: Any) -> None:
+        self.check(node)
+
+    def enter_int_value(self, node: IntValueNode, *_args: Any) -> None:
+        self.check(node)
+
+    def check(self, node: FloatValueNode | IntValueNode) -> None:
+        if get_named_type(self.context.get_input_type()) is not GraphQLFloat:
+            return
+        try:
+            finite = math.isfinite(float(node.value))
+        except OverflowError:  # an integer literal past the double range
+            finite = False
+        if not finite:
+            message = f"Float cannot represent non-finite value: {node.value[:40]}"
+            self.report_error(GraphQLError(message, node))
+
+
 def validation_rules(*, introspection: bool) -> list[type[ASTValidationRule]]:
-    """graphql-core's specified rules, the overlap rule bounded, and no introspection when
-    `introspection` is off."""
+    """graphql-core's specified rules, the overlap rule bounded, finite floats, and no
+    introspection when `introspection` is off."""
     rules: list[type[ASTValidationRule]] = [
         BoundedOverlapRule if rule is OverlappingFieldsCanBeMergedRule else rule
         for rule in specified_rules
     ]
+    rules.append(FiniteFloatsRule)
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     return rules
