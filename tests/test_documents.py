@@ -132,6 +132,24 @@ def test_a_fragment_cycle_or_an_unknown_fragment_does_not_break_the_count() -> N
     assert count_fields(parse("{ product(id: 1) { ...Nowhere } }")) == 1
 
 
+def test_a_long_chain_of_fragments_is_counted_without_recursion() -> None:
+    links = 3000  # far past Python's recursion limit
+    chain = [f"fragment F{i} on Product {{ ...F{i + 1} id }}" for i in range(links)]
+    chain.append(f"fragment F{links} on Product {{ name }}")
+    document = parse("{ product(id: 1) { ...F0 } } " + " ".join(chain), max_tokens=50_000)
+    assert count_fields(document, 10**6) == 1 + links + 1
+    assert count_fields(document, 100) == 101
+
+
+def test_a_chain_under_the_token_cap_is_refused_not_a_crash() -> None:
+    links = 700
+    chain = [f"fragment F{i} on Product {{ ...F{i + 1} id }}" for i in range(links)]
+    chain.append(f"fragment F{links} on Product {{ name }}")
+    query = "{ product(id: 1) { ...F0 } } " + " ".join(chain)
+    [error] = refused(GraphQLExecutor(SCHEMA), query)  # graphql-core's validation gives up
+    assert error["extensions"]["code"] in {"BAD_USER_INPUT", "QUERY_TOO_COMPLEX"}
+
+
 # --- the executor -----------------------------------------------------------------------------
 
 

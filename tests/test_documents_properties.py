@@ -240,7 +240,7 @@ def attacks(draw: st.DrawFn) -> str:
     drawn = Drawn(draw(st.sampled_from([None, *MISTAKES])))
     selection = draw(fields("Query", 2, drawn))
     times = draw(st.integers(10, 2000))
-    shape = draw(st.sampled_from(["flat", "inline", "fragment", "distinct fragments"]))
+    shape = draw(st.sampled_from(["flat", "inline", "fragment", "distinct fragments", "chain"]))
     if shape == "flat":
         body = "{ " + f"{selection} " * times + "}"
     elif shape == "inline":
@@ -248,6 +248,12 @@ def attacks(draw: st.DrawFn) -> str:
     elif shape == "fragment":
         body = "{ " + "...R " * times + "}"
         drawn.fragments["R"] = f"fragment R on Query {{ {selection} }}"
+    elif shape == "chain":
+        count = min(times, 800)
+        body = "{ ...R0 }"
+        for i in range(count):
+            drawn.fragments[f"R{i}"] = f"fragment R{i} on Query {{ ...R{i + 1} {selection} }}"
+        drawn.fragments[f"R{count}"] = f"fragment R{count} on Query {{ {selection} }}"
     else:
         count = min(times, 400)
         body = "{ " + " ".join(f"...R{i}" for i in range(count)) + " }"

@@ -136,41 +136,63 @@ def value_key(value: ValueNode) -> Any:
     return ("other", id(value))  # pragma: no cover - graphql-core has no other kind
 
 
+def _shallow(selection_set: SelectionSetNode) -> tuple[int, list[str]]:
+    """The fields of a selection set, nested ones included, and the fragments it spreads
+    (as often as it spreads them); iterative, as chains of fragments can be long."""
+    fields = 0
+    spreads: list[str] = []
+    stack = [selection_set]
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FieldNode):
+                fields += 1
+                if selection.selection_set is not None:
+                    stack.append(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                stack.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                spreads.append(selection.name.value)
+    return fields, spreads
+
+
 class _Count:
     """Field selections with fragments expanded, saturating just past `limit`."""
 
     def __init__(self, document: DocumentNode, limit: int) -> None:
         self.limit = limit
         self.fragments = {
-            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+            d.name.value: _shallow(d.selection_set)
+            for d in document.definitions
+            if isinstance(d, FragmentDefinitionNode)
         }
-        self.memo: dict[str, int | None] = {}  # None: being counted (a spread of it is a cycle)
+        self.memo: dict[str, int] = {}
 
-    def selection_set(self, node: SelectionSetNode) -> int:
-        total = 0
-        for selection in node.selections:
-            if isinstance(selection, FieldNode):
-                total += 1
-                if selection.selection_set is not None:
-                    total += self.selection_set(selection.selection_set)
-            elif isinstance(selection, InlineFragmentNode):
-                total += self.selection_set(selection.selection_set)
-            elif isinstance(selection, FragmentSpreadNode):
-                total += self.fragment(selection.name.value)
-            if total > self.limit:
-                return self.limit + 1
-        return total
+    def spreads(self, fields: int, spreads: list[str]) -> int:
+        """`fields` plus what `spreads` expand to, each fragment measured once."""
+        for name in spreads:
+            self.fragment(name)
+        return min(fields + sum(self.memo.get(name, 0) for name in spreads), self.limit + 1)
 
-    def fragment(self, name: str) -> int:
-        if name in self.memo:
-            return self.memo[name] or 0
-        definition = self.fragments.get(name)
-        if definition is None:
-            return 0  # validation reports the unknown fragment
-        self.memo[name] = None
-        count = self.selection_set(definition.selection_set)
-        self.memo[name] = count
-        return count
+    def fragment(self, name: str) -> None:
+        """Measure `name` and the fragments below it, depth first without recursion; a
+        fragment met again while being measured (a cycle) counts as nothing there."""
+        measuring: set[str] = set()
+        stack = [name]
+        while stack:
+            current = stack[-1]
+            if current in self.memo or current not in self.fragments:
+                self.memo.setdefault(current, 0)
+                stack.pop()
+            elif current not in measuring:
+                measuring.add(current)
+                below = self.fragments[current][1]
+                stack.extend(n for n in below if n not in self.memo and n not in measuring)
+            else:
+                fields, below = self.fragments[current]
+                total = fields + sum(self.memo.get(n, 0) for n in below)
+                self.memo[current] = min(total, self.limit + 1)
+                measuring.discard(current)
+                stack.pop()
 
 
 def count_fields(document: DocumentNode, limit: int = MAX_FIELDS) -> int:
@@ -181,12 +203,13 @@ def count_fields(document: DocumentNode, limit: int = MAX_FIELDS) -> int:
     total = 0
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):
-            total += count.selection_set(definition.selection_set)
+            total += count.spreads(*_shallow(definition.selection_set))
             if total > limit:
                 return limit + 1
     for name in count.fragments:
         if name not in count.memo:
-            total += count.fragment(name)
+            count.fragment(name)
+            total += count.memo[name]
             if total > limit:
                 return limit + 1
     return total
