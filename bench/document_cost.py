@@ -60,6 +60,13 @@ def side_by_side(n: int) -> str:
     return f"{{ product(id: 1) {{ {spreads} }} }} {definitions}"
 
 
+def apart(n: int) -> str:
+    """Distinct fragments, each spread under a field of its own: no pair to compare."""
+    fields = " ".join(f"p{i}: product(id: 1) {{ ...F{i} }}" for i in range(n))
+    definitions = " ".join(f"fragment F{i} on Product {{ id }}" for i in range(n))
+    return f"{{ {fields} }} {definitions}"
+
+
 def spread_again(n: int) -> str:
     return "{ product(id: 1) { " + "...F " * n + "} } fragment F on Product { id }"
 
@@ -99,6 +106,7 @@ CASES: dict[str, Callable[[int], str]] = {
     "distinct aliases": aliases,
     "conflicting arguments": conflicting,
     "fragments side by side": side_by_side,
+    "fragments apart": apart,
     "fragment fan-out": fan_out,
     "fragment chain": chain,
     "directive variants": directive_variants,
