@@ -18,9 +18,10 @@ so answers, error locations and costs are what they were.
 
 `count_fields` counts the field selections of the merged document with fragments expanded
 (a field inside a fragment spread three times counts three times), parents included, each
-fragment measured once and reused at every spread; it stops as soon as the count passes the
-limit, so a fragment fan-out of 4^12 fields costs a few hundred steps. A fragment that
-spreads itself counts as nothing there: validation refuses the cycle.
+fragment measured once, saturating just past the limit, and reused at every spread: a fragment
+fan-out of 4^12 fields costs one step per selection written, and a chain of thousands of
+fragments is followed without recursion. A fragment met again while it is being measured (a
+cycle) counts as nothing there: validation refuses the cycle.
 """
 
 from __future__ import annotations
