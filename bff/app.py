@@ -199,6 +199,7 @@ def create_app(
         introspection=settings.server.introspection,
         observe=wrap_execute,
         max_tokens=limits.max_tokens,
+        max_fields=limits.max_fields,
     )
     executor.stats.on_fallback = telemetry.metrics.graphql_fallback
     graphql = GraphQLEndpoint(

@@ -196,7 +196,7 @@ def test_unknown_nested_key() -> None:
 def test_unknown_key_without_close_match_lists_the_keys() -> None:
     assert errors_of({"limits": {"zzz": 1}}) == [
         "limits.zzz: unknown key; expected one of: enabled, max_depth, max_cost, max_aliases, "
-        "max_tokens, max_variables"
+        "max_tokens, max_fields, max_variables"
     ]
 
 

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from graphql import OperationDefinitionNode, parse
+from graphql import OperationDefinitionNode, build_schema, parse
 
 from bff.config import LimitsConfig
 from bff.errors import BadUserInput, QueryTooComplex, QueryTooDeep
 from bff.graphql.executor import GraphQLExecutor, RequestErrors
 from bff.limits import QueryLimits
+from bff.limits.analysis import MAX_COUNTED
 from services import RunningServices
 from tests.support import (
     DASHBOARD,
@@ -29,8 +30,9 @@ DASHBOARD_COST = 301  # orders(first: 20): 1 + 20 * (nodes 1 + 3 + user 3 + item
 
 
 def check(query: str, variables: dict[str, Any] | None = None, **limits: int) -> int:
-    """The cost QueryLimits computes for a validated `query` (the executor validates it)."""
-    prepared = GraphQLExecutor(SCHEMA).prepare(query)
+    """The cost QueryLimits computes for a validated `query` (the executor validates it; its
+    field count is lifted so that the analysis itself meets fragment bombs)."""
+    prepared = GraphQLExecutor(SCHEMA, max_fields=10**9).prepare(query)
     operation = GraphQLExecutor.operation(prepared, None)
     checker = QueryLimits(SCHEMA, LimitsConfig(**limits))
     return checker.check(prepared.shapes, prepared.document, operation, variables)
@@ -132,8 +134,7 @@ def test_a_variable_default_in_the_operation_counts() -> None:
     query = "query($n: Int = 7) { products(first: $n) { nodes { id } } }"
     assert check(query) == 1 + 7 * 2
     assert check(query, {"n": 3}) == 1 + 3 * 2
-    # not a count: the field's own default (20) stands in; execution refuses the value later
-    assert check(query, {"n": "not a number"}) == 1 + 20 * 2
+    assert check(query, {"n": None}) == 1 + 20 * 2  # null: the field's own default
 
 
 def test_introspection_is_not_counted() -> None:
@@ -265,3 +266,152 @@ def test_limits_can_be_turned_off(shop: RunningServices) -> None:
         client.close()
     assert "extensions" not in body
     assert "errors" not in body
+
+
+# --- variables are coerced before the cost reads them ------------------------------------------
+
+FIRST = "query($n: Int) { products(first: $n) { nodes { id } } }"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1e40, 2**31, -(2**31) - 1, 10**40, 1.5, "12", True, [3], {"n": 3}],
+    ids=["1e40", "2^31", "-2^31-1", "10^40", "1.5", "string", "bool", "list", "object"],
+)
+def test_a_variable_its_scalar_cannot_hold_is_bad_input_before_the_cost(value: Any) -> None:
+    with pytest.raises(BadUserInput) as refused:
+        check(FIRST, {"n": value})
+    assert "Int cannot represent" in refused.value.message
+    assert "$n" in refused.value.message
+
+
+def test_the_largest_ints_are_counts_and_the_cost_saturates() -> None:
+    assert check(FIRST, {"n": 2**31 - 1}, max_cost=10**18) == 1 + (2**31 - 1) * 2
+    assert check(FIRST, {"n": 3.0}) == 1 + 3 * 2  # an integral float is an Int
+    # three nested connections of 2^31 - 1 would be 2^93: past what JSON keeps exactly
+    query = """query($n: Int) { products(first: $n) { nodes { reviews(first: $n) {
+        author { orders(first: $n) { nodes { id } } } } } } }"""
+    with pytest.raises(QueryTooComplex) as refused:
+        check(query, {"n": 2**31 - 1})
+    assert refused.value.extensions["cost"] == MAX_COUNTED == 2**53 - 1
+
+
+def test_a_bad_variable_is_refused_on_a_cached_shape_too() -> None:
+    executor = GraphQLExecutor(SCHEMA)
+    prepared = executor.prepare(FIRST)
+    operation = executor.operation(prepared, None)
+    checker = QueryLimits(SCHEMA, LimitsConfig())
+    assert checker.check(prepared.shapes, prepared.document, operation, {"n": 2}) == 5
+    with pytest.raises(BadUserInput):
+        checker.check(prepared.shapes, prepared.document, operation, {"n": 1e40})
+    assert prepared.shapes[None].costs == {(2,): 5}
+
+
+# --- list arguments count as lists ------------------------------------------------------------
+
+USERS = "query($ids: [ID!]!) { users(ids: $ids) { id orders(first: 20) { nodes { id } } } }"
+PER_USER = 1 + 1 + 20 * 2  # id, orders (1 + 20 * (nodes 1 + id 1))
+
+
+def test_a_list_of_keys_multiplies_what_is_below_it() -> None:
+    assert check(USERS, {"ids": ["1"] * 100}) == 1 + 100 * PER_USER
+    assert check(USERS, {"ids": ["1", "2"]}) == 1 + 2 * PER_USER
+    assert check(USERS, {"ids": []}) == 1
+    assert check(USERS, {"ids": "7"}) == 1 + PER_USER  # one id is a list of one
+    literal = "{ users(ids: [1, 2, 3]) { id orders(first: 20) { nodes { id } } } }"
+    assert check(literal) == 1 + 3 * PER_USER
+    assert check('{ users(ids: "1") { id } }') == 1 + 1
+
+
+def test_each_list_length_is_its_own_cached_cost() -> None:
+    executor = GraphQLExecutor(SCHEMA)
+    prepared = executor.prepare(USERS)
+    operation = executor.operation(prepared, None)
+    checker = QueryLimits(SCHEMA, LimitsConfig())
+    for ids in (["1"], ["1", "2", "3"], ["9", "8", "7"]):
+        checker.check(prepared.shapes, prepared.document, operation, {"ids": ids})
+    assert prepared.shapes[None].first_variables == ("ids",)
+    assert prepared.shapes[None].costs == {(1,): 1 + PER_USER, (3,): 1 + 3 * PER_USER}
+    with pytest.raises(QueryTooComplex) as refused:
+        checker.check(prepared.shapes, prepared.document, operation, {"ids": ["1"] * 200})
+    assert refused.value.extensions["cost"] == 1 + 200 * PER_USER
+    with pytest.raises(BadUserInput):  # coerced first: a list of the wrong items
+        checker.check(prepared.shapes, prepared.document, operation, {"ids": [{"id": 1}]})
+
+
+BATCHES = build_schema("""
+    type Query {
+      items(keys: [ID!] = ["a", "b", "c"]): [Item]
+      item(keys: [ID!]): Item
+      page(first: Int = 2, keys: [ID!]): [Item!]!
+      total(keys: [ID!]): Int
+    }
+    type Item { id: ID! parts(ids: [ID!]!): [Item!]! }
+""")
+
+
+def batch_cost(query: str, variables: dict[str, Any] | None = None) -> int:
+    prepared = GraphQLExecutor(BATCHES).prepare(query)
+    operation = GraphQLExecutor.operation(prepared, None)
+    checker = QueryLimits(BATCHES, LimitsConfig(max_cost=10**9))
+    return checker.check(prepared.shapes, prepared.document, operation, variables)
+
+
+def test_list_arguments_of_list_fields_count_and_nest() -> None:
+    assert batch_cost("{ items { id } }") == 1 + 3  # the argument's default list
+    assert batch_cost('{ items(keys: ["a"]) { id } }') == 1 + 1
+    assert batch_cost("{ items(keys: null) { id } }") == 1  # no keys, no items
+    # nested batches multiply as nested connections do
+    query = '{ items(keys: ["a", "b"]) { parts(ids: ["1", "2", "3"]) { id } } }'
+    assert batch_cost(query) == 1 + 2 * (1 + 3 * 1)
+    # `first` and a list: the larger counts
+    assert batch_cost('{ page(keys: ["a", "b", "c", "d"]) { id } }') == 1 + 4
+    assert batch_cost('{ page(first: 9, keys: ["a"]) { id } }') == 1 + 9
+
+
+def test_list_arguments_of_fields_that_return_one_value_do_not_multiply() -> None:
+    assert batch_cost('{ item(keys: ["a", "b", "c"]) { id } }') == 1 + 1
+    assert batch_cost('{ total(keys: ["a", "b", "c"]) }') == 1
+
+
+def test_the_gateway_costs_a_batch_of_users_by_its_length(
+    strict: GraphQLClient, calls: UpstreamCalls
+) -> None:
+    response = strict.post(USERS, {"ids": [str(i) for i in range(1, 41)]}, token=sign())
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {
+        "code": "QUERY_TOO_COMPLEX",
+        "cost": 1 + 40 * PER_USER,
+        "maxCost": 1000,
+    }
+    assert calls.total() == 0
+    body = strict.execute(USERS, {"ids": ["1", "2"]}, token=sign("1", ("admin",)))
+    assert body["extensions"] == {"cost": 1 + 2 * PER_USER}
+
+
+@pytest.mark.parametrize("value", [10**40, 2**31, 1e300, -(2**63)])
+@pytest.mark.parametrize("limits_on", [True, False])
+def test_the_gateway_answers_an_out_of_range_int_with_bad_user_input(
+    shop: RunningServices, calls: UpstreamCalls, value: Any, limits_on: bool
+) -> None:
+    settings = gateway_settings(shop.urls, limits={"enabled": limits_on})
+    with running_gateway(settings) as url:
+        client = GraphQLClient(url)
+        for reference in (DASHBOARD, INTROSPECTED):  # the fast path, and graphql-core's
+            response = client.post(reference, {"first": value}, token=sign())
+            assert response.status_code == 400, response.text
+            [error] = response.json()["errors"]
+            assert error["extensions"]["code"] == "BAD_USER_INPUT"
+            assert "Int cannot represent" in error["message"]
+        literal = client.post(f"{{ products(first: {value:.0f}) {{ totalCount }} }}")
+        client.close()
+    assert literal.status_code == 400
+    assert literal.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert calls.total() == 0
+
+
+# introspection sends an operation to graphql-core's own execute (the fast path declines it)
+INTROSPECTED = (
+    'query($first: Int) { __type(name: "Query") { name } orders(first: $first) { totalCount } }'
+)

@@ -24,11 +24,19 @@ class LimitsConfig(Section):
         5000,
         ge=1,
         description="Highest computed cost: every field costs 1, a field with a `first` "
-        "argument multiplies what is below it by `first` (or its default).",
+        "argument multiplies what is below it by `first` (or its default), and a list field "
+        "taking a list argument (`users(ids: [...])`) by the length of that list.",
     )
     max_aliases: int = Field(30, ge=0, description="Most aliases in one operation.")
     max_tokens: int = Field(
         5000, ge=100, description="Most lexical tokens in one document; parsing stops there."
+    )
+    max_fields: int = Field(
+        1000,
+        ge=1,
+        description="Most field selections in one document, counted after merging repeated "
+        "selections and expanding fragments, parents included; checked before validation "
+        "(`QUERY_TOO_COMPLEX`), whether or not `enabled`.",
     )
     max_variables: ByteSize = Field(
         64_000, ge=2, description="Largest `variables` object, measured as JSON."

@@ -8,6 +8,13 @@ forces graphql-core. Both stop at the response ceiling (`bff.graphql.ceiling`): 
 hits it gets one `QUERY_TOO_COMPLEX` error. Request errors (syntax, validation, unknown
 operation, bad variables) come back as `RequestErrors` so the HTTP layer can give them the
 status the GraphQL-over-HTTP spec asks for.
+
+Before validation a document is bounded (`bff.graphql.documents`, SPEC section 15): past
+`max_fields` field selections (merged, fragments expanded) it is refused as
+`QUERY_TOO_COMPLEX` without being validated, and validation runs on its merged copy, with the
+overlap rule on a budget (`bff.graphql.validation`); with introspection off, validation
+messages suggest no names. The cached document is the one parsed: execution, costs and error
+locations are the client's.
 """
 
 from __future__ import annotations
@@ -27,15 +34,16 @@ from graphql import (
     OperationType,
     execute,
     parse,
-    specified_rules,
     validate,
 )
 from graphql import version as graphql_version
-from graphql.validation import NoSchemaIntrospectionCustomRule
 
+from bff.errors import QueryTooComplex
 from bff.graphql import internals
 from bff.graphql.ceiling import MAX_RESULT_VALUES, bounded_executor, too_large
+from bff.graphql.documents import MAX_FIELDS, count_fields, merged
 from bff.graphql.fallbacks import Fallback, FastPathStats
+from bff.graphql.validation import too_complex, validation_rules
 from bff.limits import Shapes
 
 if TYPE_CHECKING:
@@ -92,6 +100,7 @@ class GraphQLExecutor:
         observe: Callable[[Execute], Execute] | None = None,
         max_result_values: int = MAX_RESULT_VALUES,
         max_tokens: int = MAX_TOKENS,
+        max_fields: int = MAX_FIELDS,
     ) -> None:
         self.schema = schema
         if observe is not None:  # telemetry's operation span around every execution
@@ -109,9 +118,9 @@ class GraphQLExecutor:
         self.stats = FastPathStats()
         self._bounded = bounded_executor(max_result_values)
         self.max_tokens = max_tokens
-        self.rules = list(specified_rules)
-        if not introspection:
-            self.rules.append(NoSchemaIntrospectionCustomRule)
+        self.max_fields = max_fields
+        self.rules = validation_rules(introspection=introspection)
+        self.hide_suggestions = not introspection  # "Did you mean ...?" would reveal names
         self._cache: OrderedDict[str, Prepared | RequestErrors] = OrderedDict()
 
     def prepare(self, query: str) -> Prepared:
@@ -133,7 +142,13 @@ class GraphQLExecutor:
             document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError as error:
             return RequestErrors([error])
-        errors = validate(self.schema, document, self.rules)
+        bounded = merged(document)
+        fields = count_fields(bounded, self.max_fields)
+        if fields > self.max_fields:
+            return too_many_fields(fields, self.max_fields)
+        errors = validate(self.schema, bounded, self.rules, hide_suggestions=self.hide_suggestions)
+        if too_complex(errors):
+            return RequestErrors([e for e in errors if too_complex([e])])
         if errors:
             return RequestErrors(errors)
         return Prepared(document)
@@ -222,6 +237,14 @@ class GraphQLExecutor:
             if not isinstance(plan, Fallback) or known:
                 prepared.plans[operation_name] = plan  # not for any name a client makes up
             return plan
+
+
+def too_many_fields(fields: int, limit: int) -> RequestErrors:
+    """The refusal of a document past `limits.max_fields`; counting stops one past it, so
+    `fields` says "at least"."""
+    message = f"The query selects more than {limit} fields (merged, fragments expanded)"
+    error = QueryTooComplex(message, fields=fields, maxFields=limit)
+    return RequestErrors([GraphQLError(message, original_error=error)])
 
 
 def is_mutation(operation: OperationDefinitionNode) -> bool:

@@ -2,9 +2,14 @@
 
 SPEC section 10: depth counts selection-set nesting with fragments expanded (a root field is
 depth 1); every field costs 1, and a field with a `first` argument (lists and connections)
-multiplies the cost of everything below it by `first`, or by the argument's default. Checks run
-in order depth (`QUERY_TOO_DEEP`), aliases, cost (both `QUERY_TOO_COMPLEX`); only the first
-failing one is reported.
+multiplies the cost of everything below it by `first`, or by the argument's default. SPEC
+section 15: a list field that takes a list argument (its batch of keys: `users(ids: [...])`,
+`productIds`) multiplies what is below it by the length of that list, so a batch nested under
+a list multiplies as a connection does; a field with both takes the larger. Checks run in
+order depth (`QUERY_TOO_DEEP`), aliases, cost (both `QUERY_TOO_COMPLEX`); only the first
+failing one is reported. A cost saturates at `MAX_COUNTED` (2^53 - 1, the largest integer a
+JSON reader keeps exactly), far past any limit, so nesting `first: 2147483647` three times
+still reports a number.
 
 The walk is linear in the document: each fragment is measured once per walk and its result
 reused at every spread, so a fragment "bomb" (fragments spreading fragments many times) is
@@ -13,13 +18,16 @@ fragment cycles cannot exist; a cycle that got through anyway fails the walk, no
 Introspection (`__schema`, `__type`) is not counted: it makes no upstream call, `max_tokens`
 bounds it, and `server.introspection: false` turns it off.
 
-Results are cached per operation of a cached document (`OperationShape`): depth and aliases
-never change, the cost only with the variables that feed a `first` argument, so it is cached
-per distinct tuple of those values.
+Variables feeding a multiplier are read as coerced (`bff.limits.query_limits`): an `Int` past
+32 bits never gets here. Results are cached per operation of a cached document
+(`OperationShape`): depth and aliases never change, the cost only with the variables feeding
+a multiplier (as counts: an `Int`, or a list's length), so it is cached per distinct tuple of
+those counts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +35,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLArgument,
     GraphQLField,
     GraphQLInterfaceType,
     GraphQLNamedType,
@@ -34,14 +43,21 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
+    NullValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    Undefined,
     VariableNode,
     get_named_type,
+    get_nullable_type,
+    is_list_type,
+    value_from_ast_untyped,
 )
 
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
-COST_CACHE_SIZE = 64  # distinct `first` variable tuples remembered per operation
+COST_CACHE_SIZE = 64  # distinct tuples of counting variables remembered per operation
+MAX_COUNTED = 2**53 - 1  # costs saturate here: JSON readers keep integers exact up to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +75,8 @@ class CycleError(ValueError):
 
 @dataclass(slots=True)
 class OperationShape:
-    """What never changes for one operation, and its costs by the variables feeding `first`."""
+    """What never changes for one operation, and its costs by the variables feeding a
+    multiplier (`first`, or a list argument: `first_variables` names them all)."""
 
     depth: int
     aliases: int
@@ -97,7 +114,7 @@ class _Walk:
                 continue
             depth = max(depth, measure.depth)
             aliases += measure.aliases
-            cost += measure.cost
+            cost = min(cost + measure.cost, MAX_COUNTED)
         return Measure(depth, aliases, cost)
 
     def field(self, node: FieldNode, parent: GraphQLNamedType | None) -> Measure:
@@ -112,8 +129,9 @@ class _Walk:
             definition = parent.fields.get(name)
         child = get_named_type(definition.type) if definition is not None else None
         below = self.selection_set(node.selection_set, child)
-        multiplier = self.first(node, definition)
-        return Measure(1 + below.depth, aliases + below.aliases, 1 + multiplier * below.cost)
+        multiplier = self.multiplier(node, definition)
+        cost = min(1 + multiplier * below.cost, MAX_COUNTED)
+        return Measure(1 + below.depth, aliases + below.aliases, cost)
 
     def spread(self, name: str) -> Measure:
         if name in self.memo:
@@ -130,10 +148,20 @@ class _Walk:
         self.memo[name] = measure
         return measure
 
-    def first(self, node: FieldNode, definition: GraphQLField | None) -> int:
-        """The multiplier of a field: its `first` argument, 1 when it has none."""
-        if definition is None or "first" not in definition.args:
+    def multiplier(self, node: FieldNode, definition: GraphQLField | None) -> int:
+        """How many items the field asks for: its `first`, the length of its list argument
+        when it returns a list, the larger of both; 1 when it has neither."""
+        if definition is None:
             return 1
+        counts = []
+        if "first" in definition.args:
+            counts.append(self.first(node, definition))
+        if is_list_type(get_nullable_type(definition.type)):
+            counts.extend(self.list_lengths(node, definition))
+        return max(counts, default=1)
+
+    def first(self, node: FieldNode, definition: GraphQLField) -> int:
+        """The field's `first` argument, or its default."""
         value: int | None = None
         for argument in node.arguments or ():
             if argument.name.value != "first":
@@ -141,38 +169,70 @@ class _Walk:
             if isinstance(argument.value, IntValueNode):
                 value = int(argument.value.value)
             elif isinstance(argument.value, VariableNode):
-                variable = argument.value.name.value
-                self.first_variables.add(variable)
-                value = self.variables.get(variable)
+                value = self.variable(argument.value)
         if value is None:
-            default = definition.args["first"].default_value
-            value = default if isinstance(default, int) else 1
+            default = default_of(definition.args["first"])
+            value = default if isinstance(default, int) and not isinstance(default, bool) else 1
         return max(value, 0)
+
+    def list_lengths(self, node: FieldNode, definition: GraphQLField) -> list[int]:
+        """The lengths of the list arguments the field takes (its batches of keys), as
+        given, or their defaults."""
+        given = {argument.name.value: argument.value for argument in node.arguments or ()}
+        lengths = []
+        for name, argument in definition.args.items():
+            if not is_list_type(get_nullable_type(argument.type)):
+                continue
+            value = given.get(name)
+            length: int | None
+            if value is None:
+                default = default_of(argument)
+                length = len(default) if isinstance(default, list) else None
+            elif isinstance(value, ListValueNode):
+                length = len(value.values)
+            elif isinstance(value, NullValueNode):
+                length = 0
+            elif isinstance(value, VariableNode):
+                length = self.variable(value)
+            else:
+                length = 1  # one item stands for a list of one (input coercion)
+            if length is not None:
+                lengths.append(length)
+        return lengths
+
+    def variable(self, node: VariableNode) -> int | None:
+        name = node.name.value
+        self.first_variables.add(name)
+        return self.variables.get(name)
+
+
+def default_of(argument: GraphQLArgument) -> Any:
+    """An argument's default as a Python value: code-first schemas set `default_value`,
+    schemas built from SDL a `default` literal; `None` when it has none."""
+    if argument.default_value is not Undefined:
+        return argument.default_value
+    default = getattr(argument, "default", None)
+    if default is None:
+        return None
+    if default.literal is not None:
+        return value_from_ast_untyped(default.literal)
+    return None if default.value is Undefined else default.value
 
 
 def as_count(value: Any) -> int | None:
-    """A raw JSON variable as `first` would see it; anything else counts as absent."""
+    """A coerced variable as a multiplier reads it: an integer, or a list's length."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    if isinstance(value, list):
+        return len(value)
     return None
 
 
-def variable_values(
-    operation: OperationDefinitionNode, variables: dict[str, Any] | None
-) -> dict[str, int | None]:
-    """The operation's variables as counts, with the operation's own defaults filled in."""
-    values: dict[str, int | None] = {}
-    for definition in operation.variable_definitions or ():
-        name = definition.variable.name.value
-        if variables and name in variables:
-            values[name] = as_count(variables[name])
-        elif isinstance(definition.default_value, IntValueNode):
-            values[name] = int(definition.default_value.value)
-    return values
+def counts(values: Mapping[str, Any], names: Iterable[str]) -> dict[str, int | None]:
+    """The coerced variables `names` as counts (absent ones too: `None`)."""
+    return {name: as_count(values.get(name)) for name in names}
 
 
 def measure(

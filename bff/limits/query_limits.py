@@ -3,7 +3,14 @@ much, before any resolver runs (so before any upstream call), and cap the size o
 
 The measurement (`bff.limits.analysis`) is cached per operation of a prepared document, in the
 `shapes` dict the executor keeps beside its parse cache: a request for a cached document costs
-one dict lookup here, plus a tuple when variables feed a `first` argument.
+one dict lookup here, plus, when variables feed a multiplier (`first`, a list of keys), their
+coercion and a tuple.
+
+Those variables are coerced as execution will coerce them before the cost reads them (SPEC
+section 15): an `Int` beyond 32 bits (`1e40` in JSON), a float where an `Int` goes, a list of
+the wrong items is `BAD_USER_INPUT`, never a cost of 10^40 that no JSON encoder can write.
+Coercion here suggests no names ("Did you mean"): the limits do not know whether
+introspection is on, and execution, which does, coerces every variable again.
 """
 
 from __future__ import annotations
@@ -18,15 +25,17 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
 )
+from graphql.execution.values import get_variable_values
 
 from bff.config import LimitsConfig
 from bff.errors import BadUserInput, QueryTooComplex, QueryTooDeep
 from bff.limits.analysis import (
     COST_CACHE_SIZE,
     CycleError,
+    Measure,
     OperationShape,
+    counts,
     measure,
-    variable_values,
 )
 
 Shapes = dict[str | None, OperationShape]
@@ -64,11 +73,11 @@ class QueryLimits:
         elif not shape.first_variables:
             cost = shape.costs[()]
         else:
-            values = variable_values(operation, dict(variables) if variables else None)
-            costs_key = tuple(values.get(name) for name in shape.first_variables)
+            values = self.coerce(operation, shape.first_variables, variables)
+            costs_key = tuple(values[name] for name in shape.first_variables)
             found = shape.costs.get(costs_key)
             if found is None:
-                cost = self._measure(document, operation, variables)[1]
+                cost = self._walk(document, operation, values)[0].cost
                 if len(shape.costs) >= COST_CACHE_SIZE:
                     shape.costs.clear()
                 shape.costs[costs_key] = cost
@@ -95,22 +104,53 @@ class QueryLimits:
             )
         return cost
 
+    def coerce(
+        self,
+        operation: OperationDefinitionNode,
+        names: tuple[str, ...],
+        variables: Mapping[str, Any] | None,
+    ) -> dict[str, int | None]:
+        """The variables `names` coerced as execution will coerce them, as counts; an
+        uncoercible one is `BAD_USER_INPUT`."""
+        definitions = [
+            d for d in operation.variable_definitions or () if d.variable.name.value in names
+        ]
+        coerced = get_variable_values(
+            self.schema, definitions, dict(variables or {}), max_errors=1, hide_suggestions=True
+        )
+        if isinstance(coerced, list):
+            raise BadUserInput(coerced[0].message)
+        return counts(coerced.coerced, names)
+
     def _measure(
         self,
         document: DocumentNode,
         operation: OperationDefinitionNode,
         variables: Mapping[str, Any] | None,
     ) -> tuple[OperationShape, int]:
+        """The operation's shape and cost: one walk to find the variables the cost reads,
+        and, when there are any, another with them coerced."""
+        result, names = self._walk(document, operation, {})
+        values: dict[str, int | None] = {}
+        if names:
+            values = self.coerce(operation, names, variables)
+            result = self._walk(document, operation, values)[0]
+        shape = OperationShape(result.depth, result.aliases, names)
+        shape.costs[tuple(values[name] for name in names)] = result.cost
+        return shape, result.cost
+
+    def _walk(
+        self,
+        document: DocumentNode,
+        operation: OperationDefinitionNode,
+        values: dict[str, int | None],
+    ) -> tuple[Measure, tuple[str, ...]]:
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
-        values = variable_values(operation, dict(variables) if variables else None)
         try:
-            result, first_variables = measure(self.schema, fragments, operation, values)
+            return measure(self.schema, fragments, operation, values)
         except (CycleError, RecursionError):
             # Validation refuses cycles and the token cap bounds nesting; if either got
             # through, refusing the query is the safe answer.
             raise QueryTooDeep("Query nests too deeply to be measured") from None
-        shape = OperationShape(result.depth, result.aliases, first_variables)
-        shape.costs[tuple(values.get(name) for name in first_variables)] = result.cost
-        return shape, result.cost
