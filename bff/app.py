@@ -128,6 +128,8 @@ def create_app(
     on (an upstream it calls is missing) is a `ConfigError` here, not a 500 per request."""
     served = served_graph(settings, graph)
     install_log_records()
+    for note in served.notes:  # e.g. an OpenAPI operation left out, once at start
+        log.warning(note)
     url = redis_url(settings)
     redis = connect_redis(url) if url is not None else None
     persisted = persisted_queries(

@@ -15,6 +15,7 @@ from bff.config import ConfigError, Settings
 from bff.graph import Graph
 from bff.graph.credentials import AUTH_UPSTREAM
 from bff.graph.token_fields import token_graph
+from bff.sources import sources_graph
 
 SHOP = "schema:graph"  # the bundled sample graph (the top-level schema package)
 
@@ -38,10 +39,12 @@ def load_graph(spec: str) -> Graph | None:
 def served_graph(settings: Settings, graph: Graph | None = None) -> Graph:
     """The whole graph a gateway with `settings` serves (`graph` replaces the `graph` key)."""
     parts = [graph] if graph is not None else [g for g in [load_graph(settings.graph)] if g]
-    if AUTH_UPSTREAM in settings.upstreams:
-        parts.append(token_graph())
+    if settings.sources:
+        parts.append(sources_graph(settings))
     if not parts:
         raise ConfigError(["graph: none, and no sources: there is nothing to serve"])
+    if AUTH_UPSTREAM in settings.upstreams:
+        parts.append(token_graph())
     served = Graph.combine(parts)
     missing = sorted(served.upstreams - set(settings.upstreams))
     if missing:

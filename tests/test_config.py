@@ -196,7 +196,7 @@ def test_unknown_nested_key() -> None:
 def test_unknown_key_without_close_match_lists_the_keys() -> None:
     assert errors_of({"limits": {"zzz": 1}}) == [
         "limits.zzz: unknown key; expected one of: enabled, max_depth, max_cost, max_aliases, "
-        "max_tokens, max_variables"
+        "max_tokens, max_variables, default_list_size"
     ]
 
 
@@ -659,7 +659,8 @@ def test_env_unknown_key_is_an_error() -> None:
         load_settings(None, env={"BFF_SERVER__PROT": "1", "BFF_NOPE": "1"})
     assert info.value.errors == [
         "BFF_NOPE: unknown key 'nope' in the top level; expected one of: graph, server, upstreams, "
-        "routes, auth, redis, limits, rate_limits, persisted_queries, telemetry, logging",
+        "routes, auth, redis, limits, rate_limits, persisted_queries, telemetry, logging, sources, "
+        "links",
         "BFF_SERVER__PROT: unknown key 'prot' in server; did you mean 'port'?",
     ]
 

@@ -1,0 +1,123 @@
+"""Links: fields joining a generated type to another source's operation, batched.
+
+A link whose `argument` is a query parameter sends every key of one level of a query in one
+call (`?ids=1,2,3`, at most `sources[].max_batch` keys a call), then matches the answer's
+items to the keys by `match`. A link whose `argument` is a path parameter makes one call per
+distinct key, concurrently. Either way the loader is the request's (`Loaders.keyed`), so each
+key is asked once per request, and the engine's batch hook gives it its span and metric.
+A 404 for one key of a path link is that field's `null`, with no error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bff.errors import BadUpstreamResponse, BffError
+from bff.graph.context import AnyContext
+from bff.graph.loader import BatchLoader
+from bff.sources.calls import Argument, Call
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """What a link field needs at run time."""
+
+    name: str  # `Type.field`, the loader's key in the request
+    key: str
+    call: Call
+    argument: Argument
+    path_argument: bool
+    result: str | None
+    match: str | None
+    many: bool  # `list: true`
+    max_batch: int
+
+
+class LinkLoader(BatchLoader[Hashable, Any, Any]):
+    """The loader of one link in one request."""
+
+    def __init__(self, clients: Any, plan: LinkPlan) -> None:
+        super().__init__(clients)
+        self.plan = plan
+        self.upstream = plan.call.upstream
+        self.pool = clients.pools[plan.call.upstream]
+        self.identity = clients.headers
+
+    async def batch_load_fn(self, keys: list[Hashable]) -> list[Any]:
+        if self.plan.path_argument:
+            return list(await asyncio.gather(*(self.one(key) for key in keys)))
+        size = self.plan.max_batch
+        if len(keys) <= size:
+            return await self.chunk(keys)
+        chunks = [keys[i : i + size] for i in range(0, len(keys), size)]
+        done = await asyncio.gather(*(self.chunk(chunk) for chunk in chunks))
+        return [value for values in done for value in values]
+
+    async def one(self, key: Hashable) -> Any:
+        """A path link: the answer for one key (`None` on 404)."""
+        plan = self.plan
+        try:
+            data = await plan.call.send(self.pool, self.identity, {plan.argument.graphql: key})
+        except BffError as error:
+            return error
+        if plan.result is None or data is None:
+            return data
+        if not isinstance(data, Mapping):
+            return BadUpstreamResponse(plan.call.upstream)
+        return data.get(plan.result)
+
+    async def chunk(self, keys: Sequence[Hashable]) -> list[Any]:
+        """A query link: one call for `keys`, its items realigned to them."""
+        plan = self.plan
+        try:
+            data = await plan.call.send(
+                self.pool, self.identity, {plan.argument.graphql: list(keys)}
+            )
+            items = items_of(data, plan)
+        except BffError as error:
+            return [error] * len(keys)
+        match = plan.match or ""
+        if plan.many:
+            grouped: dict[Any, list[Any]] = {key: [] for key in keys}
+            for item in items:
+                found = grouped.get(item.get(match)) if isinstance(item, dict) else None
+                if found is not None:
+                    found.append(item)
+            return [grouped[key] for key in keys]
+        first: dict[Any, Any] = {}
+        for item in items:
+            if isinstance(item, dict):
+                first.setdefault(item.get(match), item)
+        return [first.get(key) for key in keys]
+
+
+def items_of(data: Any, plan: LinkPlan) -> list[Any]:
+    items = data.get(plan.result) if plan.result and isinstance(data, Mapping) else data
+    if not isinstance(items, list):
+        raise BadUpstreamResponse(plan.call.upstream)
+    return items
+
+
+def link_form(plan: LinkPlan, loader_class: type[LinkLoader]) -> Any:
+    """The batch form of the link field: the keys of all parents, one load."""
+    key, name = plan.key, plan.name
+
+    def make(clients: Any) -> LinkLoader:
+        return loader_class(clients, plan)
+
+    async def form(ctx: AnyContext, parents: Sequence[Any]) -> list[Any]:
+        loader = ctx.loaders.keyed(name, make)
+        keys = [parent.get(key) for parent in parents]
+        if all(k is not None and type(k) in (int, str) for k in keys):
+            return list(await loader.load_settled(keys))
+        wanted = [k for k in keys if k is not None and isinstance(k, int | str | float)]
+        loaded = iter(await loader.load_settled(wanted)) if wanted else iter(())
+        return [
+            next(loaded) if k is not None and isinstance(k, int | str | float) else None
+            for k in keys
+        ]
+
+    return form
