@@ -247,7 +247,9 @@ def add_link(
             )
             return
     item_type = types.output(item_node, item_at, type_name(link.operation) + "Item")
-    field_type: Any = GraphQLList(GraphQLNonNull(item_type)) if link.list else item_type
+    many_keys = types.kind(spec.properties[link.key]) == "array"  # a list of keys: a list
+    listed = link.list or many_keys
+    field_type: Any = GraphQLList(GraphQLNonNull(item_type)) if listed else item_type
     call = Call(
         source.config.upstream,
         operation.method,

@@ -111,13 +111,37 @@ def link_form(plan: LinkPlan, loader_class: type[LinkLoader]) -> Any:
     async def form(ctx: AnyContext, parents: Sequence[Any]) -> list[Any]:
         loader = ctx.loaders.keyed(name, make)
         keys = [parent.get(key) for parent in parents]
-        if all(k is not None and type(k) in (int, str) for k in keys):
+        if all(type(k) in SCALAR_KEYS for k in keys):
             return list(await loader.load_settled(keys))
-        wanted = [k for k in keys if k is not None and isinstance(k, int | str | float)]
-        loaded = iter(await loader.load_settled(wanted)) if wanted else iter(())
-        return [
-            next(loaded) if k is not None and isinstance(k, int | str | float) else None
-            for k in keys
-        ]
+        return await mixed_keys(loader, keys)
 
     return form
+
+
+SCALAR_KEYS = (int, str)
+
+
+async def mixed_keys(loader: LinkLoader, keys: list[Any]) -> list[Any]:
+    """Values for keys that may be absent (`None`: no call) or lists (an array property:
+    the matches of all its keys, in order, missing ones dropped)."""
+    wanted = [k for key in keys for k in (key if isinstance(key, list) else [key]) if usable(k)]
+    loaded = dict(zip(wanted, await loader.load_settled(wanted), strict=True)) if wanted else {}
+    values: list[Any] = []
+    for key in keys:
+        if isinstance(key, list):
+            found = [loaded[k] for k in key if usable(k)]
+            failed = next((v for v in found if isinstance(v, Exception)), None)
+            values.append(failed if failed is not None else flatten(found, loader.plan.many))
+        else:
+            values.append(loaded[key] if usable(key) else None)
+    return values
+
+
+def usable(key: Any) -> bool:
+    return type(key) in SCALAR_KEYS or type(key) is float
+
+
+def flatten(found: list[Any], many: bool) -> list[Any]:
+    if many:
+        return [item for items in found for item in items or ()]
+    return [item for item in found if item is not None]
