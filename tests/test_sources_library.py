@@ -1,0 +1,261 @@
+"""OpenAPI sources over a messy real-world-like pair of documents: a lending library.
+
+`tests/openapi/library.yaml` (3.0, YAML) and `tests/openapi/people.json` (3.1, JSON) have XML
+and form variants beside JSON, `$ref` chains, `allOf`, enums, arrays of objects, path and query
+parameters, required bodies, int64 values beyond 32 bits and names GraphQL forbids. They are
+served by `tests.library_service` on loopback; calls are counted at the service.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from graphql import build_schema, print_schema
+
+from bff.config import Settings, load_settings
+from bff.graphs import served_graph
+from bff.serving import BackgroundServer
+from tests.library_service import BIG, BOOKS, Library
+from tests.support import GraphQLClient, running_gateway, sign
+
+DOCUMENTS = Path(__file__).parent / "openapi"
+
+LINKS = [
+    {"type": "Loan", "field": "book", "source": "library", "operation": "getBook",
+     "key": "isbn", "argument": "isbn-13"},
+    {"type": "Loan", "field": "member", "source": "people", "operation": "member",
+     "key": "memberId", "argument": "memberId"},
+    {"type": "Book", "field": "authors", "source": "people", "operation": "authors",
+     "key": "authorIds", "argument": "id", "result": "data", "match": "id"},
+]  # fmt: skip
+
+
+def library_config(url: str, **changes: Any) -> dict[str, Any]:
+    upstreams = {name: {"instances": [{"url": url}]} for name in ("library", "people")}
+    config: dict[str, Any] = {
+        "graph": "none",
+        "upstreams": upstreams,
+        "auth": {"jwt": {"algorithm": "HS256", "secret": "test-secret-0123456789-abcdefghij"}},
+        "rate_limits": {"enabled": False},
+        "sources": [
+            {"name": "library", "upstream": "library", "openapi": "library.yaml", "auth": "public",
+             "headers": {"X-Api-Version": "2"}},
+            {"name": "people", "upstream": "people", "openapi": "people.json",
+             "auth": {"scopes": ["people:read"]}},
+        ],
+        "links": LINKS,
+    }  # fmt: skip
+    config.update(changes)
+    return config
+
+
+def write(tmp: Path, config: dict[str, Any]) -> Path:
+    """The config as a file beside copies of the documents (their paths are relative)."""
+    for document in DOCUMENTS.iterdir():
+        shutil.copy(document, tmp / document.name)
+    path = tmp / "bff.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def library() -> Iterator[tuple[Library, str]]:
+    service = Library()
+    with BackgroundServer(service.app) as server:
+        yield service, server.url
+
+
+@pytest.fixture(scope="module")
+def settings(library: tuple[Library, str], tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return load_settings(write(tmp_path_factory.mktemp("library"), library_config(library[1])))
+
+
+@pytest.fixture(scope="module")
+def gql(settings: Settings) -> Iterator[GraphQLClient]:
+    with running_gateway(settings) as url:
+        client = GraphQLClient(url)
+        yield client
+        client.close()
+
+
+@pytest.fixture
+def service(library: tuple[Library, str]) -> Library:
+    library[0].calls.clear()
+    return library[0]
+
+
+def test_the_generated_schema(settings: Settings) -> None:
+    schema = served_graph(settings).schema
+    sdl = print_schema(schema)
+    build_schema(sdl)  # the printed SDL is valid GraphQL
+    book = schema.type_map["Book"]
+    fields = {name: str(f.type) for name, f in book.fields.items()}  # type: ignore[attr-defined]
+    assert fields == {
+        "isbn": "String!",
+        "title": "String!",
+        "created_at": "String",  # `created-at`
+        "genre": "Genre!",  # a component enum, through a $ref
+        "format": "BookFormat",  # an inline enum, named by its place
+        "isbnNumber": "Int64!",  # int64 without bounds: may leave 32 bits
+        "copies": "Int",  # int64 kept in 32 bits by minimum/maximum
+        "authorIds": "[Int!]",
+        "_2ndEdition": "Boolean",
+        "_meta": "JSON",  # free-form object; `__meta`
+        "price": "JSON",  # oneOf of scalars
+        "editions": "[BookEditions!]",  # an array of inline objects
+        "authors": "[Author!]",  # a link over a list of keys
+    }
+    assert "enum BookFormat {\n  hardcover\n  paperback\n  e_book\n  null_\n}" in sdl
+    assert "enum Genre {\n  fiction\n  non_fiction\n  poetry\n}" in sdl
+    query = schema.query_type
+    assert query is not None
+    assert set(query.fields) == {"getBook", "searchBooks", "loans", "authors", "member"}
+    assert str(query.fields["getBook"].type) == "Book"  # aliases BookRef -> BookAlias -> Book
+    assert {n: str(a.type) for n, a in query.fields["getBook"].args.items()} == {
+        "isbn_13": "String!"
+    }
+    search = query.fields["searchBooks"]
+    assert {n: str(a.type) for n, a in search.args.items()} == {
+        "page_size_": "Int",
+        "genre": "Genre",
+        "tags": "[String!]",
+        "available": "Boolean",
+    }
+    assert search.args["page_size_"].default_value == 10
+    assert str(query.fields["member"].args["memberId"].type) == "Int64!"
+    assert set(query.fields["loans"].args) == {"state"}  # the header comes from the config
+    mutation = schema.mutation_type
+    assert mutation is not None
+    assert {n: str(a.type) for n, a in mutation.fields["addBook"].args.items()} == {
+        "input": "NewBookInput!"
+    }
+    new_book = schema.type_map["NewBookInput"]
+    assert set(new_book.fields) == {"isbn", "title", "genre", "isbnNumber"}  # type: ignore[attr-defined]
+    assert str(mutation.fields["lend"].args["input"].type) == "LendInput!"
+    for absent in ("Unused", "BookRef", "BookAlias", "Problem", "Error"):
+        assert absent not in schema.type_map
+    assert str(schema.type_map["Author"].fields["born"].type) == "Int"  # type: ignore[attr-defined]
+
+
+def test_operations_that_cannot_be_served_are_left_out_with_one_note_each(
+    settings: Settings,
+) -> None:
+    notes = served_graph(settings).notes
+    assert len(notes) == 3
+    assert notes[0].startswith("sources.library: operation exportCatalogue left out: no 2xx")
+    assert notes[1].startswith("sources.library: operation auditLog left out: required header")
+    assert notes[2].startswith("sources.library: operation whoAmI left out: required cookie")
+
+
+def test_a_book_read_under_valid_names(gql: GraphQLClient, service: Library) -> None:
+    book = gql.data(
+        '{ getBook(isbn_13: "978-2") { isbn title created_at genre format isbnNumber copies'
+        " _2ndEdition _meta price editions { year publisher } } }"
+    )["getBook"]
+    raw = BOOKS["978-2"]
+    assert book == {
+        "isbn": "978-2",
+        "title": raw["title"],
+        "created_at": raw["created-at"],
+        "genre": "poetry",
+        "format": "e_book",  # `e-book`
+        "isbnNumber": BIG + 2,  # exact, beyond 32 bits
+        "copies": 2,
+        "_2ndEdition": True,
+        "_meta": raw["__meta"],
+        "price": "on request",
+        "editions": [{"year": 1992, "publisher": "Acme"}, {"year": 2002, "publisher": None}],
+    }
+    assert service.calls == {"GET /books/978-2": 1}
+
+
+def test_query_parameters_keep_their_document_names(gql: GraphQLClient, service: Library) -> None:
+    books = gql.data("{ searchBooks(page_size_: 1, genre: non_fiction) { isbn genre } }")
+    assert books == {"searchBooks": [{"isbn": "978-1", "genre": "non_fiction"}]}
+
+
+def test_a_path_link_calls_once_per_distinct_key_and_a_404_is_null(
+    gql: GraphQLClient, service: Library
+) -> None:
+    body = gql.execute(
+        "{ loans { loans { id state book { title } member { name memberId } } next } }",
+        token=sign(scopes=["people:read"]),
+    )
+    assert "errors" not in body, body["errors"]
+    loans = body["data"]["loans"]["loans"]
+    assert [loan["book"] and loan["book"]["title"] for loan in loans] == [
+        "Book 1", "Book 2", "Book 1", None, "Book 3",
+    ]  # fmt: skip
+    assert [loan["member"] and loan["member"]["memberId"] for loan in loans] == [
+        BIG * 10 + 1, BIG * 10 + 2, BIG * 10 + 1, None, BIG * 10 + 3,
+    ]  # fmt: skip
+    assert service.calls == {
+        "GET /loans": 1,
+        "GET /books/978-1": 1,
+        "GET /books/978-2": 1,
+        "GET /books/978-3": 1,
+        "GET /books/978-404": 1,
+        f"GET /members/{BIG * 10 + 1}": 1,
+        f"GET /members/{BIG * 10 + 2}": 1,
+        f"GET /members/{BIG * 10 + 3}": 1,
+        "GET /members/77": 1,
+    }
+    assert service.headers["GET /loans"]["x-api-version"] == "2"  # `sources[].headers`
+    assert service.headers["GET /loans"]["x-user-scopes"] == "people:read"
+    assert "x-api-version" not in service.headers["GET /members/77"]  # another source's
+
+
+def test_a_query_link_batches_every_key_of_a_level_in_one_call(
+    gql: GraphQLClient, service: Library
+) -> None:
+    books = gql.data(
+        "{ searchBooks { isbn authorIds authors { id name born } } }",
+        token=sign(scopes=["people:read"]),
+    )["searchBooks"]
+    for book in books:
+        assert [a["id"] for a in book["authors"]] == [i for i in book["authorIds"] if i <= 6]
+    assert books[1]["authors"][1] == {"id": 3, "name": "Author 3", "born": None}
+    assert service.calls == {"GET /books": 1, "GET /authors": 1}
+
+
+def test_a_source_scope_guards_its_links_only(gql: GraphQLClient, service: Library) -> None:
+    body = gql.execute('{ getBook(isbn_13: "978-1") { title authors { name } } }')
+    assert body["data"] == {"getBook": {"title": "Book 1", "authors": None}}
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAUTHENTICATED"]
+    body = gql.execute('{ getBook(isbn_13: "978-1") { authors { name } } }', token=sign(scopes=[]))
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
+    assert "GET /authors" not in service.calls
+
+
+def test_a_body_goes_out_under_its_document_names(gql: GraphQLClient, service: Library) -> None:
+    added = gql.data(
+        'mutation { addBook(input: {isbn: "978-9", title: "New", genre: non_fiction,'
+        ' isbnNumber: "9780000000099"}) { isbn genre isbnNumber } }'
+    )["addBook"]
+    assert added == {"isbn": "978-9", "genre": "non_fiction", "isbnNumber": 9780000000099}
+    assert service.bodies[-1] == {
+        "isbn": "978-9", "title": "New", "genre": "non-fiction", "isbnNumber": 9780000000099,
+    }  # fmt: skip
+
+
+def test_a_refused_mutation_keeps_the_upstreams_short_detail(gql: GraphQLClient) -> None:
+    body = gql.execute(
+        'mutation { addBook(input: {isbn: "978-1", title: "Dup", genre: poetry}) { isbn } }'
+    )
+    assert body["data"] == {"addBook": None}
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"] == "isbn taken"
+    body = gql.execute('mutation { lend(input: {isbn: "978-1", memberId: 1}) { id } }')
+    assert [(e["message"], e["path"]) for e in body["errors"]] == [("that book is out", ["lend"])]
+
+
+def test_int64_refuses_what_it_cannot_carry(gql: GraphQLClient) -> None:
+    body = gql.post("{ member(memberId: 1.5) { name } }").json()
+    assert body.get("data") is None
+    assert "Int64" in body["errors"][0]["message"]
