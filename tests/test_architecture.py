@@ -47,7 +47,7 @@ ALLOWED: dict[str, set[str]] = {
     # which graph a gateway serves (the `graph` key), joined with the engine's own fields
     "bff.graphs": KERNEL | {"bff.graph", "bff.sources"},
     # OpenAPI sources: documents turned into a graph at start-up, on the same public API
-    "bff.sources": KERNEL | {"bff.auth", "bff.upstream", "bff.graph"},
+    "bff.sources": KERNEL | {"bff.auth", "bff.limits", "bff.upstream", "bff.graph"},
     "bff.rendering": KERNEL,  # media types and every error body, below http and graphql
     "bff.graphql": KERNEL | {"bff.auth", "bff.limits", "bff.rendering", "bff.graph"},
     "bff.http": KERNEL | {"bff.auth", "bff.limits", "bff.rendering", "bff.upstream"},

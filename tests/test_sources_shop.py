@@ -32,7 +32,9 @@ def source_urls(shop: RunningServices, **replace: str) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def sources_gql(shop: RunningServices) -> Iterator[GraphQLClient]:
-    with running_gateway(gateway_settings(source_urls(shop), **shop_sources())) as url:
+    # a Dashboard of 100 orders costs more than the default `max_cost` (see the cost test)
+    settings = gateway_settings(source_urls(shop), limits={"max_cost": 100_000}, **shop_sources())
+    with running_gateway(settings) as url:
         client = GraphQLClient(url)
         yield client
         client.close()
@@ -166,3 +168,23 @@ def test_keys_beyond_max_batch_are_split_into_calls(shop: RunningServices) -> No
     assert [o["user"]["id"] for o in orders] == [o["userId"] for o in expected]
     assert calls.by_path("users") == {"GET /users": -(-len(users) // 7)}
     calls.close()
+
+
+COSTED = "{ orders(limit: 3) { items { id items { quantity } } } }"
+
+
+@pytest.mark.parametrize(("list_size", "cost"), [(None, 1 + 3 * (1 + 1 + 1 + 10)), (2, 16)])
+def test_generated_lists_cost_their_limit_else_the_default_list_size(
+    shop: RunningServices, list_size: int | None, cost: int
+) -> None:
+    # `orders(limit: 3)` multiplies its page by 3 (its `items` are that page); an order's own
+    # `items` have no bound: `limits.default_list_size` (10 unless set)
+    limits = {} if list_size is None else {"default_list_size": list_size}
+    settings = gateway_settings(source_urls(shop), limits=limits, **shop_sources())
+    with running_gateway(settings) as url:
+        client = GraphQLClient(url)
+        body = client.execute(COSTED, token=sign())
+        refused = client.post(COSTED.replace("3", "4000"), token=sign())
+        client.close()
+    assert body["extensions"]["cost"] == cost
+    assert refused.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"

@@ -16,6 +16,11 @@ bounds it, and `server.introspection: false` turns it off.
 Results are cached per operation of a cached document (`OperationShape`): depth and aliases
 never change, the cost only with the variables that feed a `first` argument, so it is cached
 per distinct tuple of those values.
+
+Fields generated from OpenAPI documents say how they count in `GraphQLField.extensions`
+(`LIST_SIZE`): the name of the argument that bounds the list (`first` or `limit`; absent or
+unset: its default, else `limits.default_list_size`), or `""` for a list with no such
+argument, which counts `default_list_size` (SPEC section 12).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from graphql import (
 
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 COST_CACHE_SIZE = 64  # distinct `first` variable tuples remembered per operation
+LIST_SIZE = "bff.list_size"  # GraphQLField.extensions key: the argument bounding a list
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +81,10 @@ class _Walk:
         schema: GraphQLSchema,
         fragments: dict[str, FragmentDefinitionNode],
         variables: dict[str, int | None],
+        default_list_size: int = 10,
     ) -> None:
         self.schema = schema
+        self.default_list_size = default_list_size
         self.fragments = fragments
         self.variables = variables
         self.first_variables: set[str] = set()
@@ -132,11 +140,18 @@ class _Walk:
 
     def first(self, node: FieldNode, definition: GraphQLField | None) -> int:
         """The multiplier of a field: its `first` argument, 1 when it has none."""
-        if definition is None or "first" not in definition.args:
+        if definition is None:
+            return 1
+        bound = "first"
+        if definition.extensions and LIST_SIZE in definition.extensions:
+            bound = definition.extensions[LIST_SIZE]
+            if bound not in definition.args:
+                return self.default_list_size
+        elif "first" not in definition.args:
             return 1
         value: int | None = None
         for argument in node.arguments or ():
-            if argument.name.value != "first":
+            if argument.name.value != bound:
                 continue
             if isinstance(argument.value, IntValueNode):
                 value = int(argument.value.value)
@@ -145,8 +160,10 @@ class _Walk:
                 self.first_variables.add(variable)
                 value = self.variables.get(variable)
         if value is None:
-            default = definition.args["first"].default_value
-            value = default if isinstance(default, int) else 1
+            default = definition.args[bound].default_value
+            generated = bool(definition.extensions) and LIST_SIZE in definition.extensions
+            unbounded = self.default_list_size if generated else 1
+            value = default if isinstance(default, int) else unbounded
         return max(value, 0)
 
 
@@ -180,9 +197,10 @@ def measure(
     fragments: dict[str, FragmentDefinitionNode],
     operation: OperationDefinitionNode,
     variables: dict[str, int | None],
+    default_list_size: int = 10,
 ) -> tuple[Measure, tuple[str, ...]]:
     """Depth, aliases and cost of `operation`, and the variables its cost depends on."""
     root = schema.get_root_type(operation.operation)
-    walk = _Walk(schema, fragments, variables)
+    walk = _Walk(schema, fragments, variables, default_list_size)
     result = walk.selection_set(operation.selection_set, root)
     return result, tuple(sorted(walk.first_variables))

@@ -39,6 +39,7 @@ class QueryLimits:
         self.max_aliases = config.max_aliases
         self.max_cost = config.max_cost
         self.max_variables = config.max_variables
+        self.default_list_size = config.default_list_size
 
     def check_variables(self, variables: Mapping[str, Any] | None) -> None:
         """`BAD_USER_INPUT` when `variables`, as JSON, is larger than `limits.max_variables`."""
@@ -106,7 +107,9 @@ class QueryLimits:
         }
         values = variable_values(operation, dict(variables) if variables else None)
         try:
-            result, first_variables = measure(self.schema, fragments, operation, values)
+            result, first_variables = measure(
+                self.schema, fragments, operation, values, self.default_list_size
+            )
         except (CycleError, RecursionError):
             # Validation refuses cycles and the token cap bounds nesting; if either got
             # through, refusing the query is the safe answer.

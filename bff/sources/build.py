@@ -25,6 +25,7 @@ from bff.config import ConfigError, Settings
 from bff.config.source_models import LinkConfig, SourceConfig
 from bff.graph.fields import batch_field
 from bff.graph.graph import Graph
+from bff.limits.analysis import LIST_SIZE
 from bff.sources.access import SourceAccess, requirement_of
 from bff.sources.calls import Argument, Call
 from bff.sources.document import Document, DocumentError, pointer_text
@@ -270,6 +271,7 @@ def add_link(
         source.config.max_batch,
     )
     loader_class = type(f"{link.type}{type_name(link.field)}Loader", (LinkLoader,), {})
-    spec.fields[spec.names.take(link.field)] = batch_field(
-        field_type, link_form(plan, loader_class), checks=(source.access,)
-    )
+    made = batch_field(field_type, link_form(plan, loader_class), checks=(source.access,))
+    if listed:
+        made.extensions[LIST_SIZE] = ""  # costs `limits.default_list_size`
+    spec.fields[spec.names.take(link.field)] = made

@@ -24,13 +24,16 @@ from graphql import (
 from bff.errors import BffError
 from bff.graph.context import AnyContext
 from bff.graph.fields import batch_field
+from bff.limits.analysis import LIST_SIZE
 from bff.sources.access import SourceAccess
 from bff.sources.calls import Argument, Call
 from bff.sources.names import NameSet, graphql_name, type_name
 from bff.sources.operations import Operation
-from bff.sources.types import Types
+from bff.sources.types import Types, is_object_list
 
 BODY_ARGUMENT = "input"
+BOUNDS = ("first", "limit")  # arguments bounding a list, in the cost
+BOUNDS = ("first", "limit")  # arguments bounding a list, in the cost
 
 
 def root_field(
@@ -87,4 +90,14 @@ def root_field(
             return [error] * len(parents)
         return [value] * len(parents)
 
-    return batch_field(output, form, args=args, checks=(access,), description=operation.description)
+    made = batch_field(output, form, args=args, checks=(access,), description=operation.description)
+    bound = next((name for name in BOUNDS if name in args), None)
+    if bound is not None:
+        made.extensions[LIST_SIZE] = bound
+        page = types.registry.objects.get(getattr(output, "name", ""))
+        if page is not None and page.type is output:  # a page: its lists are counted here
+            for inner in page.fields.values():  # (not `output.fields`: links come later)
+                inner.extensions.pop(LIST_SIZE, None)
+    elif is_object_list(output):
+        made.extensions[LIST_SIZE] = ""
+    return made

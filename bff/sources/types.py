@@ -40,9 +40,12 @@ from graphql import (
     GraphQLNullableOutputType,
     GraphQLObjectType,
     GraphQLString,
+    get_named_type,
+    get_nullable_type,
 )
 
 from bff.graph.fields import read_field
+from bff.limits.analysis import LIST_SIZE
 from bff.sources.document import Document, DocumentError, Pointer, pointer_text
 from bff.sources.names import NameSet, enum_value_name, graphql_name, type_name
 from bff.sources.scalars import INT64, JSON
@@ -224,9 +227,10 @@ class Types:
             gql: Any = self.output(prop_node, prop_at, name + type_name(prop))
             if prop in required and not is_nullable(prop_schema):
                 gql = GraphQLNonNull(gql)
-            spec.fields[spec.names.take(graphql_name(prop))] = read_field(
-                gql, reader(prop), description=prop_schema.get("description")
-            )
+            made = read_field(gql, reader(prop), description=prop_schema.get("description"))
+            if is_object_list(gql):
+                made.extensions[LIST_SIZE] = ""  # costs `limits.default_list_size`
+            spec.fields[spec.names.take(graphql_name(prop))] = made
         return spec
 
     def enum(self, schema: Mapping[str, Any], at: Pointer, context: str) -> GraphQLEnumType:
@@ -291,6 +295,12 @@ class Types:
                 gql, out_name=prop, description=prop_schema.get("description")
             )
         return made
+
+
+def is_object_list(type_: Any) -> bool:
+    return isinstance(get_nullable_type(type_), GraphQLList) and isinstance(
+        get_named_type(type_), GraphQLObjectType
+    )
 
 
 def reader(prop: str) -> Callable[[Any], Any]:
