@@ -15,10 +15,11 @@ import pytest
 import yaml
 
 from bff.cli import build_parser
-from bff.config import inactive_sections, settings_from_dict
+from bff.config import Settings, inactive_sections, settings_from_dict
 from bff.config.loader import load_settings
-from services import SERVICE_NAMES
+from services import SERVICE_NAMES, RunningServices
 from services.cli import DEFAULT_PORT_BASE, PORTS_PER_SERVICE
+from tests.support import GraphQLClient, UpstreamCalls, running_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -94,3 +95,28 @@ def test_the_shell_commands_name_what_exists() -> None:
     for module in re.findall(r"python -m ([\w.]+)", shell):
         assert importlib.util.find_spec(module) is not None, module
     assert ".venv/bin/bff demo" in shell
+
+
+def test_the_openapi_source_example_runs_as_written(shop: RunningServices) -> None:
+    """The "Your own services" config (its paths relative to the repository's top, where the
+    README says to save it) over the sample services, and its query: 2 upstream calls."""
+    [block] = [block for block in blocks("yaml") if block.startswith("graph: none")]
+    data = yaml.safe_load(block)
+    settings = Settings.model_validate(data, context={"base_dir": ROOT})
+    assert [s.openapi for s in settings.sources] == [
+        ROOT / "bench/openapi/shop/orders.yaml",
+        ROOT / "bench/openapi/shop/users.yaml",
+    ]
+    for name, upstream in data["upstreams"].items():  # the ports `bff services` picked here
+        upstream["instances"] = [{"url": url} for url in shop.urls[name]]
+    data["rate_limits"] = {"enabled": False}
+    [query] = [block for block in blocks("graphql") if "orders(limit" in block]
+    calls = UpstreamCalls(shop)
+    with running_gateway(Settings.model_validate(data, context={"base_dir": ROOT})) as url:
+        client = GraphQLClient(url)
+        calls.reset()
+        orders = client.data(query)["orders"]["items"]
+        client.close()
+    assert len(orders) == 3 and all(order["user"]["name"] for order in orders)
+    assert calls.by_service() == {"orders": 1, "users": 1}
+    calls.close()

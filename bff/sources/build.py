@@ -133,19 +133,12 @@ def add_roots(
         if wanted is not None and op_id not in wanted:
             continue
         root = "Query" if operation.method == "GET" else "Mutation"
-        name = op_id
+        name = graphql_name(op_id)  # `get-pet` -> `get_pet` (docs/sources.md, Names)
         other = owners.get((root, name))
         if other is not None:
             problems.append(
                 f"{root}.{name}: defined by both sources {other} and {config.name}; narrow one "
                 "with `operations`"
-            )
-            continue
-        if not _is_name(name):
-            problems.append(
-                f"{source.label}: {pointer_text((*operation.where, 'operationId'))}: "
-                f"operationId {op_id!r} is not a GraphQL name; expose it under another "
-                "operationId"
             )
             continue
         owners[(root, name)] = config.name
