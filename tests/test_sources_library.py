@@ -8,6 +8,7 @@ served by `tests.library_service` on loopback; calls are counted at the service.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 import yaml
 from graphql import build_schema, print_schema
 
+from bff.app import create_app
 from bff.config import Settings, load_settings
 from bff.graphs import served_graph
 from bff.serving import BackgroundServer
@@ -259,3 +261,16 @@ def test_int64_refuses_what_it_cannot_carry(gql: GraphQLClient) -> None:
     body = gql.post("{ member(memberId: 1.5) { name } }").json()
     assert body.get("data") is None
     assert "Int64" in body["errors"][0]["message"]
+
+
+def test_the_gateway_logs_each_operation_left_out_once_at_start(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="bff"):
+        create_app(settings)
+    left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert [m.split(" left out")[0] for m in left_out] == [
+        "sources.library: operation exportCatalogue",
+        "sources.library: operation auditLog",
+        "sources.library: operation whoAmI",
+    ]

@@ -9,8 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from bench.openapi import DASHBOARD, shop_sources
+from bff.app import create_app
+from bff.graphs import served_graph
+from bff.serving import BackgroundServer
+from bff.telemetry.hub import Telemetry
 from services import RunningServices, ServiceSpec, shop_data
 from tests.support import (
     GraphQLClient,
@@ -188,3 +194,26 @@ def test_generated_lists_cost_their_limit_else_the_default_list_size(
         client.close()
     assert body["extensions"]["cost"] == cost
     assert refused.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+def test_generated_fields_get_batch_and_client_spans(shop: RunningServices) -> None:
+    exporter = InMemorySpanExporter()
+    settings = gateway_settings(source_urls(shop), **shop_sources())
+    telemetry = Telemetry(settings, served_graph(settings).schema, exporter=exporter)
+    with BackgroundServer(create_app(settings, telemetry=telemetry)) as server:
+        client = GraphQLClient(server.url)
+        client.data(DASHBOARD, {"limit": 3}, token=sign())
+        client.close()
+        assert telemetry.tracing is not None and telemetry.tracing.flush()
+    spans = exporter.get_finished_spans()
+    (operation,) = [s for s in spans if s.name == "query Dashboard"]
+    batches = [s for s in spans if s.name.startswith("dataloader ")]
+    assert sorted(str(s.attributes["bff.upstream"]) for s in batches) == [  # type: ignore[index]
+        "catalog", "inventory", "reviews", "users",
+    ]  # fmt: skip
+    assert all(s.parent is not None and s.parent.span_id == operation.context.span_id
+               for s in batches)  # fmt: skip
+    clients = [s for s in spans if s.kind == SpanKind.CLIENT]
+    assert sorted(str(s.attributes["bff.upstream"]) for s in clients) == [  # type: ignore[index]
+        "catalog", "inventory", "orders", "reviews", "users",
+    ]  # fmt: skip
