@@ -17,6 +17,10 @@ from starlette.routing import Route
 
 BIG = 9_780_000_000_000  # ISBN-13 numbers do not fit in 32 bits
 
+AWARDS = {
+    1: {"kind": "won", "name": "Hugo", "year": 1990},
+    2: {"kind": "shortlisted", "list": "Booker"},
+}
 BOOKS: dict[str, dict[str, Any]] = {
     f"978-{n}": {
         "isbn": f"978-{n}",
@@ -31,6 +35,7 @@ BOOKS: dict[str, dict[str, Any]] = {
         "__meta": {"shelf": f"A{n}", "tags": ["x", n]},
         "price": 9.5 if n % 2 else "on request",
         "editions": [{"year": 1990 + n, "publisher": "Acme"}, {"year": 2000 + n}],
+        "award": AWARDS.get(n),
     }
     for n in range(1, 6)
 }

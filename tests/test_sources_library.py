@@ -109,6 +109,7 @@ def test_the_generated_schema(settings: Settings) -> None:
         "_2ndEdition": "Boolean",
         "_meta": "JSON",  # free-form object; `__meta`
         "price": "JSON",  # oneOf of scalars
+        "award": "BookAward",  # a oneOf of objects: a union
         "editions": "[BookEditions!]",  # an array of inline objects
         "authors": "[Author!]",  # a link over a list of keys
     }
@@ -273,4 +274,19 @@ def test_the_gateway_logs_each_operation_left_out_once_at_start(
         "sources.library: operation exportCatalogue",
         "sources.library: operation auditLog",
         "sources.library: operation whoAmI",
+    ]
+
+
+def test_a_one_of_objects_is_a_union_resolved_by_its_discriminator(
+    gql: GraphQLClient, service: Library
+) -> None:
+    query = (
+        "{ searchBooks(page_size_: 3) { isbn award { __typename ... on Prize { name year }"
+        " ... on Nomination { list } } } }"
+    )
+    books = gql.data(query)["searchBooks"]
+    assert [b["award"] for b in books] == [
+        {"__typename": "Prize", "name": "Hugo", "year": 1990},
+        {"__typename": "Nomination", "list": "Booker"},
+        None,
     ]

@@ -8,7 +8,9 @@
 - `integer` -> `Int` (`format: int64` -> `Int64` unless `minimum`/`maximum` keep it in 32
   bits), `number` -> `Float`, `string` -> `String`, `boolean` -> `Boolean`, `array` -> a list,
   `enum` -> a GraphQL enum, `allOf` merged; a free-form object, a schema with no type or
-  several, and `oneOf`/`anyOf` -> `JSON` (`bff.sources.scalars`).
+  several -> `JSON` (`bff.sources.scalars`); a `oneOf`/`anyOf` of objects is a union (its
+  member picked by the `discriminator`, else the first whose required properties are all
+  there), any other `oneOf`/`anyOf` is `JSON`.
 - `required` -> non-null, unless the property is `nullable: true` (3.0) or has `"null"` among
   its types (3.1); array items are non-null unless they say the same.
 - Names GraphQL forbids are made valid by `bff.sources.names`; a field keeps reading the
@@ -40,6 +42,7 @@ from graphql import (
     GraphQLNullableOutputType,
     GraphQLObjectType,
     GraphQLString,
+    GraphQLUnionType,
     get_named_type,
     get_nullable_type,
 )
@@ -78,6 +81,7 @@ class Registry:
     owners: dict[str, tuple[str, Pointer]] = field(default_factory=dict)
     enums: dict[tuple[str, Pointer], GraphQLEnumType] = field(default_factory=dict)
     inputs: dict[tuple[str, Pointer], GraphQLInputObjectType] = field(default_factory=dict)
+    unions: dict[tuple[str, Pointer], GraphQLUnionType] = field(default_factory=dict)
     named: dict[tuple[str, Pointer], Any] = field(default_factory=dict)  # output types
     problems: list[str] = field(default_factory=list)
 
@@ -174,6 +178,10 @@ class Types:
         """The (nullable) output type of the schema `node`; `context` names an inline one."""
         schema, at = self.flatten(node, where)
         kind = self.kind(schema)
+        if kind == "json" and ("oneOf" in schema or "anyOf" in schema):
+            union = self.union(schema, at, context)
+            if union is not None:
+                return union
         if kind == "array":
             item, _ = self.flatten(schema.get("items", {}), (*at, "items"))
             item_type = self.output(schema.get("items", {}), (*at, "items"), context)
@@ -232,6 +240,56 @@ class Types:
                 made.extensions[LIST_SIZE] = ""  # costs `limits.default_list_size`
             spec.fields[spec.names.take(graphql_name(prop))] = made
         return spec
+
+    def union(
+        self, schema: Mapping[str, Any], at: Pointer, context: str
+    ) -> GraphQLUnionType | None:
+        """A `oneOf`/`anyOf` of objects as a union (`None`: not all of them are objects).
+
+        Inline members are named `<Union>Option<n>`. An answer's member is the one its
+        `discriminator` names, else the first whose required properties it all has."""
+        key = (self.source, at)
+        found = self.registry.unions.get(key)
+        if found is not None:
+            return found
+        word = "oneOf" if "oneOf" in schema else "anyOf"
+        members = schema.get(word)
+        if not isinstance(members, list) or not members:
+            return None
+        flat = [self.flatten(m, (*at, word, i)) for i, m in enumerate(members)]
+        if not all(self.kind(member) == "object" for member, _ in flat):
+            return None
+        wanted, component = self.type_name_for(at, context)
+        name = self.registry.claim(wanted, self.source, at, component)
+        options = [
+            (self.object(member, m_at, f"{name}Option{i + 1}"), set(member.get("required") or ()))
+            for i, (member, m_at) in enumerate(flat)
+        ]
+        discriminator = schema.get("discriminator") or {}
+        tag = discriminator.get("propertyName") if isinstance(discriminator, Mapping) else None
+        mapping = dict(discriminator.get("mapping") or {}) if tag else {}
+        by_tag = {
+            str(value): spec.name
+            for value, ref in mapping.items()
+            for spec, _ in options
+            if spec.where == tuple(str(ref).removeprefix("#/").split("/"))
+        }
+        by_tag.update({component_name(spec.where) or "": spec.name for spec, _ in options})
+
+        def resolve_type(value: Any, info: Any, abstract: Any) -> str | None:
+            if not isinstance(value, Mapping):
+                return None
+            if tag is not None and str(value.get(tag)) in by_tag:
+                return by_tag[str(value.get(tag))]
+            for spec, required in options:
+                if required <= value.keys():
+                    return spec.name
+            return options[0][0].name
+
+        made = self.registry.unions[key] = GraphQLUnionType(
+            name, [spec.type for spec, _ in options], resolve_type=resolve_type
+        )
+        return made
 
     def enum(self, schema: Mapping[str, Any], at: Pointer, context: str) -> GraphQLEnumType:
         key = (self.source, at)
