@@ -27,3 +27,9 @@ class SourceAccess:
 
     def after(self, principal: Principal, result: Any) -> Any:
         return result
+
+    @property
+    def checks(self) -> tuple[SourceAccess, ...]:
+        """The `checks` of the source's fields: none for a public source (nothing to run per
+        parent)."""
+        return () if isinstance(self.requirement, Public) else (self,)

@@ -90,7 +90,9 @@ def root_field(
             return [error] * len(parents)
         return [value] * len(parents)
 
-    made = batch_field(output, form, args=args, checks=(access,), description=operation.description)
+    made = batch_field(
+        output, form, args=args, checks=access.checks, description=operation.description
+    )
     bound = next((name for name in BOUNDS if name in args), None)
     if bound is not None:
         made.extensions[LIST_SIZE] = bound
