@@ -8,6 +8,7 @@ served by `tests.library_service` on loopback; calls are counted at the service.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 from collections.abc import Iterator
@@ -19,9 +20,12 @@ import yaml
 from graphql import build_schema, print_schema
 
 from bff.app import create_app
+from bff.auth import Principal
 from bff.config import Settings, load_settings
+from bff.graphql.executor import GraphQLExecutor
 from bff.graphs import served_graph
 from bff.serving import BackgroundServer
+from bff.upstream import Upstreams
 from tests.library_service import BIG, BOOKS, Library
 from tests.support import GraphQLClient, running_gateway, sign
 
@@ -290,3 +294,55 @@ def test_a_one_of_objects_is_a_union_resolved_by_its_discriminator(
         {"__typename": "Nomination", "list": "Booker"},
         None,
     ]
+
+
+def test_a_path_argument_is_escaped_into_one_segment(gql: GraphQLClient, service: Library) -> None:
+    body = gql.execute('{ getBook(isbn_13: "978 1?x=1#y") { title } }')
+    assert body["data"] == {"getBook": None} and "errors" not in body  # unknown: 404
+    assert list(service.calls) == ["GET /books/978 1%3Fx=1%23y"]  # one segment
+    body = gql.execute('{ getBook(isbn_13: "978-1/../../loans") { title } }')
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+    assert len(service.calls) == 1  # a slash in a segment is refused before any call
+
+
+LIBRARY_CASES = [
+    '{ getBook(isbn_13: "978-3") { isbn created_at genre format isbnNumber copies _2ndEdition'
+    " _meta price editions { year publisher } authors { id name born links } } }",
+    '{ a: getBook(isbn_13: "978-404") { title } b: getBook(isbn_13: "978-4") { title format } }',
+    "{ loans(state: out) { next loans { id state book { title authors { name } }"
+    " member { memberId name level } } } }",
+    "{ loans { loans { id member { memberId } book { isbn award { __typename"
+    " ... on Prize { year } ... on Nomination { list } } } } } }",
+    "query Q($n: Int, $g: Genre) { searchBooks(page_size_: $n, genre: $g) { isbn authors {"
+    " id } } member(memberId: 97800000000001) { name } }",
+]
+
+
+@pytest.mark.parametrize("query", LIBRARY_CASES)
+def test_the_fast_path_and_graphql_core_agree_on_the_library(
+    settings: Settings, query: str
+) -> None:
+    from tests.test_fastpath_equivalence import PRINCIPALS, observe, settle
+
+    graph = served_graph(settings)
+    executor = GraphQLExecutor(graph.schema, fast=True)
+    variables = {"n": 4, "g": "fiction"} if "$n" in query else None
+
+    async def run(principal: Principal, reference: bool) -> object:
+        pools = Upstreams.from_settings(settings)
+        try:
+            result = await executor.execute(
+                executor.prepare(query),
+                operation_name=None,
+                variables=variables,
+                context=graph.context(principal, pools),
+                reference=reference,
+            )
+            await settle()
+        finally:
+            await pools.aclose()
+        return observe(result, list(result.errors or ()))
+
+    for principal in [*PRINCIPALS.values(), Principal(sub="3", scopes=frozenset({"people:read"}))]:
+        fast = asyncio.run(run(principal, False))
+        assert fast == asyncio.run(run(principal, True)), (principal, query)
