@@ -83,6 +83,8 @@ class Library:
 
     async def book(self, request: Request) -> Response:
         self.seen(request)
+        if request.path_params["isbn"] == "978-list":  # breaks the contract: not a Book
+            return JSONResponse([1, 2])
         found = BOOKS.get(request.path_params["isbn"])
         if found is None:
             return JSONResponse({"title": "Not Found", "detail": "no such book"}, 404)

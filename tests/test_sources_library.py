@@ -346,3 +346,10 @@ def test_the_fast_path_and_graphql_core_agree_on_the_library(
     for principal in [*PRINCIPALS.values(), Principal(sub="3", scopes=frozenset({"people:read"}))]:
         fast = asyncio.run(run(principal, False))
         assert fast == asyncio.run(run(principal, True)), (principal, query)
+
+
+def test_an_answer_of_the_wrong_shape_is_the_upstreams_fault(gql: GraphQLClient) -> None:
+    body = gql.execute('{ getBook(isbn_13: "978-list") { title } }')
+    assert body["data"] == {"getBook": None}
+    (error,) = body["errors"]
+    assert error["extensions"] == {"code": "UPSTREAM_UNAVAILABLE", "upstream": "library"}

@@ -21,7 +21,7 @@ from graphql import (
     get_nullable_type,
 )
 
-from bff.errors import BffError
+from bff.errors import BadUpstreamResponse, BffError
 from bff.graph.context import AnyContext
 from bff.graph.fields import batch_field
 from bff.limits.analysis import LIST_SIZE
@@ -83,11 +83,16 @@ def root_field(
         null_on_404=operation.method == "GET" and is_object,
     )
 
+    # what the answer must be (its fields are read from it): else the upstream broke its contract
+    shape = dict if is_object else list if isinstance(output, GraphQLList) else None
+
     async def form(ctx: AnyContext, parents: Any, **arguments: Any) -> list[Any]:
         try:
             value = await call.send(ctx.pools[upstream], ctx.clients.headers, arguments)
         except BffError as error:
             return [error] * len(parents)
+        if shape is not None and value is not None and type(value) is not shape:
+            return [BadUpstreamResponse(upstream)] * len(parents)
         return [value] * len(parents)
 
     made = batch_field(
