@@ -34,6 +34,7 @@ def add_link(
     registry: Registry,
     problems: list[str],
 ) -> None:
+    """Check `links[index]` and add its field to its type; or append its first problem."""
     where = f"links[{index}]"
     source = loaded.get(link.source)
     if source is None:
