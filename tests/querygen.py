@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from graphql import (
     GraphQLArgument,
+    GraphQLEnumType,
     GraphQLField,
     GraphQLInputType,
     GraphQLObjectType,
@@ -354,6 +355,8 @@ class _Builder:
             if len(items) == 1 and self.chance(20):
                 return items[0]  # a single value where a list is expected is a list of one
             return f"[{', '.join(items)}]"
+        if isinstance(get_named_type(type_), GraphQLEnumType):
+            return str(value)  # an enum value is written bare
         if get_named_type(type_).name == "ID" and _plain_number(value) and self.chance(15):
             return value  # an integer literal is a valid ID
         return json.dumps(value)

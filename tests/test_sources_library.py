@@ -11,23 +11,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 import yaml
 from graphql import build_schema, print_schema
+from hypothesis import strategies as st
 
 from bff.app import create_app
 from bff.auth import Principal
 from bff.config import Settings, load_settings
-from bff.graphql.executor import GraphQLExecutor
+from bff.graphql.executor import GraphQLExecutor, RequestErrors
 from bff.graphs import served_graph
 from bff.serving import BackgroundServer
 from bff.upstream import Upstreams
 from tests.library_service import BIG, BOOKS, Library
+from tests.querygen import GeneratedQuery, queries
 from tests.support import GraphQLClient, running_gateway, sign
+from tests.test_fastpath_equivalence import PRINCIPALS, observe, settle
 
 DOCUMENTS = Path(__file__).parent / "openapi"
 
@@ -322,8 +327,6 @@ LIBRARY_CASES = [
 def test_the_fast_path_and_graphql_core_agree_on_the_library(
     settings: Settings, query: str
 ) -> None:
-    from tests.test_fastpath_equivalence import PRINCIPALS, observe, settle
-
     graph = served_graph(settings)
     executor = GraphQLExecutor(graph.schema, fast=True)
     variables = {"n": 4, "g": "fiction"} if "$n" in query else None
@@ -353,3 +356,67 @@ def test_an_answer_of_the_wrong_shape_is_the_upstreams_fault(gql: GraphQLClient)
     assert body["data"] == {"getBook": None}
     (error,) = body["errors"]
     assert error["extensions"] == {"code": "UPSTREAM_UNAVAILABLE", "upstream": "library"}
+
+
+LIBRARY_POOLS = {
+    "isbn_13": lambda _: st.sampled_from(["978-1", "978-2", "978-4", "978-404", "978-list"]),
+    "page_size_": lambda _: st.sampled_from([0, 1, 3, 10]),
+    "genre": lambda _: st.sampled_from(["fiction", "non_fiction", "poetry"]),
+    "tags": lambda _: st.lists(st.sampled_from(["a", "b"]), max_size=2),
+    "available": lambda _: st.booleans(),
+    "state": lambda _: st.sampled_from(["out", "overdue", "returned"]),
+    "memberId": lambda _: st.sampled_from([BIG * 10 + 1, 77, 5]),
+    "id": lambda _: st.lists(st.sampled_from([1, 2, 9]), min_size=1, max_size=3),
+}
+LIBRARY_SCHEMA = served_graph(
+    load_settings(write(Path(tempfile.mkdtemp()), library_config("http://127.0.0.1:1")), env={})
+).schema
+
+
+@hypothesis.settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow, hypothesis.HealthCheck.data_too_large],
+)
+@hypothesis.given(query=queries(LIBRARY_SCHEMA, LIBRARY_POOLS))
+def test_generated_library_queries_agree(settings: Settings, query: GeneratedQuery) -> None:
+    hypothesis.note(str(query))
+    graph = served_graph(settings)
+    executor = executor_of(graph)
+
+    async def run(principal: Principal, reference: bool) -> object:
+        pools = Upstreams.from_settings(settings)
+        try:
+            prepared = executor.prepare(query.document)
+            result = await executor.execute(
+                prepared,
+                operation_name=query.operation_name,
+                variables=query.variables,
+                context=graph.context(principal, pools),
+                reference=reference,
+            )
+        except RequestErrors as error:
+            return observe(None, error.errors)
+        finally:
+            await settle()
+            await pools.aclose()
+        return observe(result, list(result.errors or ()))
+
+    for principal in (
+        PRINCIPALS["anonymous"],
+        Principal(sub="3", scopes=frozenset({"people:read"})),
+    ):
+        fast = asyncio.run(run(principal, False))
+        assert fast == asyncio.run(run(principal, True)), principal
+
+
+EXECUTORS: dict[int, GraphQLExecutor] = {}
+
+
+def executor_of(graph: Any) -> GraphQLExecutor:
+    """One executor per schema (its plan cache is what the fast path reuses)."""
+    found = EXECUTORS.get(id(graph.schema))
+    if found is None:
+        EXECUTORS.clear()
+        found = EXECUTORS[id(graph.schema)] = GraphQLExecutor(graph.schema, fast=True)
+    return found
