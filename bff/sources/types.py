@@ -232,6 +232,8 @@ class Types:
             prop_at = (*at, "properties", prop)
             prop_schema, _ = self.flatten(prop_node, prop_at)
             spec.properties[prop] = prop_schema
+            if prop_schema.get("writeOnly"):
+                continue  # sent, never answered (a password)
             gql: Any = self.output(prop_node, prop_at, name + type_name(prop))
             if prop in required and not is_nullable(prop_schema):
                 gql = GraphQLNonNull(gql)
