@@ -2,9 +2,9 @@
 
 `graph: shop` (the default) is the bundled sample graph, `graph: none` serves no code-first
 graph (only `sources`), and `graph: package.module:attribute` imports a user's `Graph`.
-`served_graph` joins it with the engine's token mutations (when an `auth` upstream is
-configured) and checks that every upstream the result calls is configured: only those are
-required.
+`served_graph` joins it with the graph of the OpenAPI `sources` (`bff.sources`) and the
+engine's token mutations (when an `auth` upstream is configured) and checks that every
+upstream the result calls is configured: only those are required.
 """
 
 from __future__ import annotations
