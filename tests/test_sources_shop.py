@@ -217,3 +217,17 @@ def test_generated_fields_get_batch_and_client_spans(shop: RunningServices) -> N
     assert sorted(str(s.attributes["bff.upstream"]) for s in clients) == [  # type: ignore[index]
         "catalog", "inventory", "orders", "reviews", "users",
     ]  # fmt: skip
+
+
+def test_generated_fields_are_metered(sources_gql: GraphQLClient) -> None:
+    sources_gql.data(DASHBOARD, {"limit": 2}, token=sign("7302"))
+    admin = {"Authorization": f"Bearer {sign('9', ('admin',))}"}
+    response = sources_gql.http.get(
+        "/admin/usage", params={"client": "user:7302", "window": "10m"}, headers=admin
+    )
+    assert response.status_code == 200
+    report = response.json()
+    assert [(r["operation"], r["calls"]) for r in report["operations"]] == [("Dashboard", 1)]
+    used = {f["field"] for f in report["fields"]}
+    assert {"Query.orders", "Order.user", "OrderLine.product", "Product.reviews"} <= used
+    assert "Mutation.placeOrder" in report["unused_fields"]
