@@ -15,6 +15,7 @@ from opentelemetry.trace import SpanKind
 from bench.openapi import DASHBOARD, shop_sources
 from bff.app import create_app
 from bff.graphs import served_graph
+from bff.persisted import sha256_hex
 from bff.serving import BackgroundServer
 from bff.telemetry.hub import Telemetry
 from services import RunningServices, ServiceSpec, shop_data
@@ -231,3 +232,24 @@ def test_generated_fields_are_metered(sources_gql: GraphQLClient) -> None:
     used = {f["field"] for f in report["fields"]}
     assert {"Query.orders", "Order.user", "OrderLine.product", "Product.reviews"} <= used
     assert "Mutation.placeOrder" in report["unused_fields"]
+
+
+def test_a_generated_query_can_be_persisted(sources_gql: GraphQLClient) -> None:
+    query = "{ user(id: 4) { id name } }"
+    extensions = {"persistedQuery": {"version": 1, "sha256Hash": sha256_hex(query)}}
+    headers = {"Authorization": f"Bearer {sign()}", "Accept": "application/json"}
+
+    def send(body: dict[str, object]) -> dict[str, object]:
+        answer: dict[str, object] = sources_gql.http.post(
+            "/graphql", json=body, headers=headers
+        ).json()
+        return answer
+
+    unknown = send({"extensions": extensions})
+    assert unknown["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"  # type: ignore[index]
+    assert send({"query": query, "extensions": extensions})["data"] == {
+        "user": {"id": 4, "name": DATA.users[4]["name"]}
+    }
+    assert send({"extensions": extensions})["data"] == {
+        "user": {"id": 4, "name": DATA.users[4]["name"]}
+    }  # by its hash alone
