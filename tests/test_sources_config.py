@@ -298,3 +298,13 @@ def test_sources_beside_the_shop_need_a_prefix_for_its_type_names(
         client.close()
     assert body["data"] == {"product": {"id": "1"}, "pet": None}
     assert [e["extensions"]["code"] for e in body["errors"]] == ["UPSTREAM_UNAVAILABLE"]
+
+
+def test_an_all_of_cycle_is_an_error_at_its_place(tmp_path: Path) -> None:
+    def cycle(d: dict[str, Any]) -> None:
+        d["components"]["schemas"]["Pet"] = {"allOf": [{"$ref": "#/components/schemas/Pet"}]}
+
+    (error,) = problems(config(tmp_path, {"pets.json": broken(cycle)}))
+    assert error == (
+        "sources[0] (pets, pets.json): #/components/schemas/Pet: allOf includes the schema itself"
+    )

@@ -123,6 +123,7 @@ class Types:
         self.source = source
         self.prefix = prefix
         self.registry = registry
+        self.merging: set[Pointer] = set()  # allOf being merged: one seen again is a cycle
 
     # -- reading schemas -------------------------------------------------------------------
 
@@ -133,6 +134,15 @@ class Types:
             raise DocumentError(where, "a schema must be a mapping")
         if "allOf" not in node:
             return dict(node), where
+        if where in self.merging:
+            raise DocumentError(where, "allOf includes the schema itself")
+        self.merging.add(where)
+        try:
+            return self.merge_all_of(node, where), where
+        finally:
+            self.merging.discard(where)
+
+    def merge_all_of(self, node: Mapping[str, Any], where: Pointer) -> dict[str, Any]:
         merged: dict[str, Any] = {k: v for k, v in node.items() if k != "allOf"}
         properties: dict[str, Any] = {}
         required: list[str] = []
@@ -151,7 +161,7 @@ class Types:
         merged["properties"], merged["required"] = properties, required
         if properties:
             merged.setdefault("type", "object")
-        return merged, where
+        return merged
 
     def kind(self, schema: Mapping[str, Any]) -> str:
         if "oneOf" in schema or "anyOf" in schema:
