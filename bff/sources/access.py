@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bff.auth import Authenticated, Principal, Public, Requirement, Scopes
+from bff.errors import BffError
 
 
 def requirement_of(auth: Any) -> Requirement:
@@ -17,19 +18,23 @@ def requirement_of(auth: Any) -> Requirement:
 
 
 class SourceAccess:
-    """Checked before a source's field runs, so a refused field costs no upstream call."""
+    """Checked when a source's field runs, before its upstream call, so a refused field
+    costs none.
+
+    It needs no parent (no owner), so a field's batch form checks it once for all the
+    parents of a level (`refusal`), where a `checks` entry would run once per parent.
+    """
 
     def __init__(self, requirement: Requirement) -> None:
         self.requirement = requirement
+        self.public = isinstance(requirement, Public)
 
-    def before(self, principal: Principal, source: Any) -> None:
-        self.requirement.check(principal)
-
-    def after(self, principal: Principal, result: Any) -> Any:
-        return result
-
-    @property
-    def checks(self) -> tuple[SourceAccess, ...]:
-        """The `checks` of the source's fields: none for a public source (nothing to run per
-        parent)."""
-        return () if isinstance(self.requirement, Public) else (self,)
+    def refusal(self, principal: Principal) -> BffError | None:
+        """The error refusing `principal` (`UNAUTHENTICATED`, `FORBIDDEN`), or `None`."""
+        if self.public:
+            return None
+        try:
+            self.requirement.check(principal)
+        except BffError as error:
+            return error
+        return None

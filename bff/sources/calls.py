@@ -89,6 +89,8 @@ def text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):
+        if all(type(v) is int or type(v) is str for v in value):
+            return ",".join(map(str, value))  # link keys: the common case, kept cheap
         return ",".join(text(v) for v in value)
     if isinstance(value, dict):
         return orjson.dumps(value).decode()

@@ -141,7 +141,7 @@ def add_link(
         source.config.max_batch,
     )
     loader_class = type(f"{link.type}{type_name(link.field)}Loader", (LinkLoader,), {})
-    made = batch_field(field_type, link_form(plan, loader_class), checks=source.access.checks)
+    made = batch_field(field_type, link_form(plan, loader_class, source.access))
     if listed:
         made.extensions[LIST_SIZE] = ""  # costs `limits.default_list_size`
     spec.fields[spec.names.take(link.field)] = made

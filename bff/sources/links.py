@@ -18,6 +18,7 @@ from typing import Any
 from bff.errors import BadUpstreamResponse, BffError
 from bff.graph.context import AnyContext
 from bff.graph.loader import BatchLoader
+from bff.sources.access import SourceAccess
 from bff.sources.calls import Argument, Call
 
 
@@ -101,14 +102,18 @@ def items_of(data: Any, plan: LinkPlan) -> list[Any]:
     return items
 
 
-def link_form(plan: LinkPlan, loader_class: type[LinkLoader]) -> Any:
-    """The batch form of the link field: the keys of all parents, one load."""
+def link_form(plan: LinkPlan, loader_class: type[LinkLoader], access: SourceAccess) -> Any:
+    """The batch form of the link field: the keys of all parents, one load (none when the
+    caller may not read the target source)."""
     key, name = plan.key, plan.name
 
     def make(clients: Any) -> LinkLoader:
         return loader_class(clients, plan)
 
     async def form(ctx: AnyContext, parents: Sequence[Any]) -> list[Any]:
+        refused = access.refusal(ctx.principal)
+        if refused is not None:
+            return [refused] * len(parents)
         loader = ctx.loaders.keyed(name, make)
         keys = [parent.get(key) for parent in parents]
         if all(type(k) in SCALAR_KEYS for k in keys):

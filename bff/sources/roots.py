@@ -87,6 +87,9 @@ def root_field(
     shape = dict if is_object else list if isinstance(output, GraphQLList) else None
 
     async def form(ctx: AnyContext, parents: Any, **arguments: Any) -> list[Any]:
+        refused = access.refusal(ctx.principal)
+        if refused is not None:
+            return [refused] * len(parents)
         try:
             value = await call.send(ctx.pools[upstream], ctx.clients.headers, arguments)
         except BffError as error:
@@ -95,9 +98,7 @@ def root_field(
             return [BadUpstreamResponse(upstream)] * len(parents)
         return [value] * len(parents)
 
-    made = batch_field(
-        output, form, args=args, checks=access.checks, description=operation.description
-    )
+    made = batch_field(output, form, args=args, description=operation.description)
     bound = next((name for name in BOUNDS if name in args), None)
     if bound is not None:
         made.extensions[LIST_SIZE] = bound
