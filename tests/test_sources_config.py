@@ -243,8 +243,8 @@ def test_check_config_warns_once_per_operation_left_out(tmp_path: Path) -> None:
     warnings = [line for line in result.stderr.splitlines() if "left out" in line]
     assert warnings == [
         "bff: warning: sources.pets: operation petsXml left out: no 2xx answer offers JSON",
-        "bff: warning: sources.pets: operation secret left out: required header X-Key is not "
-        "in sources[].headers (paths//secret/get/parameters/0)",
+        "bff: warning: sources.pets: operation secret left out: required header X-Key "
+        "(#/paths/~1secret/get/parameters/0) is not in sources[].headers",
     ]
     source = {"name": "pets", "upstream": "pets", "openapi": "pets.json",
               "headers": {"x-key": "k"}}  # fmt: skip

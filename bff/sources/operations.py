@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bff.sources.document import Document, DocumentError, Pointer
+from bff.sources.document import Document, DocumentError, Pointer, pointer_text
 
 METHODS = ("get", "put", "post", "delete", "patch")
 
@@ -147,11 +147,14 @@ def _unfillable(parameters: Any, supplied: set[str]) -> str | None:
         if not parameter.required:
             continue
         if parameter.location == "cookie":
-            return f"required cookie parameter {parameter.name} cannot be supplied"
+            return (
+                f"required cookie parameter {parameter.name} ({pointer_text(parameter.where)}) "
+                "cannot be supplied"
+            )
         if parameter.location == "header" and parameter.name.lower() not in supplied:
             return (
-                f"required header {parameter.name} is not in sources[].headers "
-                f"({'/'.join(map(str, parameter.where))})"
+                f"required header {parameter.name} ({pointer_text(parameter.where)}) is not "
+                "in sources[].headers"
             )
     return None
 
