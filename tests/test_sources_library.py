@@ -19,7 +19,7 @@ from typing import Any
 import hypothesis
 import pytest
 import yaml
-from graphql import build_schema, print_schema
+from graphql import GraphQLSchema, build_schema, print_schema
 from hypothesis import strategies as st
 
 from bff.app import create_app
@@ -370,9 +370,14 @@ LIBRARY_POOLS = {
     "memberId": lambda _: st.sampled_from([BIG * 10 + 1, 77, 5]),
     "id": lambda _: st.lists(st.sampled_from([1, 2, 9]), min_size=1, max_size=3),
 }
-LIBRARY_SCHEMA = served_graph(
-    load_settings(write(Path(tempfile.mkdtemp()), library_config("http://127.0.0.1:1")), env={})
-).schema
+def _library_schema() -> GraphQLSchema:
+    """The generated schema, for drawing queries at collection (the documents are read once)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = write(Path(tmp), library_config("http://127.0.0.1:1"))
+        return served_graph(load_settings(config, env={})).schema
+
+
+LIBRARY_SCHEMA = _library_schema()
 
 
 @hypothesis.settings(
