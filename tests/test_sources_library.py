@@ -370,6 +370,8 @@ LIBRARY_POOLS = {
     "memberId": lambda _: st.sampled_from([BIG * 10 + 1, 77, 5]),
     "id": lambda _: st.lists(st.sampled_from([1, 2, 9]), min_size=1, max_size=3),
 }
+
+
 def _library_schema() -> GraphQLSchema:
     """The generated schema, for drawing queries at collection (the documents are read once)."""
     with tempfile.TemporaryDirectory() as tmp:
