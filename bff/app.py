@@ -156,6 +156,8 @@ def create_app(
     on (an upstream it calls is missing) is a `ConfigError` here, not a 500 per request."""
     served = served_graph(settings, graph)
     install_log_records()
+    for note in served.notes:  # e.g. an OpenAPI operation left out, once at start
+        log.warning(note)
     # The one owner of the Redis connection: every store below gets its namespace from it.
     shared = SharedState.from_settings(settings)
     persisted = persisted_queries(settings, document_store(shared))

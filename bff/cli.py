@@ -26,15 +26,20 @@ DISTRIBUTION = "bff-gateway"  # the package index name; the import package and c
 def usable_settings(path: str | None) -> Settings:
     """The settings at `path`, valid, naming every upstream the graph calls, with a usable
     persisted-query manifest and usable OTEL_* variables for the trace exporter."""
+    return checked_config(path)[0]
+
+
+def checked_config(path: str | None) -> tuple[Settings, tuple[str, ...]]:
+    """`usable_settings` and the served graph's start-up warnings (`Graph.notes`)."""
     from bff.app import check_manifest
     from bff.graphs import served_graph
     from bff.telemetry.collector import check_exporter
 
     settings = load_settings(path)
-    served_graph(settings)
+    notes = served_graph(settings).notes
     check_manifest(settings)
     check_exporter(settings.telemetry, os.environ)
-    return settings
+    return settings, notes
 
 
 def schema_of(path: str | None) -> GraphQLSchema:
@@ -233,12 +238,14 @@ def cmd_services(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     try:
-        settings = usable_settings(args.file)
+        settings, notes = checked_config(args.file)
     except ConfigError as error:
         print(f"{args.file}: invalid\n{error}", file=sys.stderr)
         return 1
     warn_inactive(settings)
     warn(shared_store_warnings(settings, settings.server.workers))
+    for note in notes:
+        print(f"bff: warning: {note}", file=sys.stderr)
     print(f"{args.file}: ok ({len(settings.upstreams)} upstreams)")
     return 0
 

@@ -2,9 +2,9 @@
 
 `graph: shop` (the default) is the bundled sample graph, `graph: none` serves no code-first
 graph (only `sources`), and `graph: package.module:attribute` imports a user's `Graph`.
-`served_graph` joins it with the engine's token mutations (when an `auth` upstream is
-configured) and checks that every upstream the result calls is configured: only those are
-required.
+`served_graph` joins it with the graph of the OpenAPI `sources` (`bff.sources`) and the
+engine's token mutations (when an `auth` upstream is configured) and checks that every
+upstream the result calls is configured: only those are required.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from bff.config import ConfigError, Settings
 from bff.graph import Graph
 from bff.graph.credentials import AUTH_UPSTREAM
 from bff.graph.token_fields import token_graph
+from bff.sources import sources_graph
 
 SHOP = "schema:graph"  # the bundled sample graph (the top-level schema package)
 
@@ -41,10 +42,12 @@ def served_graph(
     """The whole graph a gateway with `settings` serves (`graph` replaces the `graph` key);
     `require_upstreams=False` for commands that only read the schema (`bff persist`)."""
     parts = [graph] if graph is not None else [g for g in [load_graph(settings.graph)] if g]
-    if AUTH_UPSTREAM in settings.upstreams:
-        parts.append(token_graph())
+    if settings.sources:
+        parts.append(sources_graph(settings))
     if not parts:
         raise ConfigError(["graph: none, and no sources: there is nothing to serve"])
+    if AUTH_UPSTREAM in settings.upstreams:
+        parts.append(token_graph())
     served = Graph.combine(parts)
     missing = sorted(served.upstreams - set(settings.upstreams))
     if missing and require_upstreams:

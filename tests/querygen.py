@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TypeVar
 
 from graphql import (
     GraphQLArgument,
+    GraphQLEnumType,
     GraphQLField,
     GraphQLInputType,
     GraphQLObjectType,
@@ -86,9 +87,15 @@ class GeneratedQuery:
         return "\n".join(parts)
 
 
-def queries(schema: GraphQLSchema) -> st.SearchStrategy[GeneratedQuery]:
-    """Query documents over `schema` that pass validation (mutations are never drawn)."""
-    return _query(schema).filter(lambda q: is_valid(schema, q.document))
+Pools = Mapping[str, Callable[[str], st.SearchStrategy[Any]]]  # argument -> (field -> values)
+
+
+def queries(schema: GraphQLSchema, pools: Pools | None = None) -> st.SearchStrategy[GeneratedQuery]:
+    """Query documents over `schema` that pass validation (mutations are never drawn).
+
+    `pools` give the values of arguments by name (by field name within), for schemas other
+    than the shop's; a `limit` argument is drawn and counted as `first` is."""
+    return _query(schema, pools or {}).filter(lambda q: is_valid(schema, q.document))
 
 
 def is_valid(schema: GraphQLSchema, document: str) -> bool:
@@ -114,9 +121,9 @@ class _Argument:
 
 
 @st.composite
-def _query(draw: st.DrawFn, schema: GraphQLSchema) -> GeneratedQuery:
+def _query(draw: st.DrawFn, schema: GraphQLSchema, pools: Pools) -> GeneratedQuery:
     assert schema.query_type is not None
-    builder = _Builder(draw)
+    builder = _Builder(draw, pools)
     body = builder.selection_set(schema.query_type, {}, 1, 1, FRAGMENT_NESTING)
     variables = f"({', '.join(builder.definitions)})" if builder.definitions else ""
     two_operations = builder.chance(10)
@@ -136,8 +143,9 @@ def _query(draw: st.DrawFn, schema: GraphQLSchema) -> GeneratedQuery:
 
 
 class _Builder:
-    def __init__(self, draw: st.DrawFn) -> None:
+    def __init__(self, draw: st.DrawFn, pools: Pools) -> None:
         self.draw = draw
+        self.pools = pools
         self.definitions: list[str] = []  # variable definitions of the operation
         self.values: dict[str, Any] = {}  # variables the request supplies
         self.fragments: list[str] = []
@@ -241,7 +249,8 @@ class _Builder:
         if _fixed_factor(parent, name, definition) * width > MAX_WIDTH:
             return False
         return all(
-            _has_pool(arg_name) or not _required(arg) for arg_name, arg in definition.args.items()
+            _has_pool(arg_name) or arg_name in self.pools or not _required(arg)
+            for arg_name, arg in definition.args.items()
         )
 
     # -- arguments
@@ -258,14 +267,15 @@ class _Builder:
         written = []
         factor = _fixed_factor(parent, name, definition)
         for arg_name, arg in definition.args.items():
-            if arg_name == "first":
+            if arg_name == "first" or (arg_name == "limit" and self.pools):
                 argument = self.first(arg, depth, width)
                 value = arg.default_value if argument.value is None else argument.value
                 factor = value if isinstance(value, int) else 0
                 if name == "reviews":
                     factor = min(factor, 8)  # no product has more reviews than that
             else:
-                pool = _pool(name, arg_name)
+                make = self.pools.get(arg_name)
+                pool = make(name) if make is not None else _pool(name, arg_name)
                 if pool is None:
                     continue
                 argument = self.argument(arg, pool)
@@ -345,6 +355,8 @@ class _Builder:
             if len(items) == 1 and self.chance(20):
                 return items[0]  # a single value where a list is expected is a list of one
             return f"[{', '.join(items)}]"
+        if isinstance(get_named_type(type_), GraphQLEnumType):
+            return str(value)  # an enum value is written bare
         if get_named_type(type_).name == "ID" and _plain_number(value) and self.chance(15):
             return value  # an integer literal is a valid ID
         return json.dumps(value)

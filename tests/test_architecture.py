@@ -45,7 +45,9 @@ ALLOWED: dict[str, set[str]] = {
     "resolvers": KERNEL | {"bff.auth", "bff.upstream", "bff.graph", "upstream_clients"},
     "schema": KERNEL | {"bff.auth", "bff.graph", "upstream_clients", "resolvers"},
     # which graph a gateway serves (the `graph` key), joined with the engine's own fields
-    "bff.graphs": KERNEL | {"bff.graph"},
+    "bff.graphs": KERNEL | {"bff.graph", "bff.sources"},
+    # OpenAPI sources: documents turned into a graph at start-up, on the same public API
+    "bff.sources": KERNEL | {"bff.auth", "bff.limits", "bff.upstream", "bff.graph"},
     "bff.rendering": KERNEL,  # media types and every error body, below http and graphql
     "bff.graphql": KERNEL | {"bff.auth", "bff.limits", "bff.rendering", "bff.graph"},
     "bff.http": KERNEL | {"bff.auth", "bff.limits", "bff.rendering", "bff.upstream"},

@@ -196,7 +196,7 @@ def test_unknown_nested_key() -> None:
 def test_unknown_key_without_close_match_lists_the_keys() -> None:
     assert errors_of({"limits": {"zzz": 1}}) == [
         "limits.zzz: unknown key; expected one of: enabled, max_depth, max_cost, max_aliases, "
-        "max_tokens, max_fields, max_variables"
+        "max_tokens, max_fields, max_variables, default_list_size"
     ]
 
 
@@ -660,7 +660,7 @@ def test_env_unknown_key_is_an_error() -> None:
     assert info.value.errors == [
         "BFF_NOPE: unknown key 'nope' in the top level; expected one of: graph, server, upstreams, "
         "routes, auth, redis, memcached, limits, rate_limits, persisted_queries, telemetry, "
-        "logging",
+        "logging, sources, links",
         "BFF_SERVER__PROT: unknown key 'prot' in server; did you mean 'port'?",
     ]
 

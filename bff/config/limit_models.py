@@ -41,6 +41,12 @@ class LimitsConfig(Section):
     max_variables: ByteSize = Field(
         64_000, ge=2, description="Largest `variables` object, measured as JSON."
     )
+    default_list_size: int = Field(
+        10,
+        ge=1,
+        description="Multiplier of a generated (OpenAPI source) list field without a `first` "
+        "or `limit` argument, in the cost.",
+    )
 
 
 class RateLimitRule(Section):

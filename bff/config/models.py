@@ -461,6 +461,10 @@ def _graph_spec(value: str) -> str:
     return value
 
 
+# Late: source_models reads RouteAuth (above) from this module.
+from bff.config.source_models import LinkConfig, SourceConfig  # noqa: E402
+
+
 class Settings(Section):
     graph: Annotated[str, AfterValidator(_graph_spec)] = Field(
         "shop",
@@ -493,6 +497,16 @@ class Settings(Section):
         default_factory=TelemetryConfig, description="OpenTelemetry tracing."
     )
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
+    sources: list[SourceConfig] = Field(
+        default_factory=list,
+        description='OpenAPI documents served as GraphQL, with no code (README "Your own '
+        'services").',
+    )
+    links: list[LinkConfig] = Field(
+        default_factory=list,
+        description="Fields joining one source's types to another source's operation, "
+        "batched: one call per link per level of a query.",
+    )
 
     @model_validator(mode="after")
     def _routes_fit_upstreams(self) -> Settings:

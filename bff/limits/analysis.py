@@ -23,6 +23,11 @@ Variables feeding a multiplier are read as coerced (`bff.limits.query_limits`): 
 (`OperationShape`): depth and aliases never change, the cost only with the variables feeding
 a multiplier (as counts: an `Int`, or a list's length), so it is cached per distinct tuple of
 those counts.
+
+Fields generated from OpenAPI documents say how they count in `GraphQLField.extensions`
+(`LIST_SIZE`): the name of the argument that bounds the list (`first` or `limit`; absent or
+unset: its default, else `limits.default_list_size`), or `""` for a list with no such
+argument, which counts `default_list_size` (SPEC section 12).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from graphql import (
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 COST_CACHE_SIZE = 64  # distinct tuples of counting variables remembered per operation
 MAX_COUNTED = 2**53 - 1  # costs saturate here: JSON readers keep integers exact up to it
+LIST_SIZE = "bff.list_size"  # GraphQLField.extensions key: the argument bounding a list
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +98,10 @@ class _Walk:
         schema: GraphQLSchema,
         fragments: dict[str, FragmentDefinitionNode],
         variables: dict[str, int | None],
+        default_list_size: int = 10,
     ) -> None:
         self.schema = schema
+        self.default_list_size = default_list_size
         self.fragments = fragments
         self.variables = variables
         self.first_variables: set[str] = set()
@@ -149,30 +157,38 @@ class _Walk:
         return measure
 
     def multiplier(self, node: FieldNode, definition: GraphQLField | None) -> int:
-        """How many items the field asks for: its `first`, the length of its list argument
-        when it returns a list, the larger of both; 1 when it has neither."""
+        """How many items the field asks for: its `first` (a generated field's bounding
+        argument, `LIST_SIZE`), the length of its list argument when it returns a list, the
+        larger of both; 1 when it has neither."""
         if definition is None:
             return 1
         counts = []
-        if "first" in definition.args:
-            counts.append(self.first(node, definition))
+        extensions = definition.extensions
+        if extensions and LIST_SIZE in extensions:
+            bound = extensions[LIST_SIZE]
+            if bound in definition.args:
+                counts.append(self.first(node, definition, bound, self.default_list_size))
+            else:
+                counts.append(self.default_list_size)
+        elif "first" in definition.args:
+            counts.append(self.first(node, definition, "first", 1))
         if is_list_type(get_nullable_type(definition.type)):
             counts.extend(self.list_lengths(node, definition))
         return max(counts, default=1)
 
-    def first(self, node: FieldNode, definition: GraphQLField) -> int:
-        """The field's `first` argument, or its default."""
+    def first(self, node: FieldNode, definition: GraphQLField, bound: str, unset: int) -> int:
+        """The field's `bound` argument (`first`), or its default, else `unset`."""
         value: int | None = None
         for argument in node.arguments or ():
-            if argument.name.value != "first":
+            if argument.name.value != bound:
                 continue
             if isinstance(argument.value, IntValueNode):
                 value = int(argument.value.value)
             elif isinstance(argument.value, VariableNode):
                 value = self.variable(argument.value)
         if value is None:
-            default = default_of(definition.args["first"])
-            value = default if isinstance(default, int) and not isinstance(default, bool) else 1
+            default = default_of(definition.args[bound])
+            value = default if isinstance(default, int) and not isinstance(default, bool) else unset
         return max(value, 0)
 
     def list_lengths(self, node: FieldNode, definition: GraphQLField) -> list[int]:
@@ -240,9 +256,10 @@ def measure(
     fragments: dict[str, FragmentDefinitionNode],
     operation: OperationDefinitionNode,
     variables: dict[str, int | None],
+    default_list_size: int = 10,
 ) -> tuple[Measure, tuple[str, ...]]:
     """Depth, aliases and cost of `operation`, and the variables its cost depends on."""
     root = schema.get_root_type(operation.operation)
-    walk = _Walk(schema, fragments, variables)
+    walk = _Walk(schema, fragments, variables, default_list_size)
     result = walk.selection_set(operation.selection_set, root)
     return result, tuple(sorted(walk.first_variables))

@@ -48,6 +48,7 @@ class QueryLimits:
         self.max_aliases = config.max_aliases
         self.max_cost = config.max_cost
         self.max_variables = config.max_variables
+        self.default_list_size = config.default_list_size
 
     def check_variables(self, variables: Mapping[str, Any] | None) -> None:
         """`BAD_USER_INPUT` when `variables`, as JSON, is larger than `limits.max_variables`."""
@@ -149,7 +150,7 @@ class QueryLimits:
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
         try:
-            return measure(self.schema, fragments, operation, values)
+            return measure(self.schema, fragments, operation, values, self.default_list_size)
         except (CycleError, RecursionError):
             # Validation refuses cycles and the token cap bounds nesting; if either got
             # through, refusing the query is the safe answer.
