@@ -31,8 +31,9 @@ OTHER = next(uid for uid in DATA.users if uid not in (1, OWNER))
 OTHERS_ORDER = next(oid for oid, order in DATA.orders.items() if order["userId"] not in (1, OWNER))
 CATEGORY = DATA.products[1]["category"]
 
-ADMIN = sign()  # user 1: orders:read and users:read:email
-PLAIN = sign(str(OWNER), [])
+# Signed at collection, so valid for the whole run however long the suite takes.
+ADMIN = sign(ttl=3600)  # user 1: orders:read and users:read:email
+PLAIN = sign(str(OWNER), [], ttl=3600)
 
 PRODUCT_FIELDS = """
 fragment ProductFields on Product {
