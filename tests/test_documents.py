@@ -13,7 +13,7 @@ from bff.graphql.documents import count_fields, merged
 from bff.graphql.executor import GraphQLExecutor, RequestErrors
 from schema import schema
 from services import RunningServices
-from tests.support import GraphQLClient, UpstreamCalls, gateway_settings, running_gateway
+from tests.support import GraphQLClient, UpstreamCalls, gateway_settings, running_gateway, sign
 
 SCHEMA = schema._schema
 
@@ -367,3 +367,29 @@ def test_limits_max_fields_from_the_config_is_the_gateways(shop: RunningServices
         "maxFields": 5,
     }
     assert five.status_code == 200 and "errors" not in five.json()
+
+
+@pytest.mark.parametrize("limits", [True, False])
+def test_variable_errors_suggest_no_names_with_introspection_off(
+    shop: RunningServices, limits: bool
+) -> None:
+    """Coercing variables names no field of an input type when introspection is off, whether
+    the limits or the execution coerce them first."""
+    mutation = "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id } }"
+    variables = {"input": {"itmes": [{"productId": "1", "quantity": 1}]}}
+    for introspection in (False, True):
+        settings = gateway_settings(
+            shop.urls,
+            server={"introspection": introspection},
+            limits={"enabled": limits},
+        )
+        with running_gateway(settings) as url:
+            client = GraphQLClient(url)
+            response = client.post(mutation, variables, token=sign("2"))
+            client.close()
+        assert response.status_code == 400
+        errors = response.json()["errors"]
+        assert {error["extensions"]["code"] for error in errors} == {"BAD_USER_INPUT"}
+        messages = " ".join(error["message"] for error in errors)
+        assert "unknown field 'itmes'" in messages
+        assert ("Did you mean 'items'" in messages) is introspection

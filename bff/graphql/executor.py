@@ -185,7 +185,9 @@ class GraphQLExecutor:
             if not isinstance(plan, Fallback):
                 from bff.graphql.fastpath import execute_plan  # only where graphql-core fits it
 
-                result = await execute_plan(self.schema, plan, context, variables, self.limit)
+                result = await execute_plan(
+                    self.schema, plan, context, variables, self.limit, self.hide_suggestions
+                )
                 if result is None:
                     self.stats.fell_back("null @skip/@include variable")
                 else:
@@ -213,6 +215,7 @@ class GraphQLExecutor:
             variable_values=dict(variables) if variables else None,
             operation_name=operation_name,
             executor_class=self._bounded,
+            hide_suggestions=self.hide_suggestions,
         )
         result = executed if isinstance(executed, ExecutionResult) else await executed
         hit = too_large(result.errors)

@@ -38,6 +38,7 @@ async def execute_plan(
     context: Any,
     variables: Mapping[str, Any] | None,
     limit: int = MAX_RESULT_VALUES,
+    hide_suggestions: bool = False,
 ) -> ExecutionResult | None:
     """Run `plan` as graphql-core's `execute` would run its operation; `None` when these
     variables are for graphql-core to judge (a `@skip`/`@include` switch that is null)."""
@@ -46,6 +47,7 @@ async def execute_plan(
         plan.operation.variable_definitions or (),
         dict(variables) if variables else {},
         max_errors=MAX_COERCION_ERRORS,
+        hide_suggestions=hide_suggestions,  # with introspection off, no names are suggested
     )
     if isinstance(coerced, list):
         return ExecutionResult(None, coerced)
