@@ -37,6 +37,8 @@ from graphql.type.scalars import (
     serialize_string,
 )
 
+from bff.graphql import internals
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -45,61 +47,36 @@ def leading_parameters(function: Callable[..., Any]) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("function", "expected"),
-    [
-        (collect_fields, ["schema", "fragments", "variable_values", "runtime_type", "operation"]),
-        (
-            collect_subfields,
-            [
-                "schema",
-                "fragments",
-                "variable_values",
-                "operation",
-                "return_type",
-                "field_details_list",
-            ],
-        ),
-        (get_argument_values, ["type_def", "node", "variable_values"]),
-        (get_variable_values, ["schema", "var_def_nodes", "inputs"]),
-        (Executor.complete_leaf_value, ["return_type", "result"]),
-    ],
-    ids=lambda value: getattr(value, "__qualname__", ""),
+    ("module", "name", "expected"),
+    internals.LEADING_PARAMETERS,
+    ids=lambda value: value if isinstance(value, str) else "",
 )
 def test_functions_keep_their_leading_parameters(
-    function: Callable[..., Any], expected: list[str]
+    module: str, name: str, expected: tuple[str, ...]
 ) -> None:
-    assert leading_parameters(function)[: len(expected)] == expected
+    function = internals._find(module, name)
+    assert tuple(leading_parameters(function)[: len(expected)]) == expected
 
 
 @pytest.mark.parametrize(
-    ("record", "fields"),
-    [
-        (VariableValues, ("sources", "coerced")),
-        (FieldDetails, ("node",)),
-        (FragmentDetails, ("definition",)),
-        (GraphQLResolveInfoHelpers, ("gather", "track")),
-        (
-            GraphQLResolveInfo,
-            (
-                "field_name",
-                "field_nodes",
-                "return_type",
-                "parent_type",
-                "path",
-                "schema",
-                "fragments",
-                "root_value",
-                "operation",
-                "variable_values",
-                "context",
-                "is_awaitable",
-            ),
-        ),
-    ],
-    ids=lambda value: getattr(value, "__name__", ""),
+    ("module", "name", "fields"),
+    internals.RECORD_FIELDS,
+    ids=lambda value: value if isinstance(value, str) else "",
 )
-def test_records_keep_their_fields(record: type, fields: tuple[str, ...]) -> None:
-    assert tuple(record._fields[: len(fields)]) == fields  # type: ignore[attr-defined]
+def test_records_keep_their_fields(module: str, name: str, fields: tuple[str, ...]) -> None:
+    record = internals._find(module, name)
+    assert tuple(record._fields[: len(fields)]) == fields
+
+
+def test_the_gate_checks_what_the_fast_path_imports() -> None:
+    """The gate's tables name the internals imported here, so neither can drift alone."""
+    found = {name.rsplit(".", 1)[-1] for _, name, _ in internals.LEADING_PARAMETERS}
+    assert {collect_fields.__name__, collect_subfields.__name__} <= found
+    assert {get_argument_values.__name__, get_variable_values.__name__} <= found
+    assert Executor.complete_leaf_value.__name__ in found
+    records = {internals._find(m, n) for m, n, _ in internals.RECORD_FIELDS}
+    assert {VariableValues, FieldDetails, FragmentDetails, GraphQLResolveInfo} <= records
+    assert GraphQLResolveInfoHelpers in records
 
 
 def test_helpers_are_callable() -> None:
