@@ -215,3 +215,25 @@ def test_repeated_abuse_does_not_grow_memory(gateway: ObservedServer) -> None:
         tracemalloc.stop()
     print(f"still allocated after the rounds: {still_allocated} bytes")
     assert still_allocated < MEMORY_BOUND
+
+
+def requests_by_status(server: ObservedServer) -> dict[str, float]:
+    """`bff_requests_total` of `/graphql`, added up by status class."""
+    with httpx.Client(base_url=server.url, timeout=5, trust_env=False) as client:
+        text = client.get("/metrics").text
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("bff_requests_total{") and 'route="/graphql"' in line:
+            status = line.split('status="', 1)[1].split('"', 1)[0]
+            totals[status] = totals.get(status, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def test_a_client_gone_mid_body_is_counted_as_gone_not_as_a_500(gateway: ObservedServer) -> None:
+    baseline = gateway.counts()
+    before = requests_by_status(gateway)
+    half_bodies(gateway)
+    back_to(gateway, baseline)
+    after = requests_by_status(gateway)
+    assert after.get("5xx", 0) == before.get("5xx", 0)
+    assert after.get("4xx", 0) - before.get("4xx", 0) == CLIENTS
