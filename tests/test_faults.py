@@ -160,7 +160,7 @@ def hung() -> Iterator[Hung]:
     server.close()
 
 
-TIMEOUT = 2.0  # the hung upstream's timeout.total
+TIMEOUT = 4.0  # the hung upstream's timeout.total: /healthz has that long to answer
 
 
 @pytest.fixture(scope="module")
