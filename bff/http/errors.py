@@ -3,10 +3,10 @@
 A client never sees a stack trace or an upstream body; the log has the full error. A request
 still running when the shutdown drain (`server.drain_timeout`) ends is cancelled by the server;
 it gets a 503 that says so (`ShuttingDown`), which clients and load balancers retry elsewhere,
-instead of the server's bare 500 and a traceback in the log. A client
-that went away mid-request (Starlette's `ClientDisconnect` while its body was read) is not an
-error of ours: one log line, and the request ends as 499 (nginx's "client closed request",
-which nobody receives) so metrics and the access line do not count it as a 500.
+instead of the server's bare 500 and a traceback in the log. A client that went away
+mid-request (Starlette's `ClientDisconnect` while its body was read) is not an error of ours:
+one log line, and the request ends as 499 (nginx's "client closed request", which nobody
+receives) so metrics and the access line do not count it as a 500.
 """
 
 from __future__ import annotations

@@ -52,7 +52,13 @@ class QueryLimits:
 
     def check_variables(self, variables: Mapping[str, Any] | None) -> None:
         """`BAD_USER_INPUT` when `variables`, as JSON, is larger than `limits.max_variables`."""
-        if variables and len(orjson.dumps(variables)) > self.max_variables:
+        if not variables:
+            return
+        try:
+            size = len(orjson.dumps(variables))
+        except orjson.JSONEncodeError:  # deeper than orjson writes (255 levels); JSON parsed it
+            raise BadUserInput("variables are nested too deeply") from None
+        if size > self.max_variables:
             raise BadUserInput(f"variables are larger than {self.max_variables} bytes")
 
     def check(
