@@ -43,7 +43,9 @@ from graphql import (
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
+from bench.openapi import shop_sources
 from bff.errors import CODES
+from bff.graphs import served_graph
 from services import RunningServices
 from tests.support import SHOP_SCHEMA, gateway_settings, running_gateway, running_shop, sign
 
@@ -521,3 +523,47 @@ def test_graphql_like_text_gets_graphql_answers(
         request["variables"] = variables  # a string is read as JSON, by POST and by GET
     note(json.dumps(request)[:2000])
     check(send(http, request, method, media, token=False), unhandled)
+
+
+# --- a graph made from OpenAPI sources ------------------------------------------------------
+
+SOURCES_SETTINGS = gateway_settings(
+    {
+        name: ["http://127.0.0.1:9"]
+        for name in ("users", "catalog", "orders", "reviews", "inventory")
+    },
+    **shop_sources(),
+)
+SOURCES_SCHEMA = served_graph(SOURCES_SETTINGS).schema
+
+
+@pytest.fixture(scope="module")
+def sources_http(fuzz_shop: RunningServices) -> Iterator[httpx.Client]:
+    """A gateway serving the shop from its OpenAPI documents (`graph: none`, links)."""
+    urls = {name: list(fuzz_shop.urls[name]) for name in SOURCES_SETTINGS.upstreams}
+    with (
+        running_gateway(gateway_settings(urls, **shop_sources())) as url,
+        httpx.Client(base_url=url, timeout=30, trust_env=False) as client,
+    ):
+        yield client
+
+
+@settings(FUZZ, max_examples=300)
+@given(
+    request=requests(SOURCES_SCHEMA),
+    method=st.sampled_from(["POST", "POST", "GET"]),
+    media=st.sampled_from(MEDIA),
+)
+def test_documents_from_a_generated_schema_get_graphql_answers(
+    sources_http: httpx.Client,
+    unhandled: Unhandled,
+    clock: Clock,
+    request: dict[str, Any],
+    method: str,
+    media: str | None,
+) -> None:
+    if clock.spent():
+        return
+    unhandled.records.clear()
+    note(json.dumps(request["json"])[:2000])
+    check(send(sources_http, request["json"], method, media, request["token"]), unhandled)
