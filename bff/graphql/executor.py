@@ -36,6 +36,7 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from bff.graphql import internals
 from bff.graphql.ceiling import MAX_RESULT_VALUES, bounded_executor, too_large
 from bff.graphql.fallbacks import Fallback, FastPathStats
+from bff.graphql.incremental import Deferred, bounded_incremental_executor, execute_deferred
 from bff.limits import Shapes
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class GraphQLExecutor:
         self.schema = schema
         if observe is not None:  # telemetry's operation span around every execution
             self.execute = observe(self.execute)  # type: ignore[method-assign,assignment]
+            self.execute_deferred = observe(self.execute_deferred)  # type: ignore[method-assign,assignment,arg-type]
         if fast and INTERNALS_MOVED is not None:
             log.warning(
                 "graphql-core %s moved internals the fast path uses (%s): every operation"
@@ -108,6 +110,7 @@ class GraphQLExecutor:
         self.limit = max_result_values
         self.stats = FastPathStats()
         self._bounded = bounded_executor(max_result_values)
+        self._incremental = bounded_incremental_executor(max_result_values)
         self.max_tokens = max_tokens
         self.rules = list(specified_rules)
         if not introspection:
@@ -204,6 +207,37 @@ class GraphQLExecutor:
         if hit is not None:  # whatever was built is dropped: one error, no data
             return ExecutionResult(None, [GraphQLError(hit.message, original_error=hit)])
         return result
+
+    async def execute_deferred(
+        self,
+        prepared: Prepared,
+        *,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+        context: Any,
+    ) -> Deferred:
+        """The operation with its `@defer`s honoured: the first part, and the later ones.
+
+        graphql-core's incremental execution runs it (the fast path answers in one piece);
+        request errors are raised as `execute` raises them, a hit ceiling answers one error."""
+        deferred = await execute_deferred(
+            self.schema,
+            prepared.document,
+            operation_name=operation_name,
+            variables=variables,
+            context=context,
+            executor_class=self._incremental,
+        )
+        self.stats.fell_back("@defer")
+        errors = deferred.errors
+        if deferred.data is None and errors and all(e.path is None for e in errors):
+            await deferred.close()
+            raise RequestErrors(list(errors))  # variables could not be coerced
+        hit = too_large(errors)
+        if hit is not None:
+            await deferred.close()
+            return Deferred(None, [GraphQLError(hit.message, original_error=hit)])
+        return deferred
 
     def plan(self, prepared: Prepared, operation_name: str | None) -> OperationPlan | Fallback:
         """The fast-path plan of the operation, made on first use, or why graphql-core runs
