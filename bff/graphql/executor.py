@@ -16,6 +16,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
@@ -25,12 +26,13 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
-    execute,
+    experimental_execute_incrementally,
     parse,
     specified_rules,
     validate,
 )
 from graphql import version as graphql_version
+from graphql.execution.executor import Executor
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
 from bff.graphql import internals
@@ -193,16 +195,21 @@ class GraphQLExecutor:
         variables: Mapping[str, Any] | None,
         context: Any,
     ) -> ExecutionResult:
-        """Plain graphql-core execution, bounded by the same response ceiling."""
-        executed = execute(
+        """Plain graphql-core execution, bounded by the same response ceiling, in one piece.
+
+        graphql-core's `execute` refuses a schema that declares `@defer`; its incremental
+        entry point with the plain `Executor` (which completes deferred fragments in place)
+        is what it runs underneath, and answers every other operation alike."""
+        executed = experimental_execute_incrementally(
             self.schema,
             prepared.document,
             context_value=context,
             variable_values=dict(variables) if variables else None,
             operation_name=operation_name,
-            executor_class=self._bounded,
+            executor_class=self._bounded or Executor,
         )
-        result = executed if isinstance(executed, ExecutionResult) else await executed
+        result = await executed if isawaitable(executed) else executed
+        assert isinstance(result, ExecutionResult)  # the plain `Executor` never defers
         hit = too_large(result.errors)
         if hit is not None:  # whatever was built is dropped: one error, no data
             return ExecutionResult(None, [GraphQLError(hit.message, original_error=hit)])
