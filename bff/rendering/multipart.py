@@ -5,6 +5,10 @@ deferred operation's answer in parts: each part is one JSON object preceded by t
 line `---` and its own `Content-Type`, the first `{"data": ..., "hasNext": true}`, the later
 ones `{"incremental": [...], "hasNext": ...}`, and the body ends with the closing boundary
 `-----`. A client whose `Accept` does not name `multipart/mixed` is answered in one piece.
+
+Each part is sent together with the boundary line after it (as Apollo Router sends them):
+a reader knows a part is whole when it sees the next boundary, so the first part must not
+wait for the second one's bytes to be read.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ MULTIPART = "multipart/mixed"
 DEFER_SPEC = "20220824"
 BOUNDARY = "-"
 CONTENT_TYPE = f'{MULTIPART}; boundary="{BOUNDARY}"; deferSpec={DEFER_SPEC}'
-PART_HEAD = b"\r\n---\r\nContent-Type: application/json; charset=utf-8\r\n\r\n"
-CLOSING = b"\r\n-----\r\n"
+OPENING = b"\r\n---"  # the first boundary; each part then brings the one after it
+PART_HEAD = b"\r\nContent-Type: application/json; charset=utf-8\r\n\r\n"
+CLOSING = b"--\r\n"  # after the last part's boundary: `\r\n-----\r\n`
 
 
 @lru_cache(maxsize=256)  # clients send a handful of distinct headers: parse each once
@@ -49,5 +54,5 @@ def accepts_multipart(accept: str | None) -> bool:
 
 
 def part(payload: dict[str, Any]) -> bytes:
-    """One part: its boundary line, its headers and its JSON."""
-    return PART_HEAD + orjson.dumps(payload)
+    """One part: its headers, its JSON and the boundary after it."""
+    return PART_HEAD + orjson.dumps(payload) + OPENING

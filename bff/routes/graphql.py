@@ -36,7 +36,7 @@ from bff.limits import QueryLimits
 from bff.persisted import PersistedQueries
 from bff.rendering.errors import error_response, format_errors, request_errors_response
 from bff.rendering.media import GRAPHQL_RESPONSE, JSON, NotAcceptable, negotiate
-from bff.rendering.multipart import CLOSING, CONTENT_TYPE, accepts_multipart, part
+from bff.rendering.multipart import CLOSING, CONTENT_TYPE, OPENING, accepts_multipart, part
 from bff.upstream import UpstreamPool
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -193,7 +193,7 @@ async def parts_of(
         first["hasNext"] = deferred.parts is not None
         if cost is not None:
             first["extensions"] = {"cost": cost}
-        yield part(first)
+        yield OPENING + part(first)
         if deferred.parts is not None:
             async for later in deferred.parts:
                 payload: dict[str, Any] = {}
