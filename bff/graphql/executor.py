@@ -62,6 +62,10 @@ class Prepared:
 
     document: DocumentNode
     plans: dict[str | None, OperationPlan | Fallback] = field(default_factory=dict, compare=False)
+    # the plans that honour `@defer`, for clients that read parts
+    deferring: dict[str | None, OperationPlan | Fallback] = field(
+        default_factory=dict, compare=False
+    )
     shapes: Shapes = field(default_factory=dict, compare=False)  # query analysis, by operation
 
     @property
@@ -225,17 +229,32 @@ class GraphQLExecutor:
     ) -> Deferred:
         """The operation with its `@defer`s honoured: the first part, and the later ones.
 
-        graphql-core's incremental execution runs it (the fast path answers in one piece);
-        request errors are raised as `execute` raises them, a hit ceiling answers one error."""
-        deferred = await execute_deferred(
-            self.schema,
-            prepared.document,
-            operation_name=operation_name,
-            variables=variables,
-            context=context,
-            executor_class=self._incremental,
-        )
-        self.stats.fell_back("@defer")
+        The fast path runs it where it plans it (`deferring`), graphql-core's incremental
+        execution otherwise; request errors are raised as `execute` raises them, a hit
+        ceiling answers one error."""
+        deferred = None
+        plan = self.plan(prepared, operation_name, deferring=True) if self.fast else DISABLED
+        if not isinstance(plan, Fallback):
+            from bff.graphql.fastpath import execute_deferred_plan
+
+            deferred = await execute_deferred_plan(
+                self.schema, plan, context, variables, self.limit
+            )
+            if deferred is None:
+                self.stats.fell_back("null @skip/@include variable")
+            else:
+                self.stats.fast += 1
+        else:
+            self.stats.fell_back(plan.reason)
+        if deferred is None:
+            deferred = await execute_deferred(
+                self.schema,
+                prepared.document,
+                operation_name=operation_name,
+                variables=variables,
+                context=context,
+                executor_class=self._incremental,
+            )
         errors = deferred.errors
         if deferred.data is None and errors and all(e.path is None for e in errors):
             await deferred.close()
@@ -246,22 +265,27 @@ class GraphQLExecutor:
             return Deferred(None, [GraphQLError(hit.message, original_error=hit)])
         return deferred
 
-    def plan(self, prepared: Prepared, operation_name: str | None) -> OperationPlan | Fallback:
+    def plan(
+        self, prepared: Prepared, operation_name: str | None, *, deferring: bool = False
+    ) -> OperationPlan | Fallback:
         """The fast-path plan of the operation, made on first use, or why graphql-core runs
-        it."""
+        it; `deferring`: the plan that answers in parts."""
+        plans = prepared.deferring if deferring else prepared.plans
         try:
-            return prepared.plans[operation_name]
+            return plans[operation_name]
         except KeyError:
             from bff.graphql.fastpath import plan_operation  # only where graphql-core fits it
 
-            plan = plan_operation(self.schema, prepared.document, operation_name)
+            plan = plan_operation(
+                self.schema, prepared.document, operation_name, deferring=deferring
+            )
             known = operation_name is None or operation_name in prepared.names
             if isinstance(plan, Fallback) and known:
                 names = prepared.names
                 name = operation_name or (min(names) if len(names) == 1 else None)
                 self.stats.first_fallback(name, plan.reason)
             if not isinstance(plan, Fallback) or known:
-                prepared.plans[operation_name] = plan  # not for any name a client makes up
+                plans[operation_name] = plan  # not for any name a client makes up
             return plan
 
 

@@ -44,6 +44,8 @@ class Scan:
 
     reason: str | None = None  # why graphql-core must run it, or None
     switches: list[str] = field(default_factory=list)  # variables of @skip/@include, in order
+    defers: bool = False  # a `@defer` is written somewhere
+    defer_variables: bool = False  # and one of them reads a variable (`if: $later`)
 
 
 def choose_operation(
@@ -89,6 +91,9 @@ def _conditions(directives: tuple[DirectiveNode, ...] | None, found: Scan) -> st
     for directive in directives or ():
         name = directive.name.value
         if name in IN_ONE_PIECE:
+            found.defers = True
+            if any(isinstance(a.value, VariableNode) for a in directive.arguments or ()):
+                found.defer_variables = True
             continue
         if name not in CONDITIONS:
             return f"directive @{name}"
