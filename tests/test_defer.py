@@ -10,6 +10,8 @@ call; their errors arrive in their own part.
 from __future__ import annotations
 
 import copy
+import io
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +24,9 @@ from graphql import parse, print_schema
 
 from bff.graphql.fallbacks import Fallback
 from bff.graphql.fastpath import plan_operation
+from bff.persisted import sha256_hex
 from bff.rendering.multipart import accepts_multipart
+from bff.telemetry.logs import BffFormatter
 from services import RunningServices, ServiceOptions, ServiceSpec
 from tests.support import (
     SHOP_SCHEMA,
@@ -63,14 +67,20 @@ class Part:
 
 
 def read_parts(
-    url: str, query: str, variables: dict[str, Any] | None = None, accept: str = APOLLO_ACCEPT
+    url: str,
+    query: str | None,
+    variables: dict[str, Any] | None = None,
+    accept: str = APOLLO_ACCEPT,
+    **more: Any,
 ) -> tuple[httpx.Response, list[Part]]:
     """POST `query` and read the multipart body raw: a part is complete, and timed, as soon
-    as its JSON is whole (the part's own bytes, not the next boundary, tell)."""
-    body: dict[str, Any] = {"query": query}
+    as its JSON is whole (the part's own bytes, not the next boundary, tell). `more`: other
+    members of the request body, and `headers`."""
+    body: dict[str, Any] = {} if query is None else {"query": query}
     if variables is not None:
         body["variables"] = variables
-    headers = {"Accept": accept, "Authorization": f"Bearer {TOKEN}"}
+    headers = {"Accept": accept, "Authorization": f"Bearer {TOKEN}", **more.pop("headers", {})}
+    body.update(more)
     parts: list[Part] = []
     started = time.perf_counter()
     with (
@@ -279,3 +289,41 @@ def test_multipart_only_clients_limits_and_cost_see_deferred_operations(
 )
 def test_which_clients_read_parts(accept: str | None, reads: bool) -> None:
     assert accepts_multipart(accept) is reads
+
+
+def test_persisted_queries_and_the_access_log_see_a_deferred_operation() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(BffFormatter("json"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    failing = ServiceOptions(failure_rate=1.0, fail_status=503)
+    apq = {"persistedQuery": {"version": 1, "sha256Hash": sha256_hex(RATINGS)}}
+    try:
+        with (
+            running_shop(ServiceSpec("reviews", failing)) as shop,
+            running_gateway(gateway_settings(shop.urls)) as url,
+        ):
+            _, registered = read_parts(url, RATINGS, extensions=apq)
+            ask = {"headers": {"X-Request-Id": "deferred-1"}, "extensions": apq}
+            response, by_hash = read_parts(url, None, **ask)
+            deadline = time.monotonic() + 10
+            while '"deferred-1"' not in stream.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.02)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    assert response.status_code == 200
+    assert [p.body for p in by_hash] == [p.body for p in registered]
+    assert len(by_hash) > 1 and "errors" in by_hash[-1].body["incremental"][0]
+    (line,) = [
+        entry
+        for entry in map(orjson.loads, stream.getvalue().splitlines())
+        if entry.get("request_id") == "deferred-1" and "duration_ms" in entry
+    ]
+    assert line["operation"] == "Ratings" and line["status"] == 200
+    assert line["document_hash"] == sha256_hex(RATINGS)
+    # the deferred fragment's upstream call and its error are the request's too
+    assert line["upstream_calls"] >= 4 and line["error_codes"] == ["UPSTREAM_UNAVAILABLE"]
