@@ -7,23 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from graphql import parse
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
 
 from bff.auth import Principal
-from bff.graphql.executor import GraphQLExecutor
+from bff.graphql.executor import GraphQLExecutor, RequestErrors
 from bff.graphql.fallbacks import Fallback
 from bff.graphql.fastpath import plan_operation
 from bff.graphql.incremental import Deferred
 from bff.rendering.errors import format_errors
 from bff.upstream import Upstreams
 from services import RunningServices, ServiceOptions, ServiceSpec
+from tests.querygen import GeneratedQuery, is_valid, queries
 from tests.support import SHOP, SHOP_SCHEMA, gateway_settings, running_shop
 from tests.test_defer import CASES
 
+INLINE = re.compile(r"(\.\.\.(?: on \w+)?(?:\s*@\w+\([^)]*\))*)\s*\{")
+SPREAD = re.compile(r"\.\.\.(?!on\b)([A-Za-z_]\w*)")
 USER = Principal(sub="1", scopes=frozenset({"orders:read", "users:read:email"}))
 FAST_CASES = {k: v for k, v in CASES.items() if "$later" not in k and "$later" not in v}
 NON_NULL = """{ product(id: 3) { id ... @defer(label: "count") { name reviewCount } } }"""
@@ -51,9 +57,16 @@ def _merge(target: dict[str, Any], data: dict[str, Any]) -> None:
             target[key] = value
 
 
-def run(shop: RunningServices, query: str) -> dict[str, Any]:
-    """The query three ways: deferred on the fast path, on graphql-core, and in one piece."""
+def run(
+    shop: RunningServices,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    operation_name: str | None = None,
+) -> dict[str, Any]:
+    """The query three ways: deferred on the fast path, on graphql-core, and in one piece
+    (a request error is the string `"request error"` in each place)."""
     fast, core = GraphQLExecutor(SHOP_SCHEMA), GraphQLExecutor(SHOP_SCHEMA, fast=False)
+    how = {"operation_name": operation_name, "variables": variables}
 
     async def main() -> dict[str, Any]:
         pools = Upstreams.from_settings(gateway_settings(shop.urls))
@@ -61,14 +74,20 @@ def run(shop: RunningServices, query: str) -> dict[str, Any]:
         try:
             for name, executor in (("fast", fast), ("core", core)):
                 prepared = executor.prepare(query)
-                found[name] = await executor.execute_deferred(
-                    prepared, operation_name=None, variables=None, context=SHOP.context(USER, pools)
-                )
-                found[name] = await _drain(found[name])
+                try:
+                    deferred = await executor.execute_deferred(
+                        prepared, **how, context=SHOP.context(USER, pools)
+                    )
+                except RequestErrors:
+                    found[name] = "request error"
+                    continue
+                found[name] = await _drain(deferred)
             prepared = fast.prepare(query)
-            whole = await fast.execute(
-                prepared, operation_name=None, variables=None, context=SHOP.context(USER, pools)
-            )
+            try:
+                whole = await fast.execute(prepared, **how, context=SHOP.context(USER, pools))
+            except RequestErrors:
+                found["whole"] = "request error"
+                return found
             found["whole"] = (whole.data, sorted(
                 (e["message"], tuple(e["path"])) for e in format_errors(whole.errors or ())
             ))  # fmt: skip
@@ -152,3 +171,50 @@ def test_what_the_fast_path_leaves_to_graphql_core_when_deferring() -> None:
     assert isinstance(plan_operation(SHOP_SCHEMA, variable, None, deferring=True), Fallback)
     # in one piece the same document stays on the fast path: @defer has no effect there
     assert not isinstance(plan_operation(SHOP_SCHEMA, variable, None), Fallback)
+
+
+@st.composite
+def deferred_queries(draw: st.DrawFn) -> GeneratedQuery:
+    """A generated query with `@defer` (with or without a label) on some of its fragments."""
+    query = draw(queries(SHOP_SCHEMA))
+    marks = iter(draw(st.lists(st.sampled_from(["@defer", "", '@defer(label: "x")']),
+                               min_size=64, max_size=64)))  # fmt: skip
+
+    def inline(found: re.Match[str]) -> str:
+        return f"{found.group(1)} {next(marks, '')} {{"
+
+    def spread(found: re.Match[str]) -> str:
+        return f"...{found.group(1)} {next(marks, '')}"
+
+    document = SPREAD.sub(spread, INLINE.sub(inline, query.document))
+    if "@defer" not in document or not is_valid(SHOP_SCHEMA, document):
+        document = query.document.replace("{", "{ ... @defer { __typename }", 1)
+    return GeneratedQuery(document, query.variables, query.operation_name)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(query=deferred_queries())
+def test_generated_deferred_queries_agree(shop: RunningServices, query: GeneratedQuery) -> None:
+    note(str(query))
+    found = run(shop, query.document, query.variables, query.operation_name)
+    fast, core, whole = found["fast"], found["core"], found["whole"]
+    if fast == "request error" or core == "request error":
+        assert fast == core == whole == "request error"
+        return
+    assert fast[0] == core[0]
+    assert merged(fast) == merged(core)
+    fast_increments = sorted(
+        (tuple(i["path"]), i["label"], i["data"] is None) for p in fast[1:]
+        for i in p["incremental"]
+    )  # fmt: skip
+    core_increments = sorted(
+        (tuple(i["path"]), i["label"], i["data"] is None) for p in core[1:]
+        for i in p["incremental"]
+    )  # fmt: skip
+    assert fast_increments == core_increments
+    if not whole[1]:  # without errors, nothing nulled a fragment: the parts make the answer
+        assert merged(fast) == whole
