@@ -1,12 +1,14 @@
 """`@defer`: an operation answered in parts, in the format Apollo Client reads (deferSpec=20220824).
 
-Deferred operations run on graphql-core's incremental execution (`IncrementalExecutor`, with
-early execution: a deferred fragment's upstream calls start with the others, so fragments that
-resolve together share their dataloader batches), bounded by the same response ceiling. The
-first part holds the data that is not deferred and is ready without waiting for any deferred
-field; each deferred fragment follows as soon as it is complete.
+`Deferred` is what both executions answer: the fast path's (`fastpath.deferral`) and, for
+what the fast path leaves to it (`if:` from a variable, mutations), graphql-core's
+incremental execution here (`IncrementalExecutor` with early execution: a deferred
+fragment's upstream calls start with the others, so fragments that resolve together share
+their dataloader batches), bounded by the same response ceiling. The first part holds the
+data that is not deferred and is ready without waiting for any deferred field; each deferred
+fragment follows as soon as it is complete.
 
-graphql-core speaks the newer format (`pending` ids, `completed`, `subPath`); `Parts`
+graphql-core speaks the newer format (`pending` ids, `completed`, `subPath`); `_parts`
 translates it into the 2022-08-24 one: every part of a fragment names its own `path` and
 `label`, and a fragment that failed as a whole (a non-null field nulled it) arrives as
 `{"data": null, "path": ..., "errors": [...]}`.
@@ -15,11 +17,12 @@ translates it into the 2022-08-24 one: every part of a fragment names its own `p
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from inspect import isawaitable
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     ExecutionResult,
     GraphQLError,
     GraphQLOutputType,
@@ -65,7 +68,6 @@ class Deferred:
     data: dict[str, Any] | None
     errors: list[GraphQLError] | None
     parts: AsyncIterator[Later] | None = None  # None: nothing was deferred
-    later_errors: list[GraphQLError] = field(default_factory=list)  # noted as parts go out
 
     async def close(self) -> None:
         """Stop the deferred work (the client left, or the response was dropped)."""
@@ -108,7 +110,7 @@ def bounded_incremental_executor(limit: int) -> type[IncrementalExecutor]:
 
 async def execute_deferred(
     schema: GraphQLSchema,
-    document: Any,
+    document: DocumentNode,
     *,
     operation_name: str | None,
     variables: Mapping[str, Any] | None,
