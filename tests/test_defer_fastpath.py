@@ -208,11 +208,11 @@ def test_generated_deferred_queries_agree(shop: RunningServices, query: Generate
     assert fast[0] == core[0]
     assert merged(fast) == merged(core)
     fast_increments = sorted(
-        (tuple(i["path"]), i["label"], i["data"] is None) for p in fast[1:]
+        (tuple(i["path"]), i["label"] or "", i["data"] is None) for p in fast[1:]
         for i in p["incremental"]
     )  # fmt: skip
     core_increments = sorted(
-        (tuple(i["path"]), i["label"], i["data"] is None) for p in core[1:]
+        (tuple(i["path"]), i["label"] or "", i["data"] is None) for p in core[1:]
         for i in p["incremental"]
     )  # fmt: skip
     assert fast_increments == core_increments
