@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
+    GraphQLDeferDirective,
+    GraphQLDirective,
     GraphQLField,
     GraphQLNamedType,
     GraphQLObjectType,
@@ -94,7 +96,7 @@ class Graph:
         `Loaders.keyed`. Two parts defining one root field or one type name is a
         `ConfigError` naming both."""
         graphs = [g for g in graphs if g.schema.query_type is not None or g.schema.mutation_type]
-        if len(graphs) == 1:
+        if len(graphs) == 1 and declares_served_directives(graphs[0].schema):
             return graphs[0]
         typed = [g for g in graphs if g.clients is not Clients or g.loaders is not Loaders]
         if len(typed) > 1:
@@ -107,13 +109,22 @@ class Graph:
         return cls(schema, base.clients, base.loaders, extra, base.name, notes)
 
 
+# Directives every served schema declares beyond the specified ones: `@defer` (incremental
+# delivery over multipart, SPEC section 14).
+SERVED_DIRECTIVES: tuple[GraphQLDirective, ...] = (GraphQLDeferDirective,)
+
+
+def declares_served_directives(schema: GraphQLSchema) -> bool:
+    return all(schema.get_directive(d.name) is not None for d in SERVED_DIRECTIVES)
+
+
 def merge_schemas(parts: Sequence[tuple[str, GraphQLSchema]]) -> GraphQLSchema:
     """A schema holding every part's root fields and types (the same instances)."""
     problems: list[str] = []
     roots: dict[str, dict[str, GraphQLField]] = {"Query": {}, "Mutation": {}}
     owners: dict[tuple[str, str], str] = {}
     types: dict[str, tuple[str, GraphQLNamedType]] = {}
-    directives = {d.name: d for d in specified_directives}
+    directives = {d.name: d for d in (*specified_directives, *SERVED_DIRECTIVES)}
     strawberry_schema = None
     for part, schema in parts:
         strawberry_schema = strawberry_schema or getattr(schema, "_strawberry_schema", None)

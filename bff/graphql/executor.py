@@ -23,6 +23,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
@@ -32,17 +33,19 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
-    execute,
+    experimental_execute_incrementally,
     parse,
     validate,
 )
 from graphql import version as graphql_version
+from graphql.execution.executor import Executor
 
 from bff.errors import QueryTooComplex
 from bff.graphql import internals
 from bff.graphql.ceiling import MAX_RESULT_VALUES, bounded_executor, too_large
 from bff.graphql.documents import MAX_FIELDS, count_fields, merged
 from bff.graphql.fallbacks import Fallback, FastPathStats
+from bff.graphql.incremental import Deferred, bounded_incremental_executor, execute_deferred
 from bff.graphql.validation import too_complex, validation_rules
 from bff.limits import Shapes
 
@@ -67,6 +70,10 @@ class Prepared:
 
     document: DocumentNode
     plans: dict[str | None, OperationPlan | Fallback] = field(default_factory=dict, compare=False)
+    # the plans that honour `@defer`, for clients that read parts
+    deferring: dict[str | None, OperationPlan | Fallback] = field(
+        default_factory=dict, compare=False
+    )
     shapes: Shapes = field(default_factory=dict, compare=False)  # query analysis, by operation
 
     @property
@@ -105,6 +112,7 @@ class GraphQLExecutor:
         self.schema = schema
         if observe is not None:  # telemetry's operation span around every execution
             self.execute = observe(self.execute)  # type: ignore[method-assign,assignment]
+            self.execute_deferred = observe(self.execute_deferred)  # type: ignore[method-assign,assignment,arg-type]
         if fast and INTERNALS_MOVED is not None:
             log.warning(
                 "graphql-core %s moved internals the fast path uses (%s): every operation"
@@ -117,6 +125,7 @@ class GraphQLExecutor:
         self.limit = max_result_values
         self.stats = FastPathStats()
         self._bounded = bounded_executor(max_result_values)
+        self._incremental = bounded_incremental_executor(max_result_values)
         self.max_tokens = max_tokens
         self.max_fields = max_fields
         self.rules = validation_rules(introspection=introspection)
@@ -207,38 +216,94 @@ class GraphQLExecutor:
         variables: Mapping[str, Any] | None,
         context: Any,
     ) -> ExecutionResult:
-        """Plain graphql-core execution, bounded by the same response ceiling."""
-        executed = execute(
+        """Plain graphql-core execution, bounded by the same response ceiling, in one piece.
+
+        graphql-core's `execute` refuses a schema that declares `@defer`; its incremental
+        entry point with the plain `Executor` (which completes deferred fragments in place)
+        is what it runs underneath, and answers every other operation alike."""
+        executed = experimental_execute_incrementally(
             self.schema,
             prepared.document,
             context_value=context,
             variable_values=dict(variables) if variables else None,
             operation_name=operation_name,
-            executor_class=self._bounded,
+            executor_class=self._bounded or Executor,
             hide_suggestions=self.hide_suggestions,
         )
-        result = executed if isinstance(executed, ExecutionResult) else await executed
+        result = await executed if isawaitable(executed) else executed
+        assert isinstance(result, ExecutionResult)  # the plain `Executor` never defers
         hit = too_large(result.errors)
         if hit is not None:  # whatever was built is dropped: one error, no data
             return ExecutionResult(None, [GraphQLError(hit.message, original_error=hit)])
         return result
 
-    def plan(self, prepared: Prepared, operation_name: str | None) -> OperationPlan | Fallback:
+    async def execute_deferred(
+        self,
+        prepared: Prepared,
+        *,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+        context: Any,
+    ) -> Deferred:
+        """The operation with its `@defer`s honoured: the first part, and the later ones.
+
+        The fast path runs it where it plans it (`deferring`), graphql-core's incremental
+        execution otherwise; request errors are raised as `execute` raises them, a hit
+        ceiling answers one error."""
+        deferred = None
+        plan = self.plan(prepared, operation_name, deferring=True) if self.fast else DISABLED
+        if not isinstance(plan, Fallback):
+            from bff.graphql.fastpath import execute_deferred_plan
+
+            deferred = await execute_deferred_plan(
+                self.schema, plan, context, variables, self.limit
+            )
+            if deferred is None:
+                self.stats.fell_back("null @skip/@include variable")
+            else:
+                self.stats.fast += 1
+        else:
+            self.stats.fell_back(plan.reason)
+        if deferred is None:
+            deferred = await execute_deferred(
+                self.schema,
+                prepared.document,
+                operation_name=operation_name,
+                variables=variables,
+                context=context,
+                executor_class=self._incremental,
+            )
+        errors = deferred.errors
+        if deferred.data is None and errors and all(e.path is None for e in errors):
+            await deferred.close()
+            raise RequestErrors(list(errors))  # variables could not be coerced
+        hit = too_large(errors)
+        if hit is not None:
+            await deferred.close()
+            return Deferred(None, [GraphQLError(hit.message, original_error=hit)])
+        return deferred
+
+    def plan(
+        self, prepared: Prepared, operation_name: str | None, *, deferring: bool = False
+    ) -> OperationPlan | Fallback:
         """The fast-path plan of the operation, made on first use, or why graphql-core runs
-        it."""
+        it; `deferring`: the plan that answers in parts."""
+        plans = prepared.deferring if deferring else prepared.plans
         try:
-            return prepared.plans[operation_name]
+            return plans[operation_name]
         except KeyError:
             from bff.graphql.fastpath import plan_operation  # only where graphql-core fits it
 
-            plan = plan_operation(self.schema, prepared.document, operation_name)
+            plan = plan_operation(
+                self.schema, prepared.document, operation_name, deferring=deferring
+            )
             known = operation_name is None or operation_name in prepared.names
             if isinstance(plan, Fallback) and known:
                 names = prepared.names
                 name = operation_name or (min(names) if len(names) == 1 else None)
                 self.stats.first_fallback(name, plan.reason)
             if not isinstance(plan, Fallback) or known:
-                prepared.plans[operation_name] = plan  # not for any name a client makes up
+                plans[operation_name] = plan  # not for any name a client makes up
             return plan
 
 

@@ -6,33 +6,41 @@ GET, check the query limits (depth, aliases, cost: before any resolver, so befor
 upstream call), build the `RequestContext` from the principal the auth stage resolved,
 execute (cancelled if the client hangs up meanwhile), mask errors, answer with orjson (the
 accepted cost in `extensions.cost`).
+
+A client that reads `multipart/mixed` (`bff.rendering.multipart`) and sends a document with
+`@defer` gets its answer in parts (`bff.graphql.incremental`), each rendered and masked as the
+one-piece answer is; everyone else gets one complete response.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 from bff.auth.issuing import TokenService
 from bff.errors import BadUserInput, BffError
 from bff.graph import Graph
+from bff.graph.context import RequestContext
 from bff.graph.loader import BatchHook
 from bff.graphql.disconnect import ClientDisconnected, cancel_on_disconnect
 from bff.graphql.executor import GraphQLExecutor, RequestErrors, is_mutation
+from bff.graphql.incremental import Deferred, Increment
 from bff.graphql.protocol import MalformedRequest, read_request
 from bff.http.graphiql import graphiql_html, wants_graphiql
-from bff.http.state import request_state
+from bff.http.state import RequestState, request_state
 from bff.limits import QueryLimits
 from bff.persisted import PersistedQueries
 from bff.rendering.errors import error_response, format_errors, request_errors_response
 from bff.rendering.media import GRAPHQL_RESPONSE, JSON, NotAcceptable, negotiate
+from bff.rendering.multipart import CLOSING, CONTENT_TYPE, OPENING, accepts_multipart, part
 from bff.upstream import UpstreamPool
 
 NO_STORE = {"Cache-Control": "no-store"}
+DEFER = "@defer"  # a document without it has nothing to answer in parts
 
 
 def graphql_response(body: Mapping[str, Any], media_type: str) -> Response:
@@ -68,12 +76,15 @@ class GraphQLEndpoint:
         if request.method == "GET" and self.graphiql and wants_graphiql(accept):
             page = graphiql_html(request.url.path, default_headers=self.graphiql_headers)
             return HTMLResponse(page, headers=NO_STORE)  # it may hold the demo's token
+        multipart = accepts_multipart(accept)
         try:
             media_type = negotiate(accept)
         except NotAcceptable as error:
-            return error_response(BadUserInput(str(error)), status=406, media_type=JSON)
+            if not multipart:
+                return error_response(BadUserInput(str(error)), status=406, media_type=JSON)
+            media_type = JSON  # errors before execution; an answer is multipart
         try:
-            return await self.handle(request, media_type)
+            return await self.handle(request, media_type, multipart=multipart)
         except MalformedRequest as error:
             headers = {"Allow": "GET, POST"} if error.status == 405 else None
             return error_response(
@@ -95,7 +106,9 @@ class GraphQLEndpoint:
             request_state(request.scope).error_codes.append(error.code)
             return error_response(error, status=status, media_type=media_type)
 
-    async def handle(self, request: Request, media_type: str) -> Response:
+    async def handle(
+        self, request: Request, media_type: str, *, multipart: bool = False
+    ) -> Response:
         gql = await read_request(request)
         query = gql.query
         if self.persisted is not None and self.persisted.applies(query, gql.extensions):
@@ -120,6 +133,10 @@ class GraphQLEndpoint:
             tokens=self.tokens,
             observe=self.observe_batch,
         )
+        if multipart and DEFER in query:
+            return await self.in_parts(
+                request, prepared, gql.operation_name, gql.variables, context, cost
+            )
         execution = self.executor.execute(
             prepared,
             operation_name=gql.operation_name,
@@ -138,3 +155,70 @@ class GraphQLEndpoint:
         if cost is not None:
             body["extensions"] = {"cost": cost}
         return graphql_response(body, media_type)
+
+    async def in_parts(
+        self,
+        request: Request,
+        prepared: Any,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+        context: RequestContext[Any, Any],
+        cost: Any,
+    ) -> Response:
+        """The operation with its `@defer`s honoured, as `multipart/mixed` parts."""
+        execution = self.executor.execute_deferred(
+            prepared, operation_name=operation_name, variables=variables, context=context
+        )
+        try:
+            deferred = await cancel_on_disconnect(request.receive, execution)
+        except ClientDisconnected:
+            context.loaders.cancel_pending()
+            raise
+        state = request_state(request.scope)
+        body = parts_of(deferred, state, cost, context)
+        return StreamingResponse(body, 200, media_type=CONTENT_TYPE)
+
+
+async def parts_of(
+    deferred: Deferred, state: RequestState, cost: Any, context: RequestContext[Any, Any]
+) -> AsyncIterator[bytes]:
+    """The parts of one answer: the first at once, each later one as it completes. A client
+    that leaves midway stops the deferred work (and its pending batch calls)."""
+    done = False
+    try:
+        first: dict[str, Any] = {}
+        if deferred.errors:
+            first["errors"] = format_errors(deferred.errors, state.trace_id)
+        first["data"] = deferred.data
+        first["hasNext"] = deferred.parts is not None
+        if cost is not None:
+            first["extensions"] = {"cost": cost}
+        yield OPENING + part(first)
+        if deferred.parts is not None:
+            async for later in deferred.parts:
+                payload: dict[str, Any] = {}
+                if later.increments:
+                    payload["incremental"] = [_increment(i, state) for i in later.increments]
+                payload["hasNext"] = later.has_next
+                yield part(payload)
+        yield CLOSING
+        done = True
+    finally:
+        if not done:
+            await deferred.close()
+            context.loaders.cancel_pending()
+
+
+def _increment(increment: Increment, state: RequestState) -> dict[str, Any]:
+    """One deferred fragment's entry; its errors are masked and noted like the first part's."""
+    entry: dict[str, Any] = {"data": increment.data, "path": increment.path}
+    if increment.label is not None:
+        entry["label"] = increment.label
+    if increment.errors:
+        entry["errors"] = errors = format_errors(increment.errors, state.trace_id)
+        codes = state.error_codes
+        for error in errors:
+            code = error.get("extensions", {}).get("code")
+            if code and code not in codes:
+                codes.append(code)
+    return entry

@@ -7,6 +7,9 @@ field that needs I/O becomes a unit of work. The units of a level run concurrent
 unit starts the next level of its own field as soon as its values are in, so a query's
 critical path is one upstream call per level, as with one dataloader batch per level.
 
+A deferred fragment met on the way starts as a task of its own (`defer`, `deferral`): the
+first part is what `run` returns once the rest is done.
+
 Values become the response in `completion`. The errors of each step (the root's fields, or a
 unit's values arriving, with all that completes at once below them) are settled when the
 step ends (`Outcome.flush`).
@@ -21,7 +24,8 @@ from typing import Any
 from graphql import GraphQLError
 
 from bff.graphql.fastpath.completion import Completion
-from bff.graphql.fastpath.outcome import Outcome, Pos
+from bff.graphql.fastpath.deferral import Group, Parts
+from bff.graphql.fastpath.outcome import Boundary, Outcome, Pos
 from bff.graphql.fastpath.plan import ATTR, BATCH, FieldPlan, Selection
 from bff.graphql.fastpath.resolving import Resolving
 
@@ -30,14 +34,19 @@ YIELD_EVERY = 20_000  # values built between two turns given to the event loop
 
 
 class Engine(Completion, Resolving):
+    parts: Parts | None = None  # the deferred fragments, when the plan answers in parts
+
     async def run(self, root: Selection) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
-        """Execute from `root`; `ResponseTooLarge` when the response would pass `limit`."""
+        """Execute from `root`; `ResponseTooLarge` when the response would pass `limit`.
+        With deferred fragments, what it returns is the first part (`parts` has the rest)."""
         plan = self.plan
         self.next_yield = YIELD_EVERY
         data = root.template.copy()
         holder = {"data": data}
         self.root = Pos(None, "data", holder, True, 0)
         self.outcome = Outcome(self.root)
+        if plan.deferring:
+            self.parts = Parts(self.outcome)
         parents = [self.root]
         if plan.serial:  # mutations: each root field and all below it, one after the other
             for field in root.fields:
@@ -50,6 +59,10 @@ class Engine(Completion, Resolving):
             units = self.start(root, root.fields, [None], [data], parents)
             self.outcome.flush(parents)
             await self.units(units)
+        parts = self.parts
+        if parts is not None:
+            parts.assign()
+            return holder["data"], parts.first_errors
         return holder["data"], self.outcome.errors
 
     @staticmethod
@@ -97,7 +110,31 @@ class Engine(Completion, Resolving):
                     units.append(self.complete_later(field, gathered, outs, places))
                 else:
                     self.settle(field, values, outs, places, units)
+        if selection.deferred:
+            self.defer(selection, sources, places)
         return units
+
+    def defer(self, selection: Selection, sources: list[Any], places: list[Pos]) -> None:
+        """Start the fragments deferred on these parents, each as a task of its own."""
+        parts = self.parts
+        assert parts is not None
+        enclosing = _group_of(places[0])
+        made: dict[Any, Group] = {}
+        for deferred in selection.deferred:
+            usage = deferred.usage
+            assert usage is not None
+            group = Group(deferred, made.get(usage.parent_defer_usage, enclosing), places)
+            made[usage] = group
+            outs: list[dict[str, Any]] = []
+            boundaries: list[Pos] = []
+            for place in places:
+                box = {"data": deferred.template.copy()}
+                group.boxes.append(box)
+                outs.append(box["data"])
+                boundaries.append(Boundary(place, box, group))
+            parts.groups.append(group)
+            units = self.start(deferred, deferred.fields, sources, outs, boundaries)
+            group.task = asyncio.ensure_future(self.units(units))
 
     async def complete_later(
         self, field: FieldPlan, values: Awaitable[list[Any]], outs: list[Any], places: list[Pos]
@@ -125,3 +162,13 @@ class Engine(Completion, Resolving):
             selection = below.selection
             assert selection is not None
             self.start(selection, selection.fields, below.sources, below.outs, below.places, units)
+
+
+def _group_of(place: Pos | None) -> Group | None:
+    """The deferred fragment `place` is in (None: the first part)."""
+    while place is not None:
+        if type(place) is Boundary:
+            group: Group = place.group
+            return group
+        place = place.parent
+    return None

@@ -45,11 +45,24 @@ class Pos:
         self.rank = rank
 
 
+class Boundary(Pos):
+    """Where a deferred fragment's data starts, under the object it is deferred on: a nullable
+    place of its own (a non-null error in the fragment nulls the fragment's data, not the
+    object, which an earlier part already carried), and no key of the response path."""
+
+    __slots__ = ("group",)
+
+    def __init__(self, parent: Pos, box: dict[str, Any], group: Any) -> None:
+        super().__init__(parent, "data", box, True, 0)
+        self.group = group
+
+
 def path_of(pos: Pos | None, key: Any = None) -> list[Any]:
     """The response path of `key` under `pos` (of `pos` itself without `key`)."""
     keys = [] if key is None else [key]
     while pos is not None and pos.parent is not None:
-        keys.append(pos.key)
+        if type(pos) is not Boundary:
+            keys.append(pos.key)
         pos = pos.parent
     keys.reverse()
     return keys

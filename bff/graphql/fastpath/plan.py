@@ -15,6 +15,12 @@ Each field gets one way to be resolved for all parents of a level:
 Arguments written without variables are coerced once here; the others per execution. An
 operation whose `@skip`/`@include` read variables (its switches, `support.scan`) gets one root
 selection per combination of their values, all planned here; an execution picks its own.
+
+A plan made `deferring` (for a client that reads parts) splits each selection by `@defer`:
+`fields` and `template` hold what the selection's own part carries, and each fragment deferred
+at that level is a `Selection` of its own in `deferred` (its `usage` graphql-core's
+`DeferUsage`, the `label` the client gave). A field asked both inside and outside a deferred
+fragment comes with the part that does not wait.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from graphql import (
     get_named_type,
 )
 from graphql.execution.collect_fields import (
+    DeferUsage,
     FieldDetails,
     FragmentDetails,
     collect_fields,
@@ -91,6 +98,8 @@ class Selection:
     type: GraphQLObjectType
     fields: list[FieldPlan]
     template: dict[str, str | None]
+    deferred: list[Selection] = field(default_factory=list)  # fragments deferred here
+    usage: DeferUsage | None = None  # for a deferred fragment: its `@defer`
 
 
 @dataclass(slots=True, eq=False)
@@ -100,6 +109,7 @@ class OperationPlan:
     switches: tuple[str, ...]  # variables deciding @skip/@include
     roots: dict[tuple[bool, ...], Selection]  # by the switches' values, in order
     serial: bool
+    deferring: bool = False  # planned to answer in parts: `Selection.deferred` is filled in
 
     @property
     def root(self) -> Selection:
@@ -116,9 +126,14 @@ class OperationPlan:
 
 
 def plan_operation(
-    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    *,
+    deferring: bool = False,
 ) -> OperationPlan | Fallback:
-    """The plan of the operation, or why graphql-core must run it."""
+    """The plan of the operation, or why graphql-core must run it; `deferring`: with its
+    `@defer`s honoured (`Selection.deferred`)."""
     operation = choose_operation(document, operation_name)
     if operation is None:
         return Fallback("no single operation to run")
@@ -128,6 +143,11 @@ def plan_operation(
     found = scan(operation, definitions)
     if found.reason is not None:
         return Fallback(found.reason)
+    deferring = deferring and found.defers
+    if deferring and found.defer_variables:
+        return Fallback("@defer(if:) from a variable")
+    if deferring and operation.operation == OperationType.MUTATION:
+        return Fallback("@defer in a mutation")
     root_type = schema.get_root_type(operation.operation)
     if root_type is None:
         return Fallback(f"no {operation.operation.value} type")
@@ -137,7 +157,7 @@ def plan_operation(
     try:
         for values in itertools.product((False, True), repeat=len(switches)):
             variables = VariableValues({}, dict(zip(switches, values, strict=True)))
-            planner = Planner(schema, operation, fragments, variables)
+            planner = Planner(schema, operation, fragments, variables, deferring)
             fields = collect_fields(schema, fragments, variables, root_type, operation)
             roots[values] = planner.selection(root_type, fields.grouped_field_set)
     except Unsupported as error:
@@ -145,7 +165,7 @@ def plan_operation(
     except RecursionError:
         return Fallback("nested too deeply to plan")
     serial = operation.operation == OperationType.MUTATION
-    return OperationPlan(operation, definitions, switches, roots, serial)
+    return OperationPlan(operation, definitions, switches, roots, serial, deferring)
 
 
 class Planner:
@@ -155,22 +175,62 @@ class Planner:
         operation: OperationDefinitionNode,
         fragments: dict[str, FragmentDetails],
         switches: VariableValues = NO_VARIABLES,
+        deferring: bool = False,
     ) -> None:
         self.schema = schema
         self.operation = operation
         self.fragments = fragments
         self.switches = switches  # the values of the switches this plan is for
+        self.deferring = deferring
 
     def selection(
-        self, type_: GraphQLObjectType, grouped: dict[str, list[FieldDetails]]
+        self,
+        type_: GraphQLObjectType,
+        grouped: dict[str, list[FieldDetails]],
+        usage: DeferUsage | None = None,
     ) -> Selection:
-        fields = [self.field(type_, key, details) for key, details in grouped.items()]
+        """The selection of `grouped` on `type_`, within the deferred fragment `usage` (or
+        none); when deferring, fragments deferred below `usage` become `deferred`."""
+        if not self.deferring:
+            return self.fields_of(type_, grouped, usage)
+        own: dict[str, list[FieldDetails]] = {}
+        later: dict[DeferUsage, dict[str, list[FieldDetails]]] = {}
+        for key, details in grouped.items():
+            usages = {d.defer_usage for d in details}
+            if usage in usages:
+                own[key] = details
+            elif len(usages) == 1:
+                (deferred,) = usages
+                assert deferred is not None
+                later.setdefault(deferred, {})[key] = details
+            else:
+                raise Unsupported(f"{type_.name}.{key} in several deferred fragments")
+        selection = self.fields_of(type_, own, usage)
+        for deferred, fields in sorted(later.items(), key=lambda item: _depth(item[0])):
+            inner = self.fields_of(type_, fields, deferred)
+            inner.usage = deferred
+            selection.deferred.append(inner)
+        return selection
+
+    def fields_of(
+        self,
+        type_: GraphQLObjectType,
+        grouped: dict[str, list[FieldDetails]],
+        usage: DeferUsage | None,
+    ) -> Selection:
+        fields = [self.field(type_, key, details, usage) for key, details in grouped.items()]
         for rank, planned in enumerate(fields):
             planned.rank = rank
         template = {f.key: type_.name if f.kind == TYPENAME else None for f in fields}
         return Selection(type_, [f for f in fields if f.kind != TYPENAME], template)
 
-    def field(self, parent: GraphQLObjectType, key: str, details: list[FieldDetails]) -> FieldPlan:
+    def field(
+        self,
+        parent: GraphQLObjectType,
+        key: str,
+        details: list[FieldDetails],
+        usage: DeferUsage | None = None,
+    ) -> FieldPlan:
         nodes = [d.node for d in details]
         name = nodes[0].name.value
         if name == "__typename":
@@ -191,7 +251,7 @@ class Planner:
             sub = collect_subfields(
                 self.schema, self.fragments, self.switches, self.operation, object_type, details
             )
-            shape.selection = self.selection(object_type, sub.grouped_field_set)
+            shape.selection = self.selection(object_type, sub.grouped_field_set, usage)
         return plan
 
     @staticmethod
@@ -232,6 +292,14 @@ class Planner:
                 plan.checks = tuple(reversed(checks))  # the outermost one checks first
         elif definition.is_basic_field and definition.default_resolver is getattr:
             plan.kind, plan.read = ATTR, attrgetter(definition.python_name)
+
+
+def _depth(usage: DeferUsage | None) -> int:
+    """How many `@defer`s enclose this one (outer fragments are started first)."""
+    depth = 0
+    while usage is not None:
+        usage, depth = usage.parent_defer_usage, depth + 1
+    return depth
 
 
 def python_names(field_def: GraphQLField) -> dict[str, str] | None:

@@ -4,7 +4,9 @@ Decided once per document and operation, before any plan is built: queries and m
 whose only directives are `@skip`/`@include` (on fields, fragment spreads and inline
 fragments, with a literal or a variable as `if`), whose fragments declare no variables and
 that ask no introspection beyond `__typename`. Abstract types are refused while planning
-(`shapes.Unsupported`).
+(`shapes.Unsupported`). `@defer` is allowed and has no effect here: the fast path answers in
+one piece, as a client that does not read multipart parts is answered
+(`bff.graphql.incremental` runs deferred operations for those that do).
 
 A `@skip`/`@include` whose `if` is a variable is a switch: the planner makes one plan per
 combination of the switches' values (at most `2 ** MAX_SWITCHES`), and each execution picks
@@ -32,6 +34,7 @@ from graphql import (
 INTROSPECTION = frozenset({"__schema", "__type"})
 SUPPORTED = frozenset({OperationType.QUERY, OperationType.MUTATION})
 CONDITIONS = frozenset({"skip", "include"})
+IN_ONE_PIECE = frozenset({"defer"})  # directives the fast path ignores: one complete answer
 MAX_SWITCHES = 4  # variables deciding @skip/@include: at most 16 plans per operation
 
 
@@ -41,6 +44,8 @@ class Scan:
 
     reason: str | None = None  # why graphql-core must run it, or None
     switches: list[str] = field(default_factory=list)  # variables of @skip/@include, in order
+    defers: bool = False  # a `@defer` is written somewhere
+    defer_variables: bool = False  # and one of them reads a variable (`if: $later`)
 
 
 def choose_operation(
@@ -85,6 +90,11 @@ def _conditions(directives: tuple[DirectiveNode, ...] | None, found: Scan) -> st
     """Check the directives of one selection; a variable `if` becomes a switch."""
     for directive in directives or ():
         name = directive.name.value
+        if name in IN_ONE_PIECE:
+            found.defers = True
+            if any(isinstance(a.value, VariableNode) for a in directive.arguments or ()):
+                found.defer_variables = True
+            continue
         if name not in CONDITIONS:
             return f"directive @{name}"
         for argument in directive.arguments or ():
