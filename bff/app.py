@@ -100,6 +100,8 @@ from bff.telemetry.routes import metrics_endpoint, usage_endpoint
 from bff.telemetry.stage import TelemetryStage
 from bff.telemetry.transport import TracingTransport
 from bff.upstream import Upstreams
+from bff.upstream.cache_store import CacheStore, MemoryCacheStore, RedisCacheStore
+from bff.upstream.response_cache import ResponseCache
 
 log = logging.getLogger("bff")
 
@@ -127,6 +129,27 @@ def redis_answers(redis: Redis) -> Callable[[], Awaitable[bool]]:
     return answers
 
 
+def response_cache(
+    settings: Settings, redis: Redis | None, on_result: Callable[[str, str], None]
+) -> ResponseCache | None:
+    """The response cache every pool shares (`cache`), in memory or in the shared Redis."""
+    config = settings.cache
+    if not config.enabled:
+        return None
+    store: CacheStore = MemoryCacheStore(config.max_entries)
+    if config.store == "redis" and redis is not None:
+        client = redis
+        store = RedisCacheStore(
+            lambda keys: client.mget(keys), lambda key, value, ms: client.set(key, value, px=ms)
+        )
+    return ResponseCache(
+        store,
+        prefix=settings.redis.key_prefix,
+        max_entry_size=config.max_entry_size,
+        on_result=on_result,
+    )
+
+
 def persisted_queries(settings: Settings, store: DocumentStore) -> PersistedQueries:
     """APQ and persisted-only mode, with the manifest loaded."""
     return PersistedQueries(store, settings.persisted_queries, check_manifest(settings))
@@ -150,8 +173,11 @@ def create_app(
     persisted = persisted_queries(
         settings, RedisDocumentStore(redis) if redis is not None else MemoryDocumentStore()
     )
-    upstreams = Upstreams.from_settings(settings, observe=TracingTransport)
     telemetry = telemetry or Telemetry(settings, served.schema)
+    metrics = telemetry.metrics
+    upstreams = Upstreams.from_settings(
+        settings, observe=TracingTransport, on_shared=metrics.shared
+    )
     telemetry.metrics.health_source = lambda: (
         (name, instance.url, instance.healthy)
         for name, pool in upstreams.items()

@@ -659,7 +659,7 @@ def test_env_unknown_key_is_an_error() -> None:
         load_settings(None, env={"BFF_SERVER__PROT": "1", "BFF_NOPE": "1"})
     assert info.value.errors == [
         "BFF_NOPE: unknown key 'nope' in the top level; expected one of: graph, server, upstreams, "
-        "routes, auth, redis, limits, rate_limits, persisted_queries, telemetry, logging",
+        "routes, auth, redis, limits, rate_limits, persisted_queries, telemetry, logging, cache",
         "BFF_SERVER__PROT: unknown key 'prot' in server; did you mean 'port'?",
     ]
 

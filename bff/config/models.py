@@ -392,6 +392,27 @@ def _graph_spec(value: str) -> str:
     return value
 
 
+class CacheConfig(Section):
+    enabled: bool = Field(
+        False,
+        description="Cache upstream GET answers as their own `Cache-Control` allows "
+        "(`s-maxage`, else `max-age`, else the upstream's `cache.ttl`; `private` per principal; "
+        "never `no-store` nor an answer with `Set-Cookie`), revalidated with `ETag` / "
+        "`Last-Modified` while served stale.",
+    )
+    store: Literal["memory", "redis"] = Field(
+        "memory",
+        description="`memory` (each process its own) or `redis` (shared by replicas, under "
+        "`redis.key_prefix`; needs `redis.url`).",
+    )
+    max_entries: int = Field(
+        10000, ge=1, description="Most answers the memory store keeps (least recently used go)."
+    )
+    max_entry_size: ByteSize = Field(
+        1024 * 1024, ge=1, description="Largest answer body kept; larger ones are not cached."
+    )
+
+
 class Settings(Section):
     graph: Annotated[str, AfterValidator(_graph_spec)] = Field(
         "shop",
@@ -420,6 +441,18 @@ class Settings(Section):
         default_factory=TelemetryConfig, description="OpenTelemetry tracing."
     )
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
+    cache: CacheConfig = Field(
+        default_factory=CacheConfig, description="The response cache of upstream answers."
+    )
+
+    @model_validator(mode="after")
+    def _redis_cache_needs_redis(self) -> Settings:
+        redis_set = "redis" in self.model_fields_set and "url" in self.redis.model_fields_set
+        if self.cache.enabled and self.cache.store == "redis" and not redis_set:
+            raise problems_error(
+                [Problem(("cache", "store"), "`redis` needs `redis.url`", repr("redis"))]
+            )
+        return self
 
     @model_validator(mode="after")
     def _routes_fit_upstreams(self) -> Settings:

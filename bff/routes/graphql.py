@@ -10,7 +10,7 @@ accepted cost in `extensions.cost`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -31,12 +31,17 @@ from bff.persisted import PersistedQueries
 from bff.rendering.errors import error_response, format_errors, request_errors_response
 from bff.rendering.media import GRAPHQL_RESPONSE, JSON, NotAcceptable, negotiate
 from bff.upstream import UpstreamPool
+from bff.upstream.header_policy import collect_answers
 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def graphql_response(body: Mapping[str, Any], media_type: str) -> Response:
-    return Response(orjson.dumps(body), 200, media_type=media_type)
+def graphql_response(
+    body: Mapping[str, Any], media_type: str, headers: Iterable[tuple[str, str]] = ()
+) -> Response:
+    response = Response(orjson.dumps(body), 200, media_type=media_type)
+    response.raw_headers += [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    return response
 
 
 class GraphQLEndpoint:
@@ -126,6 +131,7 @@ class GraphQLEndpoint:
             variables=gql.variables,
             context=context,
         )
+        used = collect_answers(mutation=is_mutation(operation))  # for the header policy
         try:
             result = await cancel_on_disconnect(request.receive, execution)
         except ClientDisconnected:
@@ -137,4 +143,4 @@ class GraphQLEndpoint:
         body["data"] = result.data
         if cost is not None:
             body["extensions"] = {"cost": cost}
-        return graphql_response(body, media_type)
+        return graphql_response(body, media_type, used.response_headers(errors=bool(result.errors)))
