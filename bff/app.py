@@ -94,6 +94,7 @@ from bff.routes.auth import auth_routes
 from bff.routes.graphql import GraphQLEndpoint
 from bff.shared_state import connect_redis, redis_url
 from bff.telemetry.batches import batch_scope
+from bff.telemetry.cache import cache_observer
 from bff.telemetry.hub import Telemetry
 from bff.telemetry.operation import wrap_execute
 from bff.telemetry.routes import metrics_endpoint, usage_endpoint
@@ -176,7 +177,10 @@ def create_app(
     telemetry = telemetry or Telemetry(settings, served.schema)
     metrics = telemetry.metrics
     upstreams = Upstreams.from_settings(
-        settings, observe=TracingTransport, on_shared=metrics.shared
+        settings,
+        observe=TracingTransport,
+        on_shared=metrics.shared,
+        cache=response_cache(settings, redis, cache_observer(metrics)),
     )
     telemetry.metrics.health_source = lambda: (
         (name, instance.url, instance.healthy)
