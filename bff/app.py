@@ -147,6 +147,7 @@ def response_cache(
         store,
         prefix=settings.redis.key_prefix,
         max_entry_size=config.max_entry_size,
+        max_items=config.max_entries,
         on_result=on_result,
     )
 

@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import msgspec
+import orjson
 import pytest
 import redis.asyncio
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bff.app import create_app
 from bff.config import ConfigError, settings_from_dict
+from bff.graph import BatchLoader, Clients, ServiceClient, id_list
 from bff.serving import BackgroundServer
 from bff.telemetry.hub import Telemetry
 from bff.upstream import Instance, UpstreamPool
@@ -340,3 +343,105 @@ def test_a_hit_is_an_event_on_the_batch_span(cacheable_shop: RunningServices) ->
     events = [[e.name for e in span.events] for span in batches]
     assert events == [["cache miss"], ["cache hit"]]
     assert 'bff_cache_requests_total{result="hit",upstream="reviews"} 1.0' in scrape
+
+
+# --- the per-item cache of batch endpoints ----------------------------------------------------
+
+
+class Item(msgspec.Struct, frozen=True):
+    id: int
+
+
+class ItemLoader(BatchLoader[int, Item, Item]):
+    upstream = "catalog"
+
+    async def fetch(self, keys: list[int]) -> Iterable[Item]:
+        client = ServiceClient(self.clients.pools["catalog"], self.clients.headers)
+        return await client.get_decoded(ITEMS, "/items", {"ids": id_list(keys)})
+
+    def key_of(self, record: Item) -> int:
+        return record.id
+
+
+ITEMS = msgspec.json.Decoder(list[Item])
+
+
+@dataclass
+class BatchServer:
+    """`GET /items?ids=1,2` answers `[{"id":1},{"id":2}]` with `headers`; it keeps targets."""
+
+    headers: list[str]
+    targets: list[str] = field(default_factory=list)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                target = head.decode("latin-1").split(" ")[1]
+                self.targets.append(target)
+                ids = target.partition("ids=")[2].split(",")
+                body = orjson.dumps([{"id": int(i)} for i in ids if i])
+                extra = "".join(f"{h}\r\n" for h in self.headers).encode()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@asynccontextmanager
+async def item_loaders(*headers: str) -> AsyncIterator[tuple[BatchServer, Callable[..., Any]]]:
+    state = BatchServer(list(headers))
+    server = await asyncio.start_server(state.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    cache = ResponseCache(MemoryCacheStore(100))
+    pool = UpstreamPool("catalog", [Instance(f"http://127.0.0.1:{port}")], cache=cache)
+
+    def loader_for(user: str | None = None) -> ItemLoader:
+        identity = {"X-User-Id": user} if user else {}
+        return ItemLoader(Clients({"catalog": pool}, identity))  # one per request, as served
+
+    try:
+        yield state, loader_for
+    finally:
+        await pool.aclose()
+        server.close()
+
+
+@run
+async def test_a_batch_asks_only_for_the_items_not_kept() -> None:
+    async with item_loaders("Cache-Control: max-age=60") as (server, loader_for):
+        first = await loader_for().load_many([1, 2, 3])
+        with used_answers() as used:
+            second = await loader_for().load_many([2, 3, 4])
+        third = await loader_for().load_many([4, 1])
+    assert first == [Item(1), Item(2), Item(3)]
+    assert second == [Item(2), Item(3), Item(4)]
+    assert third == [Item(4), Item(1)]
+    assert server.targets == ["/items?ids=1,2,3", "/items?ids=4"]  # the third asked nobody
+    # the kept items' freshness left (whole seconds, rounded down) and the new answer's
+    assert used.cache_control() in ("max-age=59", "max-age=60")
+
+
+@run
+async def test_private_items_are_kept_per_principal_and_no_store_never() -> None:
+    async with item_loaders("Cache-Control: private, max-age=60") as (server, loader_for):
+        await loader_for("1").load_many([1, 2])
+        await loader_for("1").load_many([1, 2])
+        await loader_for("2").load_many([1, 2])
+    assert server.targets == ["/items?ids=1,2", "/items?ids=1,2"]
+    async with item_loaders("Cache-Control: no-store") as (server, loader_for):
+        await loader_for().load_many([1, 2])
+        await loader_for().load_many([2])
+    assert server.targets == ["/items?ids=1,2", "/items?ids=2"]
+
+
+@run
+async def test_a_mutations_loaders_never_read_kept_items() -> None:
+    async with item_loaders("Cache-Control: max-age=60") as (server, loader_for):
+        await loader_for().load_many([1])
+        with used_answers(mutation=True):
+            await loader_for().load_many([1])
+    assert server.targets == ["/items?ids=1", "/items?ids=1"]

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from bff.upstream.cache_control import NO_STORE, Freshness, freshness
+from bff.upstream.cache_control import NO_STORE, NOT_STORABLE, Freshness, freshness
 
 SET_COOKIE = "set-cookie"
 
@@ -30,7 +30,16 @@ SET_COOKIE = "set-cookie"
 class UsedAnswers:
     """What the answers used by one request allow its response to carry."""
 
-    __slots__ = ("fields", "max_age", "mutation", "no_store", "private", "used")
+    __slots__ = (
+        "cookies",
+        "fields",
+        "max_age",
+        "mutation",
+        "no_store",
+        "private",
+        "shared_max_age",
+        "used",
+    )
 
     def __init__(self, *, mutation: bool = False) -> None:
         self.mutation = mutation  # its upstream calls are never shared nor served from cache
@@ -38,6 +47,8 @@ class UsedAnswers:
         self.no_store = False
         self.private = False
         self.max_age: int | None = None
+        self.shared_max_age: int | None = None  # the gateway's: what the item cache keeps
+        self.cookies = False  # an answer set a cookie: its items are never kept
         self.fields: list[tuple[str, str]] = []
 
     def record(
@@ -52,12 +63,8 @@ class UsedAnswers:
         """One answer used: its freshness for the client, and the fields `passed` names
         (lower case) taken from `values` (every value of each field, by lower-case name)."""
         self.used += 1
-        if fresh.max_age is None:
-            self.no_store = True
-        else:
-            self.private = self.private or fresh.private
-            if self.max_age is None or fresh.max_age < self.max_age:
-                self.max_age = fresh.max_age
+        self.cookies = self.cookies or SET_COOKIE in headers
+        self._fresh(fresh)
         if not passed or values is None:
             return
         known = {name.lower() for name, _ in self.fields}
@@ -67,6 +74,40 @@ class UsedAnswers:
                     self.fields += [("set-cookie", v) for v in values.get(name, ())]
             elif name not in known and values.get(name):
                 self.fields.append((name, values[name][0]))
+
+    def _fresh(self, fresh: Freshness) -> None:
+        if fresh.max_age is None or fresh.shared_max_age is None:
+            self.no_store = True
+            return
+        self.private = self.private or fresh.private
+        if self.max_age is None or fresh.max_age < self.max_age:
+            self.max_age = fresh.max_age
+        if self.shared_max_age is None or fresh.shared_max_age < self.shared_max_age:
+            self.shared_max_age = fresh.shared_max_age
+
+    def reused(self, fresh: Freshness) -> None:
+        """An item kept from an earlier answer (the item cache) was used, this fresh."""
+        self.used += 1
+        self._fresh(fresh)
+
+    def merge(self, other: UsedAnswers) -> None:
+        """Take in the answers `other` recorded (a batch's, recorded apart first)."""
+        self.used += other.used
+        self.cookies = self.cookies or other.cookies
+        if other.no_store:
+            self.no_store = True
+        elif other.max_age is not None and other.shared_max_age is not None:
+            self._fresh(Freshness(other.max_age, other.shared_max_age, other.private))
+        known = {name for name, _ in self.fields}
+        for name, value in other.fields:
+            if name == SET_COOKIE or name not in known:
+                self.fields.append((name, value))
+
+    def freshness(self) -> Freshness:
+        """How long what was built from these answers may be kept by the gateway."""
+        if self.no_store or self.cookies or not self.used or self.max_age is None:
+            return NOT_STORABLE
+        return Freshness(self.max_age, self.shared_max_age, self.private)
 
     def cache_control(self, *, errors: bool = False) -> str:
         if errors or self.mutation or self.no_store or not self.used or self.max_age is None:

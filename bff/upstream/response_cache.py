@@ -29,6 +29,7 @@ from bff.errors import BffError
 from bff.upstream.cache_control import freshness, stale_window
 from bff.upstream.cache_store import CachedAnswer, CacheStore
 from bff.upstream.http11 import Headers
+from bff.upstream.item_cache import ItemCache
 from bff.upstream.request import Request
 from bff.upstream.response import UpstreamResponse
 
@@ -48,6 +49,7 @@ class ResponseCache:
         *,
         prefix: str = "",
         max_entry_size: int = 1024 * 1024,
+        max_items: int = 10000,
         on_result: Callable[[str, str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -56,6 +58,7 @@ class ResponseCache:
         self.max_entry_size = max_entry_size
         self.on_result = on_result
         self.clock = clock
+        self.items = ItemCache(max_items)  # the dataloaders' per-item cache
         self._revalidating: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
