@@ -30,7 +30,7 @@ import orjson
 import yaml
 
 from bench.load import LoadResult, run_wrk, write_script
-from bench.procs import Child, Children, Pinning, detect_pinning
+from bench.procs import Child, Children, Pinning, cpu_seconds, detect_pinning, process_tree
 from bench.stack import SERVICES, gateway_config, serve_config, service_urls_of, sign_token
 from bench.workloads import DASHBOARD
 
@@ -68,14 +68,15 @@ def gateway(
     urls: dict[str, str],
     upstream_keys: dict[str, Any] | None = None,
     **extra: Any,
-) -> tuple[str, Path]:
-    """`bff serve` over `urls`, `upstream_keys` set on every upstream; its URL and config."""
+) -> tuple[str, Path, int]:
+    """`bff serve` over `urls`, `upstream_keys` set on every upstream; its URL, config, pid."""
     config = {**gateway_config(urls, secrets.token_hex(32)), **extra}
     for upstream in config["upstreams"].values():
         upstream.update(upstream_keys or {})
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
-    return serve_config(children, pinning, path, name=name).url, path
+    server = serve_config(children, pinning, path, name=name)
+    return server.url, path, server.child.pid
 
 
 def upstream_calls(http: httpx.Client, urls: dict[str, str], reset: bool = False) -> int:
@@ -115,7 +116,7 @@ def dedupe_part(children: Children, pinning: Pinning, tmp: Path, latency: str) -
     per_request: dict[bool, float] = {}
     with httpx.Client(timeout=10, trust_env=False) as http:
         for dedupe in (False, True):
-            url, _ = gateway(
+            url, _, _ = gateway(
                 children,
                 pinning,
                 tmp,
@@ -143,7 +144,7 @@ def cache_part(children: Children, pinning: Pinning, tmp: Path, duration: float)
     urls = start_services(
         children, pinning, "services-cache", "--cache-control", "max-age=600", "--etag"
     )
-    results: dict[str, tuple[LoadResult, int]] = {}
+    results: dict[str, tuple[LoadResult, int, float]] = {}
     variants = {
         "off, dedupe off": ({"dedupe": False}, False),
         "off": ({}, False),
@@ -152,7 +153,9 @@ def cache_part(children: Children, pinning: Pinning, tmp: Path, duration: float)
     with httpx.Client(timeout=10, trust_env=False) as http:
         for label, (keys, cached) in variants.items():
             name = f"gateway-cache-{len(results)}"
-            url, path = gateway(children, pinning, tmp, name, urls, keys, cache={"enabled": cached})
+            url, path, pid = gateway(
+                children, pinning, tmp, name, urls, keys, cache={"enabled": cached}
+            )
             token = sign_token(path)
             body = orjson.dumps({"query": DASHBOARD.format(first=20), "operationName": "Dashboard"})
             script = write_script(
@@ -162,6 +165,7 @@ def cache_part(children: Children, pinning: Pinning, tmp: Path, duration: float)
             )
             run_wrk(f"{url}/graphql", script, concurrency=CLIENTS, duration=1, prefix=[])  # warm
             upstream_calls(http, urls, reset=True)
+            before = cpu_seconds(process_tree(pid))
             load = run_wrk(
                 f"{url}/graphql",
                 script,
@@ -171,19 +175,21 @@ def cache_part(children: Children, pinning: Pinning, tmp: Path, duration: float)
             )
             if load.error_count or not load.requests:
                 raise RuntimeError(f"cache {label}: errors {load.errors}")
-            results[label] = (load, upstream_calls(http, urls))
+            spent = cpu_seconds(process_tree(pid)) - before
+            results[label] = (load, upstream_calls(http, urls), spent / load.requests * 1e6)
     lines = [
-        "| cache | req/s | p50 ms | p99 ms | upstream calls | calls per request |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| cache | req/s | p50 ms | p99 ms | gateway CPU µs/req | upstream calls | calls/req |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, (load, calls) in results.items():
+    for label, (load, calls, cpu_us) in results.items():
         lines.append(
-            f"| {label} | {load.rps:.0f} | {load.p50_ms:.2f} "
-            f"| {load.p99_ms:.2f} | {calls} | {calls / load.requests:.3f} |"
+            f"| {label} | {load.rps:.0f} | {load.p50_ms:.2f} | {load.p99_ms:.2f} "
+            f"| {cpu_us:.0f} | {calls} | {calls / load.requests:.3f} |"
         )
-    warm, warm_calls = results["on (warm)"]
+    warm, warm_calls, warm_cpu = results["on (warm)"]
     speedup = warm.rps / results["off, dedupe off"][0].rps
     over_shared = warm.rps / results["off"][0].rps
+    cpu_speedup = results["off, dedupe off"][2] / warm_cpu
     lines.append("")
     lines.append(
         f"{'PASS' if warm_calls == 0 else 'FAIL'} upstream calls of the warm cached Dashboard: "
@@ -195,7 +201,8 @@ def cache_part(children: Children, pinning: Pinning, tmp: Path, duration: float)
     )
     lines.append(
         f"(cache warm / cache off with dedupe on, where these identical concurrent Dashboards "
-        f"share most calls: {over_shared:.2f}x)"
+        f"share most calls: {over_shared:.2f}x; gateway CPU per request, uncached / warm: "
+        f"{cpu_speedup:.2f}x)"
     )
     return lines
 

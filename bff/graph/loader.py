@@ -120,12 +120,11 @@ class BatchLoader(Generic[K, V, R]):
         name = f"{type(self).__module__}.{type(self).__qualname__}"
         principal = principal_of(getattr(self.clients, "headers", {}))
         request = current_answers()  # the client request's, for the header policy
-        kept = cache.items.get_many(name, keys, principal)
-        if kept:
+        kept, fresh = cache.items.get_many(name, keys, principal)
+        if fresh is not None:
             cache.count(self.upstream, HIT)  # an event on this batch's span, too
             if request is not None:
-                for _, fresh in kept.values():
-                    request.reused(fresh)
+                request.reused(fresh)
         missing = [k for k in keys if k not in kept]
         fetched: dict[Any, Any] = {}
         if missing:
@@ -138,7 +137,7 @@ class BatchLoader(Generic[K, V, R]):
             if request is not None:
                 request.merge(used)
             cache.items.put_many(name, fetched.items(), used.freshness(), principal)
-        return [kept[k][0] if k in kept else fetched[k] for k in keys]
+        return [kept[k] if k in kept else fetched[k] for k in keys]
 
     def _response_cache(self) -> ResponseCache | None:
         """The cache of this loader's upstream pool, when the gateway has one (`cache`)."""

@@ -37,31 +37,38 @@ class ItemCache:
         self.clock = clock
         # (loader, scope, key) -> (expires, value, private)
         self._items: OrderedDict[tuple[str, str, Hashable], tuple[float, Any, bool]] = OrderedDict()
+        self._private = False  # whether any private item was kept: else one scope to look in
 
     def __len__(self) -> int:
         return len(self._items)
 
     def get_many(
         self, loader: str, keys: Sequence[Hashable], principal: str
-    ) -> dict[Hashable, tuple[Any, Freshness]]:
-        """The fresh items of `keys` (the principal's own first), with what is left of their
-        freshness (what the header policy reads)."""
+    ) -> tuple[dict[Hashable, Any], Freshness | None]:
+        """The fresh items of `keys` (the principal's own first), and the freshness the
+        least fresh of them has left (what the header policy reads), `None` if none is kept."""
         now, items, found = self.clock(), self._items, {}
+        scopes = (principal, SHARED) if self._private else (SHARED,)
+        soonest, private = float("inf"), False
         for key in keys:
-            for scope in (principal, SHARED):
+            for scope in scopes:
                 entry_key = (loader, scope, key)
                 entry = items.get(entry_key)
                 if entry is None:
                     continue
-                expires, value, private = entry
+                expires, value, is_private = entry
                 if expires <= now:
                     del items[entry_key]
                     continue
                 items.move_to_end(entry_key)
-                left = int(expires - now)
-                found[key] = (value, Freshness(left, left, private))
+                found[key] = value
+                soonest = min(soonest, expires)
+                private = private or is_private
                 break
-        return found
+        if not found:
+            return found, None
+        left = int(soonest - now)
+        return found, Freshness(left, left, private)
 
     def put_many(
         self,
@@ -76,6 +83,7 @@ class ItemCache:
         if lifetime is None or lifetime <= 0:
             return
         scope = principal if fresh.private else SHARED
+        self._private = self._private or fresh.private
         expires, items = self.clock() + lifetime, self._items
         for key, value in values:
             if value is None or isinstance(value, BaseException):
