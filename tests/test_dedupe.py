@@ -20,6 +20,7 @@ import pytest
 
 from bff.errors import UpstreamUnavailable
 from bff.upstream import Instance, UpstreamPool
+from bff.upstream.header_policy import used_answers
 from bff.upstream.sharing import InFlight
 from services import ServiceOptions, ServiceSpec
 from tests.support import (
@@ -48,6 +49,7 @@ class Held:
     """A server that answers each request (200, or 503 with `fail`) once `gate` opens."""
 
     fail: bool = False
+    cookie: bool = False  # every answer sets one
     requests: list[str] = field(default_factory=list)
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -72,9 +74,10 @@ class Held:
                 status, payload = (
                     ("503 Unavailable", b"{}") if self.fail else ("200 OK", b'{"n":1}')
                 )
+                cookie = b"Set-Cookie: s=1\r\n" if self.cookie else b""
                 writer.write(
-                    b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                    % (status.encode(), len(payload), payload)
+                    b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                    b"%s\r\n%s" % (status.encode(), len(payload), cookie, payload)
                 )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -85,9 +88,9 @@ class Held:
 
 @asynccontextmanager
 async def held_pool(
-    fail: bool = False, **options: object
+    fail: bool = False, cookie: bool = False, **options: object
 ) -> AsyncIterator[tuple[Held, UpstreamPool, list[str]]]:
-    held = Held(fail=fail)
+    held = Held(fail=fail, cookie=cookie)
     server = await asyncio.start_server(held.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     shared: list[str] = []
@@ -222,6 +225,35 @@ async def test_a_transport_failure_is_raised_to_every_sharer() -> None:
         await pool.transport.aclose()  # the connection under the call goes away
         answers = await asyncio.wait_for(gathered, WAIT)
     assert all(isinstance(a, UpstreamUnavailable) for a in answers), answers
+    assert len(held.requests) == 1
+
+
+@run
+async def test_a_mutations_calls_are_never_shared() -> None:
+    async def as_mutation(pool: UpstreamPool) -> int:
+        with used_answers(mutation=True):
+            return (await pool.request("GET", "/products")).status
+
+    async with held_pool() as (held, pool, shared):
+        gathered = asyncio.gather(*(as_mutation(pool) for _ in range(3)))
+        await opened_after_arrival(held)
+        assert await asyncio.wait_for(gathered, WAIT) == [200] * 3
+    assert len(held.requests) == 3
+    assert shared == []
+
+
+@run
+async def test_a_cookie_of_a_shared_call_reaches_only_the_caller_who_started_it() -> None:
+    async def passed_cookies(pool: UpstreamPool) -> list[tuple[str, str]]:
+        with used_answers() as used:
+            await pool.request("GET", "/products")
+        return used.fields
+
+    async with held_pool(cookie=True, response_headers=["Set-Cookie"]) as (held, pool, _):
+        gathered = asyncio.gather(*(passed_cookies(pool) for _ in range(3)))
+        await opened_after_arrival(held)
+        fields = await asyncio.wait_for(gathered, WAIT)
+    assert fields == [[("set-cookie", "s=1")], [], []]
     assert len(held.requests) == 1
 
 
