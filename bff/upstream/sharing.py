@@ -61,7 +61,10 @@ class InFlight(Generic[T]):
         finally:
             call.waiters -= 1
             if call.waiters == 0 and not call.task.done():
-                call.task.cancel()  # nobody is left to read its answer
+                # nobody is left to read its answer; a caller arriving now starts afresh
+                if self._calls.get(key) is call:
+                    del self._calls[key]
+                call.task.cancel()
 
     def _forget(self, key: Hashable, task: asyncio.Task[T]) -> None:
         call = self._calls.get(key)
