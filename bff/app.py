@@ -92,12 +92,15 @@ from bff.routes.auth import auth_routes
 from bff.routes.graphql import GraphQLEndpoint
 from bff.shared_state import Client, SharedState
 from bff.telemetry.batches import batch_scope
+from bff.telemetry.cache import cache_observer
 from bff.telemetry.hub import Telemetry, usage_store
 from bff.telemetry.operation import wrap_execute
 from bff.telemetry.routes import metrics_endpoint, usage_endpoint
 from bff.telemetry.stage import TelemetryStage
 from bff.telemetry.transport import TracingTransport
 from bff.upstream import Upstreams
+from bff.upstream.cache_store import CacheStore, MemoryCacheStore, RedisCacheStore
+from bff.upstream.response_cache import ResponseCache
 
 log = logging.getLogger("bff")
 
@@ -123,6 +126,28 @@ def redis_answers(redis: Client) -> Callable[[], Awaitable[bool]]:
             return False
 
     return answers
+
+
+def response_cache(
+    settings: Settings, redis: Client | None, on_result: Callable[[str, str], None]
+) -> ResponseCache | None:
+    """The response cache every pool shares (`cache`), in memory or in the shared Redis."""
+    config = settings.cache
+    if not config.enabled:
+        return None
+    store: CacheStore = MemoryCacheStore(config.max_entries)
+    if config.store == "redis" and redis is not None:
+        client = redis
+        store = RedisCacheStore(
+            lambda keys: client.mget(keys), lambda key, value, ms: client.set(key, value, px=ms)
+        )
+    return ResponseCache(
+        store,
+        prefix=settings.redis.key_prefix,
+        max_entry_size=config.max_entry_size,
+        max_items=config.max_entries,
+        on_result=on_result,
+    )
 
 
 def persisted_queries(settings: Settings, store: DocumentStore) -> PersistedQueries:
@@ -161,9 +186,15 @@ def create_app(
     # The one owner of the Redis connection: every store below gets its namespace from it.
     shared = SharedState.from_settings(settings)
     persisted = persisted_queries(settings, document_store(shared))
-    upstreams = Upstreams.from_settings(settings, observe=TracingTransport)
     usage = usage_store(shared.redis, shared.namespace("usage"))
     telemetry = telemetry or Telemetry(settings, served.schema, usage_store=usage)
+    metrics = telemetry.metrics
+    upstreams = Upstreams.from_settings(
+        settings,
+        observe=TracingTransport,
+        on_shared=metrics.shared,
+        cache=response_cache(settings, shared.redis, cache_observer(metrics)),
+    )
     telemetry.metrics.health_source = lambda: (
         (name, instance.url, instance.healthy)
         for name, pool in upstreams.items()

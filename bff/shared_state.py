@@ -40,8 +40,7 @@ Client = Redis | RedisCluster
 
 def configured(settings: Settings) -> bool:
     """Whether this gateway keeps its shared state in Redis (the one rule, see the module)."""
-    written = settings.redis.model_fields_set if "redis" in settings.model_fields_set else set()
-    return "url" in written or "sentinel" in written or settings.auth.store == "redis"
+    return settings.redis_configured
 
 
 def tag(text: str) -> str:

@@ -84,6 +84,14 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fail-status", type=int, default=503, help="status of injected failures (503)"
     )
+    parser.add_argument(
+        "--cache-control",
+        default="",
+        help="Cache-Control sent on every 2xx GET, e.g. max-age=60 (default: none)",
+    )
+    parser.add_argument(
+        "--etag", action="store_true", help="send an ETag on 2xx GETs; 304 to If-None-Match"
+    )
     parser.add_argument("--seed", type=int, default=42, help="seed of the generated data (42)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
 
@@ -102,6 +110,8 @@ def specs_from_args(args: argparse.Namespace) -> tuple[list[ServiceSpec], dict[s
         latency=args.latency,
         failure_rate=args.failure_rate,
         fail_status=args.fail_status,
+        cache_control=args.cache_control,
+        etag=args.etag,
     )
     names = [name for name in SERVICE_NAMES if not args.names or name in args.names]
     specs = [ServiceSpec(name, options, args.instances) for name in names]

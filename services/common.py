@@ -14,6 +14,7 @@ demand, request counts to prove batching). Hence:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import re
 from collections.abc import Iterable, Mapping
@@ -51,6 +52,10 @@ class ServiceOptions:
     latency: float = 0.0  # seconds added before every metered request
     failure_rate: float = 0.0  # fraction of metered requests answered with `fail_status`
     fail_status: int = 503
+    # Caching headers on every metered GET answered 2xx (what the gateway's cache reads):
+    cache_control: str = ""  # e.g. "max-age=60" or "private, max-age=5"
+    etag: bool = False  # an `ETag` over the body; `If-None-Match` with it answers 304
+    set_cookie: str = ""  # a `Set-Cookie` on every metered answer
 
     def __post_init__(self) -> None:
         if self.latency < 0:
@@ -108,6 +113,7 @@ class ServiceMiddleware:
         self.latency = options.latency
         self.failure_rate = options.failure_rate
         self.fail_status = options.fail_status
+        self.options = options
         self._rng = random.Random(options.seed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -133,7 +139,50 @@ class ServiceMiddleware:
             )
             await send({"type": "http.response.body", "body": _FAILURE_BODY})
             return
+        options = self.options
+        if options.set_cookie or (
+            scope["method"] == "GET" and (options.cache_control or options.etag)
+        ):
+            send = caching_headers(scope, send, options)
         await self.app(scope, receive, send)
+
+
+def caching_headers(scope: Scope, send: Send, options: ServiceOptions) -> Send:
+    """`send`, adding the caching headers `options` ask for to a 2xx answer (and a 304 for
+    a GET whose `If-None-Match` names the body's ETag): the answer is held until complete."""
+    asked = next((v for n, v in scope["headers"] if n == b"if-none-match"), None)
+    held: list[Message] = []
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            held.append(message)
+            return
+        if message["type"] != "http.response.body" or not held:
+            await send(message)
+            return
+        held.append(message)
+        if message.get("more_body"):
+            return
+        start, *parts = held
+        body = b"".join(part.get("body", b"") for part in parts)
+        headers = list(start.get("headers", ()))
+        status = start["status"]
+        if 200 <= status < 300 and scope["method"] == "GET":
+            if options.cache_control:
+                headers.append((b"cache-control", options.cache_control.encode("latin-1")))
+            if options.etag:
+                tag = b'"%s"' % hashlib.blake2b(body, digest_size=8).hexdigest().encode()
+                headers.append((b"etag", tag))
+                if asked is not None and tag in (t.strip() for t in asked.split(b",")):
+                    status, body = 304, b""
+                    headers = [(n, v) for n, v in headers if n != b"content-length"]
+                    headers.append((b"content-length", b"0"))
+        if options.set_cookie:
+            headers.append((b"set-cookie", options.set_cookie.encode("latin-1")))
+        await send({**start, "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return send_with_headers
 
 
 def echo_request_id(scope: Scope, send: Send) -> Send:

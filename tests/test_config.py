@@ -660,7 +660,7 @@ def test_env_unknown_key_is_an_error() -> None:
     assert info.value.errors == [
         "BFF_NOPE: unknown key 'nope' in the top level; expected one of: graph, server, upstreams, "
         "routes, auth, redis, memcached, limits, rate_limits, persisted_queries, telemetry, "
-        "logging, sources, links",
+        "logging, sources, links, cache",
         "BFF_SERVER__PROT: unknown key 'prot' in server; did you mean 'port'?",
     ]
 

@@ -44,7 +44,8 @@ def settings(
     upstreams: dict[str, Any] = {
         name: {"instances": [{"url": u} for u in urls]} for name, urls in shop.urls.items()
     }
-    upstreams["users"] = {"instances": list(users), **users_keys}
+    # dedupe off: these tests count each lookup at the instance it was balanced to
+    upstreams["users"] = {"instances": list(users), "dedupe": False, **users_keys}
     return settings_from_dict(
         {
             "server": dict(server or {}),

@@ -257,7 +257,11 @@ def ports_seen(url: str, max_connections: int, *, sequential: int, concurrent: i
         try:
             responses = [await pool.request("GET", "/port") for _ in range(sequential)]
             responses += await asyncio.gather(
-                *(pool.request("GET", "/port", params={"pause": "0.05"}) for _ in range(concurrent))
+                # distinct queries: identical calls in flight would be shared (dedupe)
+                *(
+                    pool.request("GET", "/port", params={"pause": "0.05", "n": n})
+                    for n in range(concurrent)
+                )
             )
         finally:
             await pool.aclose()

@@ -690,7 +690,7 @@ def test_aclose_closes_every_connection(run: Run) -> None:
     async def scenario() -> None:
         async with Scripted(answering(ok())) as server:
             pool = pool_of(server, max_connections=4)
-            await asyncio.gather(*(pool.request("GET", "/") for _ in range(4)))
+            await asyncio.gather(*(pool.request("GET", f"/{n}") for n in range(4)))  # not shared
             assert server.accepted == 4
             await pool.aclose()
             for _ in range(50):

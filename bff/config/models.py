@@ -465,6 +465,27 @@ def _graph_spec(value: str) -> str:
 from bff.config.source_models import LinkConfig, SourceConfig  # noqa: E402
 
 
+class CacheConfig(Section):
+    enabled: bool = Field(
+        False,
+        description="Cache upstream GET answers as their own `Cache-Control` allows "
+        "(`s-maxage`, else `max-age`, else the upstream's `cache.ttl`; `private` per principal; "
+        "never `no-store` nor an answer with `Set-Cookie`), revalidated with `ETag` / "
+        "`Last-Modified` while served stale.",
+    )
+    store: Literal["memory", "redis"] = Field(
+        "memory",
+        description="`memory` (each process its own) or `redis` (shared by replicas, under "
+        "`redis.key_prefix`; needs `redis.url`).",
+    )
+    max_entries: int = Field(
+        10000, ge=1, description="Most answers the memory store keeps (least recently used go)."
+    )
+    max_entry_size: ByteSize = Field(
+        1024 * 1024, ge=1, description="Largest answer body kept; larger ones are not cached."
+    )
+
+
 class Settings(Section):
     graph: Annotated[str, AfterValidator(_graph_spec)] = Field(
         "shop",
@@ -507,6 +528,25 @@ class Settings(Section):
         description="Fields joining one source's types to another source's operation, "
         "batched: one call per link per level of a query.",
     )
+    cache: CacheConfig = Field(
+        default_factory=CacheConfig, description="The response cache of upstream answers."
+    )
+
+    @model_validator(mode="after")
+    def _redis_cache_needs_redis(self) -> Settings:
+        if self.cache.enabled and self.cache.store == "redis" and not self.redis_configured:
+            raise problems_error(
+                [Problem(("cache", "store"), "`redis` needs `redis.url`", repr("redis"))]
+            )
+        return self
+
+    @property
+    def redis_configured(self) -> bool:
+        """Whether shared state lives in Redis: `redis.url` or `redis.sentinel` written (in
+        the file or the environment: `redis.url` has a default nobody asked for), or
+        `auth.store: redis`. The one rule (`bff.shared_state.configured` reads it)."""
+        written = self.redis.model_fields_set if "redis" in self.model_fields_set else set()
+        return "url" in written or "sentinel" in written or self.auth.store == "redis"
 
     @model_validator(mode="after")
     def _routes_fit_upstreams(self) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
 from typing import Literal
@@ -150,6 +151,36 @@ class UpstreamTlsConfig(TlsFilesConfig):
         return self.verify
 
 
+# Fields of an upstream answer that never reach the client whatever `response_headers` says:
+# the framing and hop-by-hop fields are the gateway's own, and `Cache-Control` is computed.
+NOT_PASSED = frozenset(
+    {
+        "cache-control",
+        "connection",
+        "content-encoding",
+        "content-length",
+        "content-type",
+        "keep-alive",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+class UpstreamCacheConfig(Section):
+    ttl: Duration | None = Field(
+        None,
+        gt=0,
+        description="Freshness of this upstream's GET answers that carry no `Cache-Control` "
+        "(for services that send no caching headers): they count as `max-age` of this long "
+        "instead of `no-store`. An answer's own `Cache-Control` always wins.",
+    )
+
+
 class UpstreamConfig(Section):
     balancer: Literal["round_robin", "weighted", "least_requests"] = Field(
         "round_robin",
@@ -192,12 +223,38 @@ class UpstreamConfig(Section):
         "larger one fails the call as a bad upstream response (streamed passthrough bodies "
         "are not held and not limited).",
     )
+    dedupe: bool = Field(
+        True,
+        description="Share identical GET and HEAD calls in flight at the same time (same path, "
+        "query and identity headers sent): made once, their answer (or failure) given to "
+        "every caller, counted in `bff_upstream_shared_total`. Never for calls with a body.",
+    )
+    cache: UpstreamCacheConfig = Field(
+        default_factory=UpstreamCacheConfig,
+        description="How long this upstream's answers may be kept when they do not say.",
+    )
+    response_headers: list[str] = Field(
+        default_factory=list,
+        description="Headers of this upstream's answers that may reach the GraphQL client, "
+        "e.g. `[Set-Cookie]` (default none); every `Set-Cookie` of every call is kept. "
+        "Framing and hop-by-hop fields and `Cache-Control` (computed) cannot be named.",
+    )
     tls: UpstreamTlsConfig | None = Field(
         None,
         description="TLS to the instances (their URLs must then be `https://`): a private CA, "
         "a client certificate, the name to verify. `https://` instances without this section "
         "are verified against the system's trusted CAs.",
     )
+
+    @field_validator("response_headers")
+    @classmethod
+    def _passable_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a header name")
+            if name.lower() in NOT_PASSED:
+                raise ValueError(f"{name} is the gateway's own and cannot be passed")
+        return names
 
     @model_validator(mode="after")
     def _distinct_instances(self) -> UpstreamConfig:

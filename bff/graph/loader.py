@@ -16,16 +16,25 @@ parents uses, one value or exception per key — costs one waiter per batch, whe
 aiodataloader's machinery costs a future, a queue entry and a callback per key (about a sixth
 of a Dashboard's CPU before this). Settled values are kept per request, errors included, as
 aiodataloader keeps its settled futures.
+
+With the response cache on (`cache.enabled`), items outlive their request in the per-item
+cache of the loader's upstream pool (`bff.upstream.item_cache`): a batch takes the items kept
+there and calls its upstream for the missing keys only; the items it fetched are kept for as
+long as their answers allow. A mutation's loaders never read it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
 from bff.errors import BffError
+from bff.upstream import UpstreamPool
+from bff.upstream.header_policy import current_answers, used_answers
+from bff.upstream.item_cache import principal_of
+from bff.upstream.response_cache import HIT, ResponseCache
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -95,11 +104,46 @@ class BatchLoader(Generic[K, V, R]):
         return [found.get(k) for k in keys]  # type: ignore[misc]  # R is V unless overridden
 
     async def batch_load_fn(self, keys: list[K]) -> list[V | BffError | None]:
-        try:
-            records = await self.fetch(keys)
-        except BffError as error:
-            return [error] * len(keys)
-        return list(self.collect(keys, records))
+        cache = self._response_cache()
+        answers = current_answers()
+        if cache is None or (answers is not None and answers.mutation):
+            try:
+                records = await self.fetch(keys)
+            except BffError as error:
+                return [error] * len(keys)
+            return list(self.collect(keys, records))
+        return await self._load_through(cache, keys)
+
+    async def _load_through(self, cache: ResponseCache, keys: list[K]) -> list[Any]:
+        """The per-item cache: the kept items of `keys`, one batch call for the others, whose
+        items are kept as long as the answers they came from allow."""
+        name = f"{type(self).__module__}.{type(self).__qualname__}"
+        principal = principal_of(getattr(self.clients, "headers", {}))
+        request = current_answers()  # the client request's, for the header policy
+        kept, fresh = cache.items.get_many(name, keys, principal)
+        if fresh is not None:
+            cache.count(self.upstream, HIT)  # an event on this batch's span, too
+            if request is not None:
+                request.reused(fresh)
+        missing = [k for k in keys if k not in kept]
+        fetched: dict[Any, Any] = {}
+        if missing:
+            with used_answers() as used:  # this batch's answers, recorded apart
+                try:
+                    records = await self.fetch(missing)
+                    fetched = dict(zip(missing, self.collect(missing, records), strict=True))
+                except BffError as error:
+                    fetched = dict.fromkeys(missing, error)
+            if request is not None:
+                request.merge(used)
+            cache.items.put_many(name, fetched.items(), used.freshness(), principal)
+        return [kept[k] if k in kept else fetched[k] for k in keys]
+
+    def _response_cache(self) -> ResponseCache | None:
+        """The cache of this loader's upstream pool, when the gateway has one (`cache`)."""
+        pools = getattr(self.clients, "pools", None)
+        pool = pools.get(self.upstream) if isinstance(pools, Mapping) and self.upstream else None
+        return pool.cache if isinstance(pool, UpstreamPool) else None
 
     async def load_settled(self, keys: Sequence[K]) -> list[V | Exception | None]:
         """One value or exception per key (duplicates kept, realigned), from one batch."""

@@ -14,7 +14,7 @@ one-piece answer is; everyone else gets one complete response.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -38,13 +38,18 @@ from bff.rendering.errors import error_response, format_errors, request_errors_r
 from bff.rendering.media import GRAPHQL_RESPONSE, JSON, NotAcceptable, negotiate
 from bff.rendering.multipart import CLOSING, CONTENT_TYPE, OPENING, accepts_multipart, part
 from bff.upstream import UpstreamPool
+from bff.upstream.header_policy import collect_answers
 
 NO_STORE = {"Cache-Control": "no-store"}
 DEFER = "@defer"  # a document without it has nothing to answer in parts
 
 
-def graphql_response(body: Mapping[str, Any], media_type: str) -> Response:
-    return Response(orjson.dumps(body), 200, media_type=media_type)
+def graphql_response(
+    body: Mapping[str, Any], media_type: str, headers: Iterable[tuple[str, str]] = ()
+) -> Response:
+    response = Response(orjson.dumps(body), 200, media_type=media_type)
+    response.raw_headers += [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    return response
 
 
 class GraphQLEndpoint:
@@ -143,6 +148,7 @@ class GraphQLEndpoint:
             variables=gql.variables,
             context=context,
         )
+        used = collect_answers(mutation=is_mutation(operation))  # for the header policy
         try:
             result = await cancel_on_disconnect(request.receive, execution)
         except ClientDisconnected:
@@ -154,7 +160,7 @@ class GraphQLEndpoint:
         body["data"] = result.data
         if cost is not None:
             body["extensions"] = {"cost": cost}
-        return graphql_response(body, media_type)
+        return graphql_response(body, media_type, used.response_headers(errors=bool(result.errors)))
 
     async def in_parts(
         self,
@@ -176,7 +182,9 @@ class GraphQLEndpoint:
             raise
         state = request_state(request.scope)
         body = parts_of(deferred, state, cost, context)
-        return StreamingResponse(body, 200, media_type=CONTENT_TYPE)
+        # The first part leaves before the deferred calls have answered, so nothing is known
+        # of their freshness yet: a streamed answer is never cached.
+        return StreamingResponse(body, 200, media_type=CONTENT_TYPE, headers=NO_STORE)
 
 
 async def parts_of(

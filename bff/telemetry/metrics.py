@@ -114,6 +114,19 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
+        self.upstream_shared = Counter(
+            "bff_upstream_shared_total",
+            "Upstream calls not sent because an identical one in flight was shared (dedupe).",
+            ("upstream",),
+            registry=registry,
+        )
+        self.cache_requests = Counter(
+            "bff_cache_requests_total",
+            "Upstream calls asked of the response cache, by result (hit, miss, stale: served "
+            "while revalidating, bypass: not cacheable).",
+            ("upstream", "result"),
+            registry=registry,
+        )
         self.upstream_healthy = Gauge(
             "bff_upstream_healthy",
             "1 when the instance is in its pool's rotation, else 0.",
@@ -159,6 +172,7 @@ class Metrics:
         self._upstream_children: dict[tuple[str, str, str], Callable[[float], None]] = {}
         self._upstream_duration_children: dict[tuple[str, str], Callable[[float], None]] = {}
         self._batch_children: dict[str, Callable[[float], None]] = {}
+        self._cache_children: dict[tuple[str, str], Callable[[float], None]] = {}
         self._error_children: dict[str, Callable[[float], None]] = {}
         self.health_source: Callable[[], Iterable[tuple[str, str, bool]]] | None = None
         # Whether Redis answers now; set by the app when `redis.url` is configured.
@@ -187,6 +201,18 @@ class Metrics:
             observe = self.upstream_duration.labels(upstream, instance).observe
             self._upstream_duration_children[key[:2]] = observe
         observe(seconds)
+
+    def shared(self, upstream: str) -> None:
+        """One call that joined an identical call in flight instead of being sent."""
+        self.upstream_shared.labels(upstream).inc()
+
+    def cache_request(self, upstream: str, result: str) -> None:
+        """One upstream call the response cache answered (`hit`, `stale`) or did not."""
+        key = (upstream, result)
+        inc = self._cache_children.get(key)
+        if inc is None:
+            inc = self._cache_children[key] = self.cache_requests.labels(*key).inc
+        inc(1)
 
     def batch(self, upstream: str, size: int) -> None:
         observe = self._batch_children.get(upstream)

@@ -8,8 +8,9 @@ from bff.upstream.balancer import Balancer, NoInstanceAvailable
 from bff.upstream.http11 import Headers
 from bff.upstream.instance import Instance
 from bff.upstream.least_requests import LeastRequests
-from bff.upstream.pool import UpstreamPool, UpstreamResponse
+from bff.upstream.pool import UpstreamPool
 from bff.upstream.registry import Upstreams
+from bff.upstream.response import UpstreamResponse
 from bff.upstream.round_robin import RoundRobin
 from bff.upstream.strategies import BALANCERS, make_balancer
 from bff.upstream.weighted import Weighted

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
-
-import orjson
 
 from bff.errors import BadUpstreamResponse, BadUserInput, UpstreamTimeout, UpstreamUnavailable
 from bff.upstream.balancer import Balancer, Clock, NoInstanceAvailable
 from bff.upstream.budget import RetryBudget
+from bff.upstream.cache_control import freshness
+from bff.upstream.header_policy import UsedAnswers, current_answers
 from bff.upstream.health import HealthChecker, HealthSettings, HealthVerdicts
 from bff.upstream.http11 import (
     MAX_BODY,
@@ -35,26 +35,14 @@ from bff.upstream.http11 import (
 from bff.upstream.instance import Instance
 from bff.upstream.outlier import OutlierDetector
 from bff.upstream.request import InvalidRequest, Params, Request, build_request
+from bff.upstream.response import UpstreamResponse
+from bff.upstream.response_cache import BYPASS, STALE, ResponseCache
 from bff.upstream.retry import RetryTransport
+from bff.upstream.sharing import SHAREABLE, InFlight
 from bff.upstream.strategies import make_balancer
 from bff.upstream.streaming import StreamedResponse
 from bff.upstream.tls import TlsClient
 from bff.upstream.transport import BalancedTransport, Transport
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamResponse:
-    status: int
-    body: bytes | bytearray
-    headers: Headers
-    upstream: str
-
-    def json(self) -> Any:
-        """The decoded body; an unreadable body is the upstream's fault, never the caller's."""
-        try:
-            return orjson.loads(self.body)
-        except orjson.JSONDecodeError as exc:
-            raise BadUpstreamResponse(self.upstream) from exc
 
 
 class UpstreamPool:
@@ -78,10 +66,20 @@ class UpstreamPool:
         clock: Clock = time.monotonic,
         observe: Callable[[Transport, str], Transport] | None = None,
         tls: TlsClient | None = None,
+        dedupe: bool = True,
+        on_shared: Callable[[str], None] | None = None,
+        cache_ttl: float | None = None,
+        response_headers: Iterable[str] = (),
+        cache: ResponseCache | None = None,
     ) -> None:
         """`observe` wraps the balanced transport in a layer that sees every attempt (the
         telemetry's client span), below the retry layer; the app injects it. `tls` is how
-        `https://` instances are reached (default: the system's CAs)."""
+        `https://` instances are reached (default: the system's CAs). `dedupe` shares
+        identical GET/HEAD calls in flight at once (`bff.upstream.sharing`); `on_shared(name)`
+        counts each call that joined another instead of being sent. `cache_ttl` is the
+        freshness of an answer without `Cache-Control`, `response_headers` the fields of its
+        answers that may reach the client (`bff.upstream.header_policy`); `cache` answers GETs
+        from stored answers (`bff.upstream.response_cache`), shared by the app's pools."""
         self.name = name
         self.required = required
         self.total_timeout = total_timeout
@@ -124,6 +122,13 @@ class UpstreamPool:
         # closed while idle is still sent on once more, as every HTTP client does: the request
         # never reached the server, so this is not a retry. The retry layer does it otherwise.
         self._resend_stale = attempts <= 1
+        self.dedupe = dedupe
+        self.cache_ttl = cache_ttl
+        self.cache = cache
+        self.passed_headers = frozenset(name.lower() for name in response_headers)
+        self.in_flight: InFlight[UpstreamResponse] = InFlight(
+            partial(on_shared, name) if on_shared is not None else None
+        )
 
     @property
     def instances(self) -> list[Instance]:
@@ -140,12 +145,70 @@ class UpstreamPool:
     ) -> UpstreamResponse:
         """Send one request to an instance of this upstream within the total time budget.
 
+        With `dedupe`, a GET or HEAD without a body joins an identical one in flight (same
+        target and header lines), above the retries: one call, retried once for all.
         A method or header that could split the request is the caller's fault: BadUserInput.
         """
         try:
             request = build_request(method, path, params=params, json=json, headers=headers)
         except InvalidRequest as exc:
             raise BadUserInput(str(exc)) from exc
+        answers = current_answers()
+        shareable = request.method in SHAREABLE and not request.body
+        if answers is not None and answers.mutation:
+            shareable = False  # a mutation's calls are its own: never shared nor cached
+        cache = self.cache
+        if cache is None:
+            response, joined = await self._shared(request, shareable, self.exchange)
+        elif shareable and request.method == "GET":
+            response, joined = await self._through_cache(cache, request)
+        else:
+            cache.count(self.name, BYPASS)
+            response, joined = await self._shared(request, shareable, self.exchange)
+        if answers is not None:
+            self._record(answers, response, joined)
+        return response
+
+    async def _shared(
+        self,
+        request: Request,
+        shareable: bool,
+        start: Callable[[Request], Awaitable[UpstreamResponse]],
+    ) -> tuple[UpstreamResponse, bool]:
+        """`start(request)`, or the identical call in flight (dedupe); and whether joined."""
+        if not (shareable and self.dedupe):
+            return await start(request), False
+        key = (request.method, request.target, request.fields)
+        return await self.in_flight.share(key, lambda: start(request))
+
+    async def _through_cache(
+        self, cache: ResponseCache, request: Request
+    ) -> tuple[UpstreamResponse, bool]:
+        """A stored answer (a stale one is revalidated meanwhile), else the call, stored."""
+        answer, result, keys = await cache.lookup(self.name, request)
+        cache.count(self.name, result)
+        if answer is not None:
+            if result == STALE:
+                cache.revalidate(self.name, request, answer, keys, self.exchange, self.cache_ttl)
+            return cache.served(answer, self.name), False
+
+        async def fetch_and_store(request: Request) -> UpstreamResponse:
+            response = await self.exchange(request)
+            await cache.store(keys, response, self.cache_ttl)
+            return response
+
+        return await self._shared(request, True, fetch_and_store)
+
+    def _record(self, answers: UsedAnswers, response: UpstreamResponse, joined: bool) -> None:
+        """What the client's response may say of `response` (`bff.upstream.header_policy`)."""
+        headers = response.headers
+        passed = self.passed_headers
+        values = {name: headers.get_list(name) for name in passed} if passed else None
+        fresh = freshness(headers, self.cache_ttl)
+        answers.record(headers, fresh, passed, cookies=not joined, values=values)
+
+    async def exchange(self, request: Request) -> UpstreamResponse:
+        """One built request through the stack (retries, spans, balancing), errors mapped."""
         deadline = asyncio.get_running_loop().time() + self.total_timeout
         try:
             try:
@@ -217,6 +280,8 @@ class UpstreamPool:
 
     async def aclose(self) -> None:
         await self.stop()
+        if self.cache is not None:
+            await self.cache.aclose()
         await self._send.aclose()
 
     async def _probe_instance(self, instance: Instance) -> bool:

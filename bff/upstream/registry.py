@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from bff.upstream.health import HealthSettings
 from bff.upstream.instance import Instance
 from bff.upstream.pool import UpstreamPool
+from bff.upstream.response_cache import ResponseCache
 from bff.upstream.tls import tls_for
 from bff.upstream.transport import Transport
 
@@ -25,8 +26,12 @@ class Upstreams(Mapping[str, UpstreamPool]):
         cls,
         settings: Settings,
         observe: Callable[[Transport, str], Transport] | None = None,
+        on_shared: Callable[[str], None] | None = None,
+        cache: ResponseCache | None = None,
     ) -> Upstreams:
-        """Every pool, each upstream's TLS context built here once (a `verify: false` warns)."""
+        """Every pool, each upstream's TLS context built here once (a `verify: false` warns);
+        `on_shared(upstream)` counts each call shared with an identical one in flight; `cache`
+        is the response cache all pools share (`cache.enabled`)."""
         pools = {}
         for name, upstream in settings.upstreams.items():
             instances = [Instance(i.url, i.weight, i.zone) for i in upstream.instances]
@@ -54,6 +59,11 @@ class Upstreams(Mapping[str, UpstreamPool]):
                 observe=observe,
                 max_body=upstream.max_response_body,
                 tls=tls_for(name, upstream),
+                dedupe=upstream.dedupe,
+                cache_ttl=upstream.cache.ttl,
+                response_headers=upstream.response_headers,
+                cache=cache,
+                on_shared=on_shared,
             )
         return cls(pools)
 
