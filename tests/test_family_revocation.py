@@ -33,6 +33,7 @@ from bff.auth.store import TokenStore
 from bff.auth.store_memory import MemoryTokenStore
 from bff.auth.store_redis import RedisTokenStore
 from bff.errors import Unauthenticated
+from bff.shared_state import SharedState
 from services import RunningServices
 from tests.auth_support import REDIS_URL, auth_gateway_settings, redis_prefix
 from tests.support import running_gateway
@@ -60,10 +61,23 @@ class Clock:
         return self.now
 
 
+class OwnRedisTokenStore(RedisTokenStore):
+    """A Redis token store over a client of its own, closed with it."""
+
+    def __init__(self, prefix: str) -> None:
+        self.shared = SharedState.at(REDIS_URL, prefix)
+        assert self.shared.redis is not None
+        super().__init__(self.shared.redis, self.shared.namespace("auth"))
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self.shared.aclose()
+
+
 def store_of(kind: str, prefix: str, clock: Clock | None = None) -> TokenStore:
     if kind == "memory":
         return MemoryTokenStore(clock or time.time)
-    return RedisTokenStore(REDIS_URL, prefix)
+    return OwnRedisTokenStore(prefix)
 
 
 BACKENDS = pytest.mark.parametrize("kind", ["memory", "redis"])
