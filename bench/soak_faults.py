@@ -228,12 +228,15 @@ class SlowProxies:
             for task in others:
                 task.cancel()
             await asyncio.gather(*others, return_exceptions=True)
+            await asyncio.sleep(0.01)  # the closed transports' sockets close on the next turns
 
         if self._thread.is_alive():
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.close()
 
     async def _listen(self, service: str) -> int:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -251,13 +254,15 @@ class SlowProxies:
         except OSError:
             client_w.close()
             return
-        await asyncio.gather(
-            self._pump(client_r, server_w, service),
-            self._pump(server_r, client_w, None),
-            return_exceptions=True,
-        )
-        for writer in (client_w, server_w):
-            writer.close()
+        try:
+            await asyncio.gather(
+                self._pump(client_r, server_w, service),
+                self._pump(server_r, client_w, None),
+                return_exceptions=True,
+            )
+        finally:
+            for writer in (client_w, server_w):
+                writer.close()
 
     async def _pump(
         self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, delayed: str | None
