@@ -51,7 +51,15 @@ import httpx
 import yaml
 
 from bench import soak_report
-from bench.procs import Children, detect_pinning, termination_as_interrupt, worker_pids
+from bench.procs import (
+    Children,
+    core_busy_seconds,
+    cpu_seconds,
+    detect_pinning,
+    process_tree,
+    termination_as_interrupt,
+    worker_pids,
+)
 from bench.soak_faults import (
     HOSTS,
     KILLABLE_HOSTS,
@@ -94,6 +102,7 @@ class Soak:
     windows: list[Window] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     rss: dict[int, float] = field(default_factory=dict)  # period index -> MB at its end
+    cpu: dict[int, tuple[float, float]] = field(default_factory=dict)  # -> gateway %, load %
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -200,10 +209,26 @@ async def slow_service(
     soak.log(f"{service} on host {SLOW_HOST} back to normal")
 
 
-async def sample_rss(soak: Soak, periods: Sequence[Period], pid: int) -> None:
+async def sample(soak: Soak, periods: Sequence[Period], pid: int, load_core: int | None) -> None:
+    """At each period's end: the gateway's RSS, its CPU time over the period in % of one core,
+    and how busy the core of everything else was (all cores when not pinned), in %."""
+    cpu_before, busy_before, at = cpu_seconds(process_tree(pid)), _busy(load_core), soak.now()
     for period in periods:
         await asyncio.sleep(max(0.0, soak.started + period.end - time.monotonic()))
         soak.rss[period.index] = rss_mb(pid)
+        cpu, busy, now = cpu_seconds(process_tree(pid)), _busy(load_core), soak.now()
+        span = max(now - at, 1e-9)
+        cores = 1 if load_core is not None else len(os.sched_getaffinity(0))
+        soak.cpu[period.index] = (
+            100 * (cpu - cpu_before) / span,
+            100 * (busy - busy_before) / span / cores,
+        )
+        cpu_before, busy_before, at = cpu, busy, now
+
+
+def _busy(core: int | None) -> float:
+    busy = core_busy_seconds()
+    return busy.get(core, 0.0) if core is not None else sum(busy.values())
 
 
 async def run_soak(
@@ -213,6 +238,7 @@ async def run_soak(
     hosts: Hosts,
     redis: DurableRedis,
     proxies: SlowProxies,
+    load_core: int | None,
 ) -> tuple[Soak, list[Period], float]:
     """Log in, warm up, then the timed soak; the record, the periods and the RSS at start."""
     total_s = args.minutes * 60
@@ -243,7 +269,7 @@ async def run_soak(
                 args.seed,
             ),
             inject(soak, periods, hosts, redis, proxies, args.slow_ms / 1000),
-            sample_rss(soak, periods, gateway_pid),
+            sample(soak, periods, gateway_pid, load_core),
         )
     return soak, periods, rss_start
 
@@ -273,7 +299,9 @@ def markdown(
     rss_start: float,
     notes: dict[str, str],
 ) -> tuple[str, bool]:
-    rows = soak_report.figures(periods, soak.outcomes, soak.windows, args.tokens, soak.rss)
+    rows = soak_report.figures(
+        periods, soak.outcomes, soak.windows, args.tokens, soak.rss, soak.cpu
+    )
     rss_end = soak.rss.get(periods[-1].index, 0.0)
     goals = soak_report.goal_lines(rows, rss_start, rss_end)
     errors = soak_report.error_lines(rows, soak.outcomes, soak.windows, args.tokens)
@@ -320,6 +348,10 @@ def markdown(
     return text, soak_report.passed(goals)
 
 
+def _not_logs(directory: str, names: list[str]) -> list[str]:
+    return [name for name in names if not name.endswith(".log")]
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     add = parser.add_argument
@@ -333,6 +365,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--max-in-flight", type=int, default=256, help="unanswered requests at most (256)")
     add("--seed", type=int, default=21, help="seed of the request mix (21)")
     add("--results-dir", type=Path, default=RESULTS, help="where the report goes")
+    add("--logs", type=Path, help="copy every process's log (gateway, hosts, Redis) here")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.rate <= 0 or args.fault_every <= 0:
         parser.error("--minutes, --rate and --fault-every must be positive")
@@ -376,10 +409,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             config_path.write_text(yaml.safe_dump(config, sort_keys=False))
             server = serve_config(children, pinning, config_path, "gateway", ready_path="/readyz")
             soak, periods, rss_start = asyncio.run(
-                run_soak(args, server.url, server.child.pid, hosts, redis, proxies)
+                run_soak(
+                    args, server.url, server.child.pid, hosts, redis, proxies, pinning.load_core
+                )
             )
         finally:
             proxies.stop()
+            children.stop_all()
+            if args.logs is not None:
+                shutil.copytree(work, args.logs, dirs_exist_ok=True, ignore=_not_logs)
     notes["machine_end"] = machine_line()
     text, ok = markdown(args, soak, periods, rss_start, notes)
     print(text)

@@ -240,7 +240,8 @@ class SlowProxies:
 
     async def _listen(self, service: str) -> int:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._forward(service, reader, writer)
+            with contextlib.suppress(asyncio.CancelledError):  # cancelled only by `stop`
+                await self._forward(service, reader, writer)
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         self._servers.append(server)

@@ -49,6 +49,8 @@ class PeriodFigures:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     rss_mb: float | None = None  # the gateway's RSS at the period's end
+    gateway_cpu_pct: float | None = None  # its CPU time over the period, % of one core
+    load_busy_pct: float | None = None  # how busy the core of everything else was
     codes: dict[str, int] = field(default_factory=dict)  # class:code -> count
 
 
@@ -87,10 +89,13 @@ def figures(
     windows: Sequence[Window],
     token_format: str,
     rss_by_period: dict[int, float],
+    cpu_by_period: dict[int, tuple[float, float]] | None = None,
 ) -> list[PeriodFigures]:
     rows = []
     for period in periods:
         row = PeriodFigures(period, rss_mb=rss_by_period.get(period.index))
+        if cpu_by_period and period.index in cpu_by_period:
+            row.gateway_cpu_pct, row.load_busy_pct = cpu_by_period[period.index]
         inside = [o for o in outcomes if period.start <= o.sent < period.end]
         latencies = sorted(o.latency for o in inside if o.code != "NOT_SENT")
         row.requests = len(inside)
@@ -148,16 +153,20 @@ def period_table(rows: Sequence[PeriodFigures], every_s: float) -> str:
     unit = "minute" if every_s == 60 else f"period ({every_s:g} s)"
     out = [
         f"| {unit} | fault | requests | fail-closed (documented) | errors | p50 ms | p99 ms "
-        "| gateway RSS MB |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| gateway RSS MB | gateway CPU % | load core busy % |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        rss = f"{r.rss_mb:.1f}" if r.rss_mb is not None else "?"
         out.append(
             f"| {r.period.index + 1} | {r.period.fault or 'none (quiet)'} | {r.requests} "
-            f"| {r.fail_closed} | {r.errors} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {rss} |"
+            f"| {r.fail_closed} | {r.errors} | {r.p50_ms:.1f} | {r.p99_ms:.1f} "
+            f"| {_num(r.rss_mb)} | {_num(r.gateway_cpu_pct, 0)} | {_num(r.load_busy_pct, 0)} |"
         )
     return "\n".join(out)
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "?" if value is None else f"{value:.{digits}f}"
 
 
 def kind_table(outcomes: Sequence[Outcome], windows: Sequence[Window], token_format: str) -> str:

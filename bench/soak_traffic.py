@@ -118,8 +118,11 @@ class Traffic:
     async def send(self, kind: str, due: float) -> Outcome:
         """`kind` sent now; `due` is when it was scheduled (monotonic seconds)."""
         session = self._session_for(kind)
-        if kind in ("login", "refresh") and session is None:
-            kind, session = "product", None  # every session busy: a lookup instead
+        owns = kind in ("login", "refresh")
+        if owns and session is None:
+            kind, owns = "product", False  # every session busy: a lookup instead
+        if owns and session is not None:
+            session.busy = True  # at once: before any await, so no other request picks it
         try:
             status, code, detail = await asyncio.wait_for(
                 self._request(kind, session), REQUEST_TIMEOUT
@@ -128,6 +131,9 @@ class Traffic:
             status, code, detail = 0, "TIMEOUT", f"no answer within {REQUEST_TIMEOUT:g} s"
         except httpx.HTTPError as exc:
             status, code, detail = 0, type(exc).__name__, str(exc)[:200]
+        finally:
+            if owns and session is not None:
+                session.busy = False
         outcome = Outcome(
             kind,
             due - self.t0,
@@ -167,16 +173,10 @@ class Traffic:
             return await self._get(f"/api/catalog/products/{product}", None)
         if kind == "pass_orders":
             return await self._get("/api/orders/orders?userId=1&limit=5", session)
-        assert session is not None
-        session.busy = True
-        try:
-            if kind == "login":
-                return await self._token_call("/auth/token", _credentials(session), session)
-            return await self._token_call(
-                "/auth/refresh", {"refresh_token": session.refresh}, session
-            )
-        finally:
-            session.busy = False
+        assert session is not None  # a login or refresh; `send` marked the session busy
+        if kind == "login":
+            return await self._token_call("/auth/token", _credentials(session), session)
+        return await self._token_call("/auth/refresh", {"refresh_token": session.refresh}, session)
 
     async def _graphql(
         self, query: str, variables: dict[str, Any], session: Session | None
