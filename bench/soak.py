@@ -98,6 +98,7 @@ class Soak:
     """What a run records while it runs."""
 
     started: float = 0.0  # monotonic time of second 0
+    wall_started: float = 0.0  # the same moment, epoch seconds (for the gateway's log)
     outcomes: list[Outcome] = field(default_factory=list)
     windows: list[Window] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
@@ -243,7 +244,11 @@ async def run_soak(
     """Log in, warm up, then the timed soak; the record, the periods and the RSS at start."""
     total_s = args.minutes * 60
     periods = schedule(total_s, args.fault_every)
-    limits = httpx.Limits(max_connections=args.max_in_flight, max_keepalive_connections=64)
+    # idle connections expire before the gateway's keep-alive timeout (uvicorn's 5 s), so a
+    # request never races the gateway closing the connection it is sent on
+    limits = httpx.Limits(
+        max_connections=args.max_in_flight, max_keepalive_connections=64, keepalive_expiry=2.0
+    )
     async with httpx.AsyncClient(limits=limits, timeout=None, trust_env=False) as client:
         traffic = Traffic(client, url, sessions(args.sessions), random.Random(args.seed))
         await traffic.login_all()
@@ -254,7 +259,7 @@ async def run_soak(
                 traffic, args.rate, args.warmup, time.monotonic(), warm.append,
                 args.max_in_flight, args.seed + 1,
             )  # fmt: skip
-        soak = Soak(started=time.monotonic() + 0.05)
+        soak = Soak(started=time.monotonic() + 0.05, wall_started=time.time() + 0.05)
         traffic.t0 = soak.started
         rss_start = rss_mb(gateway_pid)
         say(f"soak: {total_s:g} s at {args.rate:g} req/s, a fault every {args.fault_every:g} s")
@@ -298,9 +303,12 @@ def markdown(
     periods: Sequence[Period],
     rss_start: float,
     notes: dict[str, str],
+    gateway_log: Path,
 ) -> tuple[str, bool]:
+    with gateway_log.open(errors="replace") as lines:
+        served = soak_report.served_times(lines, soak.wall_started)
     rows = soak_report.figures(
-        periods, soak.outcomes, soak.windows, args.tokens, soak.rss, soak.cpu
+        periods, soak.outcomes, soak.windows, args.tokens, soak.rss, soak.cpu, served
     )
     rss_end = soak.rss.get(periods[-1].index, 0.0)
     goals = soak_report.goal_lines(rows, rss_start, rss_end)
@@ -418,8 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             children.stop_all()
             if args.logs is not None:
                 shutil.copytree(work, args.logs, dirs_exist_ok=True, ignore=_not_logs)
-    notes["machine_end"] = machine_line()
-    text, ok = markdown(args, soak, periods, rss_start, notes)
+        notes["machine_end"] = machine_line()
+        text, ok = markdown(args, soak, periods, rss_start, notes, server.child.log_path)
     print(text)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     path = args.results_dir / f"soak-{when.strftime('%Y%m%dT%H%M%SZ')}-{notes['commit']}.md"

@@ -17,9 +17,12 @@ Anything else (a query's error, a 500, a timeout, a 503 to a JWT request) is an 
 
 from __future__ import annotations
 
+import datetime
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+import orjson
 
 from bench.soak_faults import Period
 from bench.soak_traffic import MIX, Outcome
@@ -51,6 +54,8 @@ class PeriodFigures:
     rss_mb: float | None = None  # the gateway's RSS at the period's end
     gateway_cpu_pct: float | None = None  # its CPU time over the period, % of one core
     load_busy_pct: float | None = None  # how busy the core of everything else was
+    gateway_p50_ms: float | None = None  # from the gateway's access log: its own view
+    gateway_p99_ms: float | None = None
     codes: dict[str, int] = field(default_factory=dict)  # class:code -> count
 
 
@@ -75,6 +80,23 @@ def verdict(outcome: Outcome, windows: Sequence[Window], token_format: str) -> s
     return "error"
 
 
+def served_times(lines: Iterable[str], wall_started: float) -> list[tuple[float, float]]:
+    """(start, seconds) of every request in a gateway's JSON access log (SPEC section 10's
+    `time` and `duration_ms`), start in seconds since the soak began (`wall_started`, epoch)."""
+    found = []
+    for line in lines:
+        if not line.startswith("{"):
+            continue
+        try:
+            entry = orjson.loads(line)
+            end = datetime.datetime.fromisoformat(entry["time"].replace("Z", "+00:00"))
+            seconds = float(entry["duration_ms"]) / 1000
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+        found.append((end.timestamp() - seconds - wall_started, seconds))
+    return found
+
+
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile of an ascending sequence (0 when empty)."""
     if not sorted_values:
@@ -90,12 +112,18 @@ def figures(
     token_format: str,
     rss_by_period: dict[int, float],
     cpu_by_period: dict[int, tuple[float, float]] | None = None,
+    served: Sequence[tuple[float, float]] | None = None,
 ) -> list[PeriodFigures]:
     rows = []
     for period in periods:
         row = PeriodFigures(period, rss_mb=rss_by_period.get(period.index))
         if cpu_by_period and period.index in cpu_by_period:
             row.gateway_cpu_pct, row.load_busy_pct = cpu_by_period[period.index]
+        if served is not None:
+            own = sorted(d for start, d in served if period.start <= start < period.end)
+            if own:
+                row.gateway_p50_ms = percentile(own, 0.50) * 1000
+                row.gateway_p99_ms = percentile(own, 0.99) * 1000
         inside = [o for o in outcomes if period.start <= o.sent < period.end]
         latencies = sorted(o.latency for o in inside if o.code != "NOT_SENT")
         row.requests = len(inside)
@@ -153,13 +181,14 @@ def period_table(rows: Sequence[PeriodFigures], every_s: float) -> str:
     unit = "minute" if every_s == 60 else f"period ({every_s:g} s)"
     out = [
         f"| {unit} | fault | requests | fail-closed (documented) | errors | p50 ms | p99 ms "
-        "| gateway RSS MB | gateway CPU % | load core busy % |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| gateway's own p50 / p99 ms | gateway RSS MB | gateway CPU % | load core busy % |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        own = f"{_num(r.gateway_p50_ms)} / {_num(r.gateway_p99_ms)}"
         out.append(
             f"| {r.period.index + 1} | {r.period.fault or 'none (quiet)'} | {r.requests} "
-            f"| {r.fail_closed} | {r.errors} | {r.p50_ms:.1f} | {r.p99_ms:.1f} "
+            f"| {r.fail_closed} | {r.errors} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {own} "
             f"| {_num(r.rss_mb)} | {_num(r.gateway_cpu_pct, 0)} | {_num(r.load_busy_pct, 0)} |"
         )
     return "\n".join(out)

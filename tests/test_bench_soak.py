@@ -3,6 +3,7 @@ its goal lines, its slowing proxy, and one short run end to end (a few seconds, 
 
 from __future__ import annotations
 
+import datetime
 import random
 import re
 import socket
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+
+import pytest
 
 from bench.soak_faults import FAULTS, SlowProxies, schedule
 from bench.soak_report import (
@@ -20,6 +23,7 @@ from bench.soak_report import (
     goal_lines,
     passed,
     percentile,
+    served_times,
     verdict,
 )
 from bench.soak_traffic import Outcome, kinds, sessions
@@ -101,6 +105,19 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(values, 0.99) == 99
     assert percentile([7.0], 0.99) == 7
     assert percentile([], 0.99) == 0
+
+
+def test_the_gateways_own_latency_comes_from_its_access_log() -> None:
+    lines = [
+        "bff: serving on http://127.0.0.1:8000/graphql",
+        '{"time":"2026-01-01T00:00:10.500Z","method":"POST","status":200,"duration_ms":500.0}',
+        '{"time":"2026-01-01T00:00:12.000Z","status":503,"duration_ms":2}',
+        '{"time":"2026-01-01T00:00:13.000Z","message":"no duration: not an access line"}',
+        "{not json",
+    ]
+    began = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC).timestamp()
+    served = served_times(lines, began)
+    assert served == [(pytest.approx(10.0), 0.5), (pytest.approx(11.998), 0.002)]
 
 
 def rows(*p99s: float, errors: int = 0) -> list[PeriodFigures]:
@@ -218,3 +235,5 @@ def test_a_short_soak_runs_every_fault_and_writes_its_report(tmp_path: Path) -> 
     for event in ("kill host 0", "host 0 ready", "stop Redis", "Redis answers", "slow catalog"):
         assert event in text, text
     assert "RSS" in text and "MB at the start" in text
+    for line in table:  # the gateway's own p50 / p99, from its access log, in every period
+        assert re.fullmatch(r"[0-9.]+ / [0-9.]+", line.split("|")[8].strip()), line
