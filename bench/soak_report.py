@@ -56,6 +56,7 @@ class PeriodFigures:
     load_busy_pct: float | None = None  # how busy the core of everything else was
     gateway_p50_ms: float | None = None  # from the gateway's access log: its own view
     gateway_p99_ms: float | None = None
+    lag_p99_ms: float = 0.0  # the load generator's own delay in starting requests
     codes: dict[str, int] = field(default_factory=dict)  # class:code -> count
 
 
@@ -129,6 +130,7 @@ def figures(
         row.requests = len(inside)
         row.p50_ms = percentile(latencies, 0.50) * 1000
         row.p99_ms = percentile(latencies, 0.99) * 1000
+        row.lag_p99_ms = percentile(sorted(o.lag for o in inside), 0.99) * 1000
         for outcome in inside:
             kind = verdict(outcome, windows, token_format)
             if kind == "ok":
@@ -181,14 +183,16 @@ def period_table(rows: Sequence[PeriodFigures], every_s: float) -> str:
     unit = "minute" if every_s == 60 else f"period ({every_s:g} s)"
     out = [
         f"| {unit} | fault | requests | fail-closed (documented) | errors | p50 ms | p99 ms "
-        "| gateway's own p50 / p99 ms | gateway RSS MB | gateway CPU % | load core busy % |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| gateway's own p50 / p99 ms | load generator lag p99 ms | gateway RSS MB "
+        "| gateway CPU % | load core busy % |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         own = f"{_num(r.gateway_p50_ms)} / {_num(r.gateway_p99_ms)}"
         out.append(
             f"| {r.period.index + 1} | {r.period.fault or 'none (quiet)'} | {r.requests} "
             f"| {r.fail_closed} | {r.errors} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {own} "
+            f"| {r.lag_p99_ms:.1f} "
             f"| {_num(r.rss_mb)} | {_num(r.gateway_cpu_pct, 0)} | {_num(r.load_busy_pct, 0)} |"
         )
     return "\n".join(out)

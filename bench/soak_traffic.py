@@ -80,6 +80,7 @@ class Outcome:
     code: str  # "" when ok; else the error's code (GraphQL `extensions.code`, OAuth `error`, ...)
     token: bool  # it presented an access token
     detail: str = ""  # the start of the error, for the report
+    lag: float = 0.0  # seconds from due until this process began sending it (its own delay)
 
     @property
     def ok(self) -> bool:
@@ -117,6 +118,7 @@ class Traffic:
 
     async def send(self, kind: str, due: float) -> Outcome:
         """`kind` sent now; `due` is when it was scheduled (monotonic seconds)."""
+        began = time.monotonic()
         session = self._session_for(kind)
         owns = kind in ("login", "refresh")
         if owns and session is None:
@@ -142,6 +144,7 @@ class Traffic:
             code,
             kind in SESSION_KINDS,
             detail,
+            began - due,
         )
         if session is not None and (status == 401 or (kind == "refresh" and status == 400)):
             await self._relogin(session)

@@ -237,3 +237,4 @@ def test_a_short_soak_runs_every_fault_and_writes_its_report(tmp_path: Path) -> 
     assert "RSS" in text and "MB at the start" in text
     for line in table:  # the gateway's own p50 / p99, from its access log, in every period
         assert re.fullmatch(r"[0-9.]+ / [0-9.]+", line.split("|")[8].strip()), line
+        assert float(line.split("|")[9]) >= 0  # the load generator's lag
