@@ -41,6 +41,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cluster_port() -> int:
+    """A free port for a cluster node: its bus listens on the port + 10000, which must be a
+    port too (a node on 58019 cannot start) and free."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
 def wait_until(check: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + PATIENCE
     while not check():
@@ -97,7 +112,7 @@ def start_server(stack: ExitStack, work: Path, port: int, *extra: str) -> None:
 @pytest.fixture(scope="module")
 def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A three-node Redis Cluster (no replicas) on loopback; the URL of its first node."""
-    ports = [free_port() for _ in range(3)]
+    ports = [cluster_port() for _ in range(3)]
     with ExitStack() as stack:
         for port in ports:
             work = tmp_path_factory.mktemp(f"cluster-{port}")
