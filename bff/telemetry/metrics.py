@@ -29,6 +29,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from bff.errors import CODES
 from bff.telemetry.current import current
+from bff.telemetry.recorders import counter_recorder, histogram_recorder
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: half the scrape, no use to a gateway's users
 
@@ -182,11 +183,11 @@ class Metrics:
         key = (route, operation, status_class(status))
         inc = self._request_children.get(key)
         if inc is None:
-            inc = self._request_children[key] = self.requests.labels(*key).inc
+            inc = self._request_children[key] = counter_recorder(self.requests.labels(*key))
         inc(1)
         observe = self._duration_children.get(key[:2])
         if observe is None:
-            observe = self.request_duration.labels(route, operation).observe
+            observe = histogram_recorder(self.request_duration.labels(route, operation))
             self._duration_children[key[:2]] = observe
         observe(seconds)
 
@@ -194,11 +195,13 @@ class Metrics:
         key = (upstream, instance, "error" if status is None else status_class(status))
         inc = self._upstream_children.get(key)
         if inc is None:
-            inc = self._upstream_children[key] = self.upstream_requests.labels(*key).inc
+            inc = self._upstream_children[key] = counter_recorder(
+                self.upstream_requests.labels(*key)
+            )
         inc(1)
         observe = self._upstream_duration_children.get(key[:2])
         if observe is None:
-            observe = self.upstream_duration.labels(upstream, instance).observe
+            observe = histogram_recorder(self.upstream_duration.labels(upstream, instance))
             self._upstream_duration_children[key[:2]] = observe
         observe(seconds)
 
@@ -217,7 +220,9 @@ class Metrics:
     def batch(self, upstream: str, size: int) -> None:
         observe = self._batch_children.get(upstream)
         if observe is None:
-            observe = self._batch_children[upstream] = self.batch_size.labels(upstream).observe
+            observe = self._batch_children[upstream] = histogram_recorder(
+                self.batch_size.labels(upstream)
+            )
         observe(size)
 
     def error(self, code: str) -> None:
@@ -225,7 +230,7 @@ class Metrics:
         inc = self._error_children.get(code)
         if inc is None:
             label = code if code in CODES else OTHER
-            inc = self._error_children[code] = self.errors.labels(label).inc
+            inc = self._error_children[code] = counter_recorder(self.errors.labels(label))
         inc(1)
 
     async def probe(self) -> None:

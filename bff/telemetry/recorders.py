@@ -1,0 +1,43 @@
+"""Recording into prometheus-client's label children in a few instructions.
+
+`Histogram.observe` checks observability, walks the bucket bounds one by one in Python and
+takes a lock per value; `Counter.inc` checks observability and the sign first. The gateway
+records a dozen values per request into children it has already made and cached, with
+amounts it computed itself (durations and sizes: never negative, never NaN), so those checks
+are the whole cost. These recorders write into the same value objects (`_sum`, `_buckets`,
+`_value`; a file-backed value under multiprocess mode), so exposition, multiprocess files and
+`observe`'s bucket choice (the first bound the amount does not exceed) stay the library's.
+prometheus-client is pinned; `tests/test_metrics_logs.py` checks the scrape.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+
+
+def histogram_recorder(child: Histogram) -> Callable[[float], None]:
+    """`child.observe` for amounts that are numbers (not NaN), as one bisect and two adds."""
+    values: Any = child  # the library's value objects are not part of its typed surface
+    bounds: list[float] = list(values._upper_bounds)  # ends with +Inf
+    buckets = [bucket.inc for bucket in values._buckets]
+    add_sum = values._sum.inc
+
+    def observe(amount: float) -> None:
+        if amount != amount:  # NaN: the library's loop matches no bucket; leave it to it
+            child.observe(amount)
+            return
+        add_sum(amount)
+        buckets[bisect_left(bounds, amount)](1)
+
+    return observe
+
+
+def counter_recorder(child: Counter) -> Callable[[float], None]:
+    """`child.inc` for amounts that are not negative."""
+    values: Any = child
+    inc: Callable[[float], None] = values._value.inc
+    return inc
