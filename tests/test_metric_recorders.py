@@ -32,3 +32,23 @@ def test_recorders_expose_what_the_library_methods_do() -> None:
     assert b'h_seconds_bucket{le="0.005",route="/graphql"} 3.0' in theirs  # 0, 0.001, 0.005
     assert b"c_total" in theirs
     assert mine == theirs
+
+
+def test_another_layout_falls_back_to_the_librarys_methods() -> None:
+    """A prometheus-client that keeps its values elsewhere gets `observe` / `inc` back."""
+    from bff.telemetry.recorders import counter_recorder, histogram_recorder
+
+    class Other:
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def observe(self, amount: float) -> None:
+            self.seen.append(amount)
+
+        def inc(self, amount: float = 1) -> None:
+            self.seen.append(-amount)
+
+    other = Other()
+    histogram_recorder(other)(0.25)  # type: ignore[arg-type]
+    counter_recorder(other)(2)  # type: ignore[arg-type]
+    assert other.seen == [0.25, -2]

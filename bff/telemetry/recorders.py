@@ -7,7 +7,9 @@ amounts it computed itself (durations and sizes: never negative, never NaN), so 
 are the whole cost. These recorders write into the same value objects (`_sum`, `_buckets`,
 `_value`; a file-backed value under multiprocess mode), so exposition, multiprocess files and
 `observe`'s bucket choice (the first bound the amount does not exceed) stay the library's.
-prometheus-client is pinned; `tests/test_metrics_logs.py` checks the scrape.
+prometheus-client is pinned; `tests/test_metric_recorders.py` checks the scrape is the
+library's own, and a release that keeps those objects elsewhere gets its public `observe` /
+`inc` back (slower, the same numbers).
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from prometheus_client import Counter, Histogram
 def histogram_recorder(child: Histogram) -> Callable[[float], None]:
     """`child.observe` for amounts that are numbers (not NaN), as one bisect and two adds."""
     values: Any = child  # the library's value objects are not part of its typed surface
-    bounds: list[float] = list(values._upper_bounds)  # ends with +Inf
-    buckets = [bucket.inc for bucket in values._buckets]
-    add_sum = values._sum.inc
+    try:
+        bounds: list[float] = list(values._upper_bounds)  # ends with +Inf
+        buckets = [bucket.inc for bucket in values._buckets]
+        add_sum = values._sum.inc
+    except (AttributeError, TypeError):  # another release's layout: its own method
+        return child.observe
 
     def observe(amount: float) -> None:
         if amount != amount:  # NaN: the library's loop matches no bucket; leave it to it
@@ -39,5 +44,5 @@ def histogram_recorder(child: Histogram) -> Callable[[float], None]:
 def counter_recorder(child: Counter) -> Callable[[float], None]:
     """`child.inc` for amounts that are not negative."""
     values: Any = child
-    inc: Callable[[float], None] = values._value.inc
-    return inc
+    inc: Callable[[float], None] | None = getattr(getattr(values, "_value", None), "inc", None)
+    return inc if inc is not None else child.inc
