@@ -104,10 +104,16 @@ def run(
     return found
 
 
+def in_order(errors: Any) -> list[dict[str, Any]]:
+    """Errors by path and message: the order they happened in follows the upstream calls'
+    timing, on both paths, and is not part of the answer."""
+    return sorted(format_errors(errors), key=lambda e: (str(e.get("path")), e["message"]))
+
+
 async def _drain(deferred: Deferred) -> list[dict[str, Any]]:
     first: dict[str, Any] = {"data": deferred.data}
     if deferred.errors:
-        first["errors"] = format_errors(deferred.errors)
+        first["errors"] = in_order(deferred.errors)
     parts = [first]
     if deferred.parts is not None:
         async for later in deferred.parts:
@@ -116,7 +122,7 @@ async def _drain(deferred: Deferred) -> list[dict[str, Any]]:
                     "data": i.data,
                     "path": i.path,
                     "label": i.label,
-                    "errors": format_errors(i.errors),
+                    "errors": in_order(i.errors),
                 }
                 for i in later.increments
             ]
