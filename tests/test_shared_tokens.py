@@ -113,7 +113,10 @@ def test_redis_holds_no_token_in_clear_and_every_key_expires(
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     try:
         for key in keys:
-            assert client.pttl(key) > 0, key
+            ttl = client.pttl(key)
+            assert ttl != -1, key  # -1: no expiry; -2: gone already (a budget that ran out)
+            if ttl == -2:
+                continue
             value = client.get(key) if client.type(key) == "string" else ""
             assert tokens["refresh_token"] not in key + str(value)
             assert tokens["access_token"] not in key + str(value)
