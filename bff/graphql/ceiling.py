@@ -15,7 +15,7 @@ one `QUERY_TOO_COMPLEX` error saying the response limit was hit, and no data.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from graphql import GraphQLError, GraphQLOutputType, GraphQLResolveInfo
 from graphql.execution.executor import Executor
@@ -49,14 +49,14 @@ def too_large(errors: list[GraphQLError] | None) -> ResponseTooLarge | None:
     return None
 
 
-def bounded_executor(limit: int) -> type[Executor[Any]] | None:
-    """A graphql-core `Executor` class that stops completing values past `limit`; `None`
-    when this graphql-core's `Executor` has no such method to override (its own executor
-    runs, and only the fast path's ceiling and the limits of `bff.limits` apply)."""
-    if ceiling_mismatch() is not None:
-        return None
+E = TypeVar("E", bound=Executor[Any])
 
-    class BoundedExecutor(Executor[Any]):
+
+def bounded(base: type[E], limit: int) -> type[E]:
+    """`base` (graphql-core's `Executor` or a subclass) stopping past `limit` completed
+    values: the one place the ceiling hooks into graphql-core's completion."""
+
+    class Bounded(base):  # type: ignore[valid-type,misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.completed = [0]  # shared with the sub-executors, which are shallow copies
@@ -78,4 +78,14 @@ def bounded_executor(limit: int) -> type[Executor[Any]] | None:
                 return_type, field_details_list, info, path, result, position_context
             )
 
-    return BoundedExecutor
+    Bounded.__name__ = Bounded.__qualname__ = f"Bounded{base.__name__}"
+    return Bounded
+
+
+def bounded_executor(limit: int) -> type[Executor[Any]] | None:
+    """A graphql-core `Executor` class that stops completing values past `limit`; `None`
+    when this graphql-core's `Executor` has no such method to override (its own executor
+    runs, and only the fast path's ceiling and the limits of `bff.limits` apply)."""
+    if ceiling_mismatch() is not None:
+        return None
+    return bounded(Executor, limit)

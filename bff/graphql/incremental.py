@@ -25,8 +25,6 @@ from graphql import (
     DocumentNode,
     ExecutionResult,
     GraphQLError,
-    GraphQLOutputType,
-    GraphQLResolveInfo,
     GraphQLSchema,
     experimental_execute_incrementally,
 )
@@ -37,9 +35,8 @@ from graphql.execution import (
     SubsequentIncrementalExecutionResult,
 )
 from graphql.execution.incremental.incremental_executor import IncrementalExecutor
-from graphql.pyutils import AwaitableOrValue, Path
 
-from bff.graphql.ceiling import ResponseTooLarge
+from bff.graphql.ceiling import bounded
 from bff.graphql.internals import ceiling_mismatch
 
 
@@ -83,29 +80,7 @@ def bounded_incremental_executor(limit: int) -> type[IncrementalExecutor]:
     if ceiling_mismatch() is not None:
         return IncrementalExecutor
 
-    class BoundedIncrementalExecutor(IncrementalExecutor):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.completed = [0]  # shared with the sub-executors, which are shallow copies
-
-        def complete_value(
-            self,
-            return_type: GraphQLOutputType,
-            field_details_list: Any,
-            info: GraphQLResolveInfo[Any],
-            path: Path,
-            result: Any,
-            position_context: Any,
-        ) -> AwaitableOrValue[Any]:
-            completed = self.completed
-            completed[0] += 1
-            if completed[0] > limit:
-                raise ResponseTooLarge(limit)
-            return super().complete_value(
-                return_type, field_details_list, info, path, result, position_context
-            )
-
-    return BoundedIncrementalExecutor
+    return bounded(IncrementalExecutor, limit)
 
 
 async def execute_deferred(
