@@ -22,6 +22,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -38,8 +39,14 @@ PutMany = Callable[[Sequence[tuple[str, bytes, int]]], Awaitable[object]]
 
 
 def principal_of(headers: Mapping[str, str]) -> str:
-    """A digest of the identity headers sent: the scope of `private` items (anonymous: one)."""
-    text = "\n".join(f"{k.lower()}:{v}" for k, v in sorted(headers.items()))
+    """A digest of the identity headers sent: the scope of `private` items (anonymous: one).
+    Remembered per set of headers: every batch of a request asks for the same one."""
+    return _principal(tuple(sorted(headers.items())))
+
+
+@lru_cache(maxsize=4096)
+def _principal(headers: tuple[tuple[str, str], ...]) -> str:
+    text = "\n".join(f"{k.lower()}:{v}" for k, v in headers)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -202,10 +209,24 @@ class ItemCache:
         self, loader: str, keys: Sequence[Hashable], principal: str, now: float
     ) -> tuple[dict[Hashable, Any], float, bool]:
         items, found = self._items, {}
-        scopes = (principal, SHARED) if self._private else (SHARED,)
         soonest, private = float("inf"), False
+        if not self._private:  # one scope to look in: the shared items
+            get, touch = items.get, items.move_to_end
+            for key in keys:
+                entry_key = (loader, SHARED, key)
+                entry = get(entry_key)
+                if entry is None:
+                    continue
+                if entry[0] <= now:
+                    del items[entry_key]
+                    continue
+                touch(entry_key)
+                found[key] = entry[1]
+                if entry[0] < soonest:
+                    soonest = entry[0]
+            return found, soonest, private
         for key in keys:
-            for scope in scopes:
+            for scope in (principal, SHARED):
                 entry_key = (loader, scope, key)
                 entry = items.get(entry_key)
                 if entry is None:
