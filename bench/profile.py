@@ -1,14 +1,15 @@
 """Where the gateway's CPU goes: one workload under load, profiled inside the gateway.
 
-    python -m bench.profile [--workload dashboard] [--concurrency 32] [--duration 10]
+    python -m bench.profile [--workload dashboard] [--concurrency 32] [--duration 10] [--cache]
 
 Starts the sample services (0 ms latency) in a child process, serves the gateway in this
 process's main thread under cProfile while `wrk` drives the workload, then prints the
 functions with the most own time and the heaviest call paths (cumulative), and writes the
 raw profile (`pstats`, readable by snakeviz or `python -m pstats`) next to the bench results.
 cProfile slows Python code down unevenly (calls cost more than loops), so read the shares,
-not the absolute times; `py-spy record -o flame.svg --pid <gateway>` during a normal
-`bench.run` gives the sampling view.
+not the absolute times. `--cache` profiles a warm response cache (the services answer
+`Cache-Control: max-age=600` with an ETag, as in `bench.cache`). `py-spy record -o flame.svg
+--pid <gateway>` during a normal `bench.run` gives the sampling view.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--output", type=Path, default=RESULTS / "profile.pstats")
+    parser.add_argument("--cache", action="store_true", help="cache on, cacheable services")
     args = parser.parse_args(argv)
     if wrk_path() is None:
         print(MISSING_WRK, file=sys.stderr)
@@ -54,9 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     from bff.serving import bind, run, server_for, tune_gc, url_of
 
     with tempfile.TemporaryDirectory() as tmp, Children(Path(tmp), Path.cwd()) as children:
-        services = start_services(children, Pinning(None, None, "profile: not pinned"), 0)
+        flags = ("--cache-control", "max-age=600", "--etag") if args.cache else ()
+        services = start_services(children, Pinning(None, None, "profile: not pinned"), 0, *flags)
         config_path = Path(tmp) / "bff.yaml"
         config = gateway_config(service_urls_of(services), secrets.token_urlsafe(32))
+        if args.cache:
+            config["cache"] = {"enabled": True}
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         headers = {"content-type": "application/json"}
         if workload.needs_token:

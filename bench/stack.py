@@ -114,7 +114,8 @@ def sign_token(config_path: Path) -> str:
     return signer.sign("1", ["orders:read"], ttl=TOKEN_TTL)
 
 
-def start_services(children: Children, pinning: Pinning, latency_ms: float) -> Child:
+def start_services(children: Children, pinning: Pinning, latency_ms: float, *flags: str) -> Child:
+    """The sample services at `latency_ms`; `flags` are more of `python -m services`'s."""
     argv = [
         *pinning.prefix(pinning.load_core),
         sys.executable,
@@ -127,6 +128,7 @@ def start_services(children: Children, pinning: Pinning, latency_ms: float) -> C
         "127.0.0.1",
         "--latency",
         f"{latency_ms:g}ms",
+        *flags,
     ]
     return children.start(f"services-{latency_ms:g}ms", argv)
 

@@ -90,7 +90,7 @@ from bff.rendering.errors import http_exception_response
 from bff.request_id import install_log_records
 from bff.routes.auth import auth_routes
 from bff.routes.graphql import GraphQLEndpoint
-from bff.shared_state import Client, SharedState
+from bff.shared_state import Client, SharedState, get_many, put_many
 from bff.telemetry.batches import batch_scope
 from bff.telemetry.cache import cache_observer
 from bff.telemetry.hub import Telemetry, usage_store
@@ -100,6 +100,7 @@ from bff.telemetry.stage import TelemetryStage
 from bff.telemetry.transport import TracingTransport
 from bff.upstream import Upstreams
 from bff.upstream.cache_store import CacheStore, MemoryCacheStore, RedisCacheStore
+from bff.upstream.item_cache import SharedItems
 from bff.upstream.response_cache import ResponseCache
 
 log = logging.getLogger("bff")
@@ -131,22 +132,30 @@ def redis_answers(redis: Client) -> Callable[[], Awaitable[bool]]:
 def response_cache(
     settings: Settings, redis: Client | None, on_result: Callable[[str, str], None]
 ) -> ResponseCache | None:
-    """The response cache every pool shares (`cache`), in memory or in the shared Redis."""
+    """The response cache every pool shares (`cache`), in memory or in the shared Redis
+    (answers and batch items both; cluster-safe reads)."""
     config = settings.cache
     if not config.enabled:
         return None
+    prefix = settings.redis.key_prefix
     store: CacheStore = MemoryCacheStore(config.max_entries)
+    items = None
     if config.store == "redis" and redis is not None:
         client = redis
         store = RedisCacheStore(
-            lambda keys: client.mget(keys), lambda key, value, ms: client.set(key, value, px=ms)
+            lambda keys: get_many(client, keys),
+            lambda key, value, ms: client.set(key, value, px=ms),
+        )
+        items = SharedItems(
+            lambda keys: get_many(client, keys), lambda entries: put_many(client, entries), prefix
         )
     return ResponseCache(
         store,
-        prefix=settings.redis.key_prefix,
+        prefix=prefix,
         max_entry_size=config.max_entry_size,
         max_items=config.max_entries,
         on_result=on_result,
+        shared_items=items,
     )
 
 

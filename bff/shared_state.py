@@ -17,6 +17,7 @@ Redis restart. The stores name the keys that a script touches together with one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -46,6 +47,37 @@ def configured(settings: Settings) -> bool:
 def tag(text: str) -> str:
     """`text` as a Redis Cluster hash tag: keys that share it live in one slot."""
     return "{" + text + "}"
+
+
+# Keys read at once above which a cluster read is one GET per key in a pipeline rather than
+# one MGET per slot: with keys in as many slots as keys, grouping them costs more than it saves
+# (measured on three masters: 40 keys 1.6 ms as GETs, 2.5 ms by `mget_nonatomic`; 2 keys
+# 0.6 ms and 0.4 ms). On one server MGET wins at every size (40 keys: 0.7 ms, GETs 1.8 ms).
+CLUSTER_MGET_KEYS = 8
+
+
+async def get_many(client: Client, keys: Sequence[str]) -> list[Any]:
+    """The values of `keys` (None: absent), in their order. One MGET on a single server; on a
+    cluster, where an MGET across slots is refused (CROSSSLOT), one MGET per slot
+    (`mget_nonatomic`) for a few keys, a pipeline of GETs (each sent to its node) for many.
+    Not atomic across slots: the caches need no snapshot."""
+    if not isinstance(client, RedisCluster):
+        return list(await client.mget(list(keys)))
+    if len(keys) <= CLUSTER_MGET_KEYS:
+        return list(await client.mget_nonatomic(list(keys)))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.get(key)
+    return list(await pipe.execute())
+
+
+async def put_many(client: Client, entries: Sequence[tuple[str, bytes, int]]) -> None:
+    """`SET key value PX ms` for each of `entries`, in one pipeline without a transaction
+    (a cluster pipeline sends each node its own keys)."""
+    pipe = client.pipeline(transaction=False)
+    for key, value, keep_ms in entries:
+        pipe.set(key, value, px=keep_ms)
+    await pipe.execute()
 
 
 def client_options(config: RedisConfig) -> dict[str, Any]:
@@ -161,4 +193,4 @@ class SharedState:
                 await sentinel.aclose()
 
 
-__all__ = ["Client", "SharedState", "configured", "connect", "tag"]
+__all__ = ["Client", "SharedState", "configured", "connect", "get_many", "put_many", "tag"]

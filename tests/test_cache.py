@@ -19,6 +19,7 @@ import httpx
 import msgspec
 import orjson
 import pytest
+import redis
 import redis.asyncio
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -445,3 +446,62 @@ async def test_a_mutations_loaders_never_read_kept_items() -> None:
         with used_answers(mutation=True):
             await loader_for().load_many([1])
     assert server.targets == ["/items?ids=1", "/items?ids=1"]
+
+
+def products_query(*ids: int) -> str:
+    """Root product fields: one batch (`/products?ids=...`) of `ids` through the loader."""
+    return "{ " + " ".join(f"p{i}: product(id: {i}) {{ id name }}" for i in ids) + " }"
+
+
+def test_replicas_share_batch_items_through_redis(cacheable_shop: RunningServices) -> None:
+    prefix = f"test-{uuid.uuid4().hex}:"
+
+    def settings(key_prefix: str) -> Any:
+        return gateway_settings(
+            cacheable_shop.urls,
+            cache={"enabled": True, "store": "redis"},
+            redis={"url": REDIS_URL, "key_prefix": key_prefix},
+        )
+
+    calls = UpstreamCalls(cacheable_shop)
+    with (
+        running_gateway(settings(prefix)) as a,
+        running_gateway(settings(prefix)) as b,
+        running_gateway(settings(f"other-{prefix}")) as elsewhere,
+    ):
+        clients = [GraphQLClient(url) for url in (a, b, elsewhere)]
+        first, replica, other = clients
+        calls.reset()
+        assert first.data(products_query(1, 2, 3))["p2"]["id"] == "2"
+        made = calls.by_path("catalog")["GET /products"]
+        # another URL (no whole answer to reuse), every item fetched by the first replica
+        assert replica.data(products_query(3, 2))["p3"]["id"] == "3"
+        shared = calls.by_path("catalog")["GET /products"]
+        replica.data(products_query(2, 4))  # only 4 is asked for
+        partly = calls.by_path("catalog")["GET /products"]
+        other.data(products_query(3, 2))  # another prefix shares nothing
+        apart = calls.by_path("catalog")["GET /products"]
+        for client in clients:
+            client.close()
+    calls.close()
+    assert (made, shared, partly, apart) == (1, 1, 2, 3)
+    keys = redis.Redis.from_url(REDIS_URL)
+    try:
+        items = {k.decode() for k in keys.scan_iter(match=f"{prefix}items:*", count=500)}
+    finally:
+        keys.close()
+    assert {k.rsplit(":", 1)[1] for k in items if "ProductLoader" in k} == {"1", "2", "3", "4"}
+
+
+@run
+async def test_the_memory_item_cache_is_bounded_least_recently_used_first() -> None:
+    from bff.upstream.cache_control import Freshness
+    from bff.upstream.item_cache import ItemCache
+
+    items = ItemCache(2)
+    fresh = Freshness(60, 60, False)
+    await items.put_many("l", [(1, "a"), (2, "b")], fresh, "p")
+    await items.get_many("l", [1], "p")  # 1 is used: 2 goes first
+    await items.put_many("l", [(3, "c")], fresh, "p")
+    found, _ = await items.get_many("l", [1, 2, 3], "p")
+    assert (len(items), found) == (2, {1: "a", 3: "c"})

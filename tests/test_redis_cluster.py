@@ -343,3 +343,102 @@ def test_two_gateways_act_as_one_on_the_master_a_sentinel_names(
     url = f"redis://127.0.0.1:{free_port()}/0"
     sentinel = {"master": "shop", "nodes": [sentinel_node]}
     two_replicas_act_as_one(shop_settings(shop, {"url": url, "sentinel": sentinel}))
+
+
+@pytest.fixture(scope="module")
+def cacheable_shop() -> Iterator[RunningServices]:
+    from services import SERVICE_NAMES, ServiceOptions, ServiceSpec
+    from tests.support import running_shop
+
+    options = ServiceOptions(cache_control="max-age=60", etag=True)
+    with running_shop(*(ServiceSpec(name, options=options) for name in SERVICE_NAMES)) as shop:
+        yield shop
+
+
+def test_two_gateways_share_one_response_cache_and_its_items_on_a_cluster(
+    cacheable_shop: RunningServices, cluster_url: str
+) -> None:
+    """Whole answers and batch items in Redis Cluster: reads of keys in many slots (MGET is
+    refused across slots) find what the other replica stored."""
+    from tests.support import GraphQLClient, UpstreamCalls, gateway_settings
+
+    prefix = f"bfftest:{uuid.uuid4().hex}:"
+    settings = gateway_settings(
+        cacheable_shop.urls,
+        cache={"enabled": True, "store": "redis"},
+        redis={"url": cluster_url, "cluster": True, "key_prefix": prefix},
+    )
+    every = range(1, 13)
+    query = "{ " + " ".join(f"p{i}: product(id: {i}) {{ id }}" for i in every) + " }"
+    calls = UpstreamCalls(cacheable_shop)
+    with running_gateway(settings) as a, running_gateway(settings) as b:
+        first, replica = GraphQLClient(a), GraphQLClient(b)
+        calls.reset()
+        answers = [first.data(query), replica.data(query)]  # a whole answer, shared
+        made = calls.total()
+        fewer = query.replace("p1: product(id: 1) { id }", "")  # another URL: items only
+        answers.append(replica.data(fewer))
+        after_items = calls.total()
+        first.close()
+        replica.close()
+    calls.close()
+    assert [len(a) for a in answers] == [12, 12, 11] and answers[0]["p7"] == {"id": "7"}
+    assert (made, after_items) == (1, 1)
+    client = redis.RedisCluster.from_url(cluster_url, decode_responses=True)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}items:*", count=500))
+        slots = {client.keyslot(k) for k in keys}
+        nodes = {client.get_node_from_key(k).name for k in keys}
+        assert len(keys) == 12 and len(slots) > 3 and len(nodes) > 1, (keys, nodes)
+        assert list(client.scan_iter(match=f"{prefix}cache:*", count=500))
+    finally:
+        client.close()
+
+
+def test_the_response_cache_reads_keys_of_many_slots_on_a_cluster(cluster_url: str) -> None:
+    """A lookup reads an answer's shared key and its principal's (two slots), a batch of items
+    many keys: each read is split by slot, none refused as CROSSSLOT and taken for a miss."""
+
+    from bff.app import response_cache
+    from bff.upstream.cache_store import CachedAnswer
+    from bff.upstream.http11 import Headers
+    from bff.upstream.request import build_request
+    from bff.upstream.response import UpstreamResponse
+
+    settings = settings_from_dict(
+        {
+            "cache": {"enabled": True, "store": "redis"},
+            "redis": {"url": cluster_url, "cluster": True, "key_prefix": "bfftest:slots:"},
+        }
+    )
+
+    async def scenario() -> tuple[list[str], list[CachedAnswer | None], list[int]]:
+        shared = SharedState.from_settings(settings)
+        results: list[str] = []
+        cache = response_cache(settings, shared.redis, lambda _, result: results.append(result))
+        assert cache is not None and shared.redis is not None
+        requests = [
+            build_request("GET", f"/products/{n}", headers={"X-User-Id": "1"}) for n in range(8)
+        ]
+        seen: list[int] = []
+        try:
+            for n, request in enumerate(requests):
+                answer = UpstreamResponse(
+                    200, b"%d" % n, Headers([(b"cache-control", b"max-age=60")]), "catalog"
+                )
+                keys = cache.keys("catalog", request)
+                seen.append(
+                    shared.redis.keyslot(keys[0]) if hasattr(shared.redis, "keyslot") else 0
+                )
+                await cache.store(keys, answer, None)
+                _, result, _ = await cache.lookup("catalog", request)
+                results.append(result)
+            stored = await cache.entries.get_many([cache.keys("catalog", r)[0] for r in requests])
+        finally:
+            await shared.aclose()
+        return results, stored, seen
+
+    results, stored, slots = asyncio.run(scenario())
+    assert results == ["hit"] * 8
+    assert [a.body if a else None for a in stored] == [b"%d" % n for n in range(8)]
+    assert len(set(slots)) > 3

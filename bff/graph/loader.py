@@ -20,7 +20,10 @@ aiodataloader keeps its settled futures.
 With the response cache on (`cache.enabled`), items outlive their request in the per-item
 cache of the loader's upstream pool (`bff.upstream.item_cache`): a batch takes the items kept
 there and calls its upstream for the missing keys only; the items it fetched are kept for as
-long as their answers allow. A mutation's loaders never read it.
+long as their answers allow. A mutation's loaders never read it. With `cache.store: redis`
+the items are shared by the replicas, written as msgpack of the loader's value type (its
+second type argument, `BatchLoader[K, V, R]`); a loader whose `V` msgpack cannot decode
+(`Any`, say) keeps its items in this process.
 """
 
 from __future__ import annotations
@@ -28,12 +31,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
+from typing import (
+    Any,
+    ClassVar,
+    Generic,
+    Protocol,
+    Self,
+    TypeVar,
+    get_args,
+    get_origin,
+    runtime_checkable,
+)
 
 from bff.errors import BffError
 from bff.upstream import UpstreamPool
 from bff.upstream.header_policy import current_answers, used_answers
-from bff.upstream.item_cache import principal_of
+from bff.upstream.item_cache import ItemCodec, principal_of
 from bff.upstream.response_cache import HIT, ResponseCache
 
 K = TypeVar("K", bound=Hashable)
@@ -82,6 +95,8 @@ class BatchLoader(Generic[K, V, R]):
 
     upstream: str = ""
     observe: BatchHook | None = None  # set by the engine: the batch span and metric
+    # per loader class: its per-item cache name and codec (None: V has no msgpack form)
+    _item_forms: ClassVar[dict[type, tuple[str, ItemCodec | None]]] = {}
 
     def __init__(self, clients: Any) -> None:
         self.clients = clients
@@ -117,10 +132,10 @@ class BatchLoader(Generic[K, V, R]):
     async def _load_through(self, cache: ResponseCache, keys: list[K]) -> list[Any]:
         """The per-item cache: the kept items of `keys`, one batch call for the others, whose
         items are kept as long as the answers they came from allow."""
-        name = f"{type(self).__module__}.{type(self).__qualname__}"
+        name, codec = self._item_form()
         principal = principal_of(getattr(self.clients, "headers", {}))
         request = current_answers()  # the client request's, for the header policy
-        kept, fresh = cache.items.get_many(name, keys, principal)
+        kept, fresh = await cache.items.get_many(name, keys, principal, codec)
         if fresh is not None:
             cache.count(self.upstream, HIT)  # an event on this batch's span, too
             if request is not None:
@@ -136,8 +151,23 @@ class BatchLoader(Generic[K, V, R]):
                     fetched = dict.fromkeys(missing, error)
             if request is not None:
                 request.merge(used)
-            cache.items.put_many(name, fetched.items(), used.freshness(), principal)
+            await cache.items.put_many(name, fetched.items(), used.freshness(), principal, codec)
         return [kept[k] if k in kept else fetched[k] for k in keys]
+
+    @classmethod
+    def _item_form(cls) -> tuple[str, ItemCodec | None]:
+        """This loader's name in the per-item cache and the codec of its values, made once."""
+        form = BatchLoader._item_forms.get(cls)
+        if form is None:
+            codec = None
+            value_type = _value_type(cls)
+            if value_type is not None:
+                try:
+                    codec = ItemCodec(value_type)
+                except TypeError:
+                    codec = None  # no msgpack form: its items stay in this process
+            form = BatchLoader._item_forms[cls] = (f"{cls.__module__}.{cls.__qualname__}", codec)
+        return form
 
     def _response_cache(self) -> ResponseCache | None:
         """The cache of this loader's upstream pool, when the gateway has one (`cache`)."""
@@ -265,6 +295,21 @@ class BatchLoader(Generic[K, V, R]):
                 del waiting[key]
                 if remember and key in batch.values:
                     settled[key] = batch.values[key]
+
+
+def _value_type(cls: type) -> Any:
+    """`V` of the `BatchLoader[K, V, R]` that `cls` derives from; `None` when it is not a
+    concrete type (`Any`, a type variable)."""
+    for klass in cls.__mro__:
+        for base in getattr(klass, "__orig_bases__", ()):
+            origin = get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, BatchLoader):
+                args = get_args(base)
+                value = args[1] if len(args) == 3 else None
+                if value is Any or isinstance(value, TypeVar):
+                    return None
+                return value
+    return None
 
 
 def _value_in(batches: Sequence[_Batch], key: Any) -> Any:

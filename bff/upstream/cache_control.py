@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
 
 NO_STORE = "no-store"
 
@@ -33,14 +35,18 @@ class Freshness:
 NOT_STORABLE = Freshness(None, None)
 
 
-def directives(value: str) -> dict[str, str]:
-    """`max-age=60, private` as `{"max-age": "60", "private": ""}` (names in lower case)."""
+@lru_cache(maxsize=1024)
+def directives(value: str) -> Mapping[str, str]:
+    """`max-age=60, private` as `{"max-age": "60", "private": ""}` (names in lower case).
+
+    Read-only and remembered per value: an upstream sends the same few values on every
+    answer, and a cache hit would otherwise parse its stored header again each time."""
     found: dict[str, str] = {}
     for part in value.split(","):
         name, _, argument = part.strip().partition("=")
         if name:
             found.setdefault(name.lower(), argument.strip().strip('"'))
-    return found
+    return MappingProxyType(found)
 
 
 def _seconds(value: str | None) -> int | None:

@@ -76,7 +76,8 @@ PutOne = Callable[[str, bytes, int], Awaitable[object]]  # key, value, milliseco
 
 
 class RedisCacheStore:
-    """Entries in Redis (`get_many`: MGET, `put`: SET with PX), injected by the app."""
+    """Entries in Redis (`get_many`: MGET, split by slot on a cluster; `put`: SET with PX),
+    injected by the app."""
 
     def __init__(self, get_many: GetMany, put: PutOne) -> None:
         self._get_many = get_many

@@ -7,34 +7,175 @@ from allow (the smallest gateway freshness of the batch's calls: `s-maxage`, els
 else `cache.ttl`), per principal when any of them was `private`. A later batch takes the items
 it finds and calls its upstream only for the missing keys.
 
-Items are decoded records, so they stay in this process's memory (bounded, least recently
-used first) whatever `cache.store` says; the response cache below shares whole answers
-between replicas.
+Where items live follows `cache.store`. In memory they are the decoded records themselves
+(bounded, least recently used first), so a hit decodes nothing. In Redis (`SharedItems`) each
+item is one key, msgpack with an expiry, written with its loader's `ItemCodec`, so every
+replica takes what any one fetched; a loader whose item type msgpack cannot decode (no
+`ItemCodec`) keeps its items in this process's memory. Keys start with `redis.key_prefix`,
+so two prefixes never share an item.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
+
+import msgspec
 
 from bff.upstream.cache_control import Freshness
 
+log = logging.getLogger("bff.cache")
+
 SHARED = ""
+
+# key -> stored bytes (None: absent); then (key, value, milliseconds to keep) written at once
+GetMany = Callable[[Sequence[str]], Awaitable[Sequence[bytes | str | None]]]
+PutMany = Callable[[Sequence[tuple[str, bytes, int]]], Awaitable[object]]
 
 
 def principal_of(headers: Mapping[str, str]) -> str:
-    """A digest of the identity headers sent: the scope of `private` items (anonymous: one)."""
-    text = "\n".join(f"{k.lower()}:{v}" for k, v in sorted(headers.items()))
+    """A digest of the identity headers sent: the scope of `private` items (anonymous: one).
+    Remembered per set of headers: every batch of a request asks for the same one."""
+    return _principal(tuple(sorted(headers.items())))
+
+
+@lru_cache(maxsize=4096)
+def _principal(headers: tuple[tuple[str, str], ...]) -> str:
+    text = "\n".join(f"{k.lower()}:{v}" for k, v in headers)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+class ItemCodec:
+    """How one loader's items are stored outside the process: `(expires, private, item)` as
+    msgpack, decoded straight into the item's type (a record, a tuple of records...)."""
+
+    __slots__ = ("_decoder", "_encoder")
+
+    def __init__(self, item_type: Any) -> None:
+        """Raises `TypeError` when msgpack cannot decode `item_type`."""
+        self._decoder = msgspec.msgpack.Decoder(tuple[float, bool, item_type])
+        self._encoder = msgspec.msgpack.Encoder()
+
+    def encode(self, expires: float, private: bool, item: Any) -> bytes:
+        return self._encoder.encode((expires, private, item))
+
+    def decode(self, data: bytes) -> tuple[float, bool, Any]:
+        expires, private, item = self._decoder.decode(data)
+        return float(expires), bool(private), item
+
+
+_KEY_ENCODER = msgspec.json.Encoder()
+
+
+def key_text(key: Hashable) -> str | None:
+    """`key` as it is written in a Redis key (`7`, `"a"`, `[1,5,0]`); `None` if it has no
+    JSON form (such an item is not shared)."""
+    try:
+        return _KEY_ENCODER.encode(key).decode()
+    except (TypeError, ValueError):
+        return None
+
+
+class SharedItems:
+    """Items in Redis, one key each (`get_many`: MGET split by slot, `put_many`: a pipeline
+    of SET with PX), under `prefix`. A Redis that does not answer is a miss, never a failure."""
+
+    def __init__(self, get_many: GetMany, put_many: PutMany, prefix: str = "") -> None:
+        self._get_many = get_many
+        self._put_many = put_many
+        self.prefix = f"{prefix}items:"
+
+    def key(self, loader: str, scope: str, key: str) -> str:
+        return f"{self.prefix}{loader}:{scope or '*'}:{key}"
+
+    async def get_many(
+        self, loader: str, keys: Sequence[Hashable], principal: str, codec: ItemCodec, now: float
+    ) -> tuple[dict[Hashable, Any], float, bool]:
+        """The unexpired items of `keys` (the principal's own first), the soonest expiry among
+        them and whether any is private."""
+        wanted: list[tuple[Hashable, str]] = []
+        names: list[str] = []
+        for key in keys:
+            text = key_text(key)
+            if text is not None:
+                wanted.append((key, text))
+                names += (self.key(loader, principal, text), self.key(loader, SHARED, text))
+        found: dict[Hashable, Any] = {}
+        soonest, private = float("inf"), False
+        if not names:
+            return found, soonest, private
+        try:
+            values = await self._get_many(names)
+        except Exception as error:  # a cache that does not answer is a miss
+            log.warning("item cache: Redis read failed (%s)", type(error).__name__)
+            return found, soonest, private
+        for index, (key, _) in enumerate(wanted):
+            for value in (values[2 * index], values[2 * index + 1]):
+                entry = _decoded(codec, value)
+                if entry is None or entry[0] <= now:
+                    continue
+                found[key] = entry[2]
+                soonest = min(soonest, entry[0])
+                private = private or entry[1]
+                break
+        return found, soonest, private
+
+    async def put_many(
+        self,
+        loader: str,
+        values: Sequence[tuple[Hashable, Any]],
+        expires: float,
+        lifetime: float,
+        scope: str,
+        private: bool,
+        codec: ItemCodec,
+    ) -> None:
+        keep = max(1, int(lifetime * 1000))
+        entries: list[tuple[str, bytes, int]] = []
+        for key, value in values:
+            text = key_text(key)
+            if text is None:
+                continue
+            try:
+                entries.append(
+                    (self.key(loader, scope, text), codec.encode(expires, private, value), keep)
+                )
+            except (TypeError, ValueError):
+                continue  # an item msgpack cannot write: not shared
+        if not entries:
+            return
+        try:
+            await self._put_many(entries)
+        except Exception as error:
+            log.warning("item cache: Redis write failed (%s)", type(error).__name__)
+
+
+def _decoded(codec: ItemCodec, value: bytes | str | None) -> tuple[float, bool, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # a client that decodes answers
+        value = value.encode("latin-1")
+    try:
+        return codec.decode(value)
+    except (msgspec.DecodeError, ValueError):
+        return None  # another version's entry: a miss, overwritten soon
+
+
 class ItemCache:
-    def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_entries: int,
+        clock: Callable[[], float] = time.time,
+        shared: SharedItems | None = None,
+    ) -> None:
         self.max_entries = max_entries
-        self.clock = clock
+        self.clock = clock  # wall-clock time: replicas compare the expiries they share
+        self.shared = shared
         # (loader, scope, key) -> (expires, value, private)
         self._items: OrderedDict[tuple[str, str, Hashable], tuple[float, Any, bool]] = OrderedDict()
         self._private = False  # whether any private item was kept: else one scope to look in
@@ -42,16 +183,50 @@ class ItemCache:
     def __len__(self) -> int:
         return len(self._items)
 
-    def get_many(
-        self, loader: str, keys: Sequence[Hashable], principal: str
+    async def get_many(
+        self,
+        loader: str,
+        keys: Sequence[Hashable],
+        principal: str,
+        codec: ItemCodec | None = None,
     ) -> tuple[dict[Hashable, Any], Freshness | None]:
         """The fresh items of `keys` (the principal's own first), and the freshness the
-        least fresh of them has left (what the header policy reads), `None` if none is kept."""
-        now, items, found = self.clock(), self._items, {}
-        scopes = (principal, SHARED) if self._private else (SHARED,)
+        least fresh of them has left (what the header policy reads), `None` if none is kept.
+        With a shared store and a `codec`, they are read from the store."""
+        now = self.clock()
+        if self.shared is not None and codec is not None:
+            found, soonest, private = await self.shared.get_many(
+                loader, keys, principal, codec, now
+            )
+        else:
+            found, soonest, private = self._local(loader, keys, principal, now)
+        if not found:
+            return found, None
+        left = int(soonest - now)
+        return found, Freshness(left, left, private)
+
+    def _local(
+        self, loader: str, keys: Sequence[Hashable], principal: str, now: float
+    ) -> tuple[dict[Hashable, Any], float, bool]:
+        items, found = self._items, {}
         soonest, private = float("inf"), False
+        if not self._private:  # one scope to look in: the shared items
+            get, touch = items.get, items.move_to_end
+            for key in keys:
+                entry_key = (loader, SHARED, key)
+                entry = get(entry_key)
+                if entry is None:
+                    continue
+                if entry[0] <= now:
+                    del items[entry_key]
+                    continue
+                touch(entry_key)
+                found[key] = entry[1]
+                if entry[0] < soonest:
+                    soonest = entry[0]
+            return found, soonest, private
         for key in keys:
-            for scope in scopes:
+            for scope in (principal, SHARED):
                 entry_key = (loader, scope, key)
                 entry = items.get(entry_key)
                 if entry is None:
@@ -62,20 +237,19 @@ class ItemCache:
                     continue
                 items.move_to_end(entry_key)
                 found[key] = value
-                soonest = min(soonest, expires)
+                if expires < soonest:
+                    soonest = expires
                 private = private or is_private
                 break
-        if not found:
-            return found, None
-        left = int(soonest - now)
-        return found, Freshness(left, left, private)
+        return found, soonest, private
 
-    def put_many(
+    async def put_many(
         self,
         loader: str,
         values: Iterable[tuple[Hashable, Any]],
         fresh: Freshness,
         principal: str,
+        codec: ItemCodec | None = None,
     ) -> None:
         """Keep `values` (key, item) for `fresh.shared_max_age` seconds; `None` items and
         answers not to be stored are skipped."""
@@ -83,11 +257,14 @@ class ItemCache:
         if lifetime is None or lifetime <= 0:
             return
         scope = principal if fresh.private else SHARED
+        expires = self.clock() + lifetime
+        kept = [(k, v) for k, v in values if v is not None and not isinstance(v, BaseException)]
+        if self.shared is not None and codec is not None:
+            await self.shared.put_many(loader, kept, expires, lifetime, scope, fresh.private, codec)
+            return
         self._private = self._private or fresh.private
-        expires, items = self.clock() + lifetime, self._items
-        for key, value in values:
-            if value is None or isinstance(value, BaseException):
-                continue
+        items = self._items
+        for key, value in kept:
             items[(loader, scope, key)] = (expires, value, fresh.private)
             items.move_to_end((loader, scope, key))
         while len(items) > self.max_entries:

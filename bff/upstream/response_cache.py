@@ -29,7 +29,7 @@ from bff.errors import BffError
 from bff.upstream.cache_control import freshness, stale_window
 from bff.upstream.cache_store import CachedAnswer, CacheStore
 from bff.upstream.http11 import Headers
-from bff.upstream.item_cache import ItemCache
+from bff.upstream.item_cache import ItemCache, SharedItems
 from bff.upstream.request import Request
 from bff.upstream.response import UpstreamResponse
 
@@ -52,13 +52,15 @@ class ResponseCache:
         max_items: int = 10000,
         on_result: Callable[[str, str], None] | None = None,
         clock: Callable[[], float] = time.time,
+        shared_items: SharedItems | None = None,
     ) -> None:
         self.entries = store
         self.prefix = f"{prefix}cache:"
         self.max_entry_size = max_entry_size
         self.on_result = on_result
         self.clock = clock
-        self.items = ItemCache(max_items)  # the dataloaders' per-item cache
+        # the dataloaders' per-item cache: in the store's Redis too, when it is shared
+        self.items = ItemCache(max_items, clock, shared_items)
         self._revalidating: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
