@@ -7,11 +7,14 @@ gateway's preparation.
 
 Each case is one shape an attacker would send (a field repeated, aliases, fragments side by
 side or fanning out, deep nesting...), grown to the largest size that still parses under
-`limits.max_tokens` (5,000 tokens), over the shop's schema. "before" is graphql-core alone:
+`limits.max_tokens` (1,000 tokens), over the shop's schema. "before" is graphql-core alone:
 `parse` and `validate` with its specified rules, as the gateway did. "after" is what the
 gateway does now: `GraphQLExecutor.prepare` on a cold cache (parse, merge, count, validate the
 merged document on a budget); its parse share is shown apart, since no merging can make
-graphql-core's lexer faster: at 5,000 tokens it is the floor. Both sides run in the same
+graphql-core's lexer faster: it is the floor, 5-10 microseconds a token. That is why the cap is
+1,000 tokens (GraphQL Armor's and Hive's default too), not 5,000: parsing 5,000 tokens alone
+takes 20-50 ms, far past "a few milliseconds"; at 1,000 it takes 3-6 ms, and the report checks
+that share against the goal as well. Both sides run in the same
 process, in interleaved rounds, each keeping its best; CPU is the process's
 (`time.process_time`). The Dashboard, a real query, is the last row.
 """
@@ -220,6 +223,8 @@ def report(rows: list[dict[str, Any]], rounds: int) -> str:
     worst_after = max(rows, key=lambda row: row["after_ms"])
     worst_beyond = max(rows, key=lambda row: row["after_beyond_parse_ms"])
     verdict = "PASS" if worst_beyond["after_beyond_parse_ms"] <= GOAL_MS else "FAIL"
+    worst_parse = max(rows, key=lambda row: row["after_parse_ms"])
+    parse_verdict = "within" if worst_parse["after_parse_ms"] <= GOAL_MS else "past"
     lines += [
         "",
         f"worst before: {worst_before['before_ms']:.1f} ms ({worst_before['case']})",
@@ -227,6 +232,8 @@ def report(rows: list[dict[str, Any]], rounds: int) -> str:
         f" x{worst_before['before_ms'] / worst_after['after_ms']:.0f} less",
         f"goal: the gateway adds at most {GOAL_MS:.0f} ms to parsing: {verdict}"
         f" (worst {worst_beyond['after_beyond_parse_ms']:.1f} ms, {worst_beyond['case']})",
+        f"parse alone at the cap ({MAX_TOKENS} tokens): worst {worst_parse['after_parse_ms']:.1f}"
+        f" ms ({worst_parse['case']}), {parse_verdict} the {GOAL_MS:.0f} ms goal",
     ]
     return "\n".join(lines)
 

@@ -29,7 +29,10 @@ class LimitsConfig(Section):
     )
     max_aliases: int = Field(30, ge=0, description="Most aliases in one operation.")
     max_tokens: int = Field(
-        5000, ge=100, description="Most lexical tokens in one document; parsing stops there."
+        1000,
+        ge=100,
+        description="Most lexical tokens in one document; parsing stops there (a document "
+        "at the cap costs a few milliseconds of CPU to parse, so no more than that).",
     )
     max_fields: int = Field(
         1000,

@@ -59,7 +59,7 @@ INTERNALS_MOVED = internals.mismatch()
 
 Execute = Callable[..., Awaitable[ExecutionResult]]
 
-MAX_TOKENS = 5000
+MAX_TOKENS = 1000
 CACHE_SIZE = 512
 
 

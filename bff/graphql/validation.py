@@ -4,10 +4,13 @@ graphql-core meters the work of `OverlappingFieldsCanBeMergedRule` and aborts pa
 units: most of a second of CPU. On a merged document (`bff.graphql.documents`) the queries of
 the README and the test suite spend at most a few units (pairs of fields sharing a response
 name, fragments spread side by side: n fragments in one selection set cost about 2.5 n^2);
-`OVERLAP_BUDGET` still lets 44 fragments sit side by side, and bounds what a document built to
-defeat the merge (hundreds of distinct fragments selecting the same field) can spend to a few
-milliseconds. A document past it is refused as `QUERY_TOO_COMPLEX`, not
-as the client's syntax mistake.
+`OVERLAP_BUDGET` still lets 24 fragments sit side by side, and bounds what a document built to
+defeat the merge (a hundred distinct fragments selecting the same field, a chain of them) can
+spend to a few milliseconds. A document past it is refused as `QUERY_TOO_COMPLEX`, not as the
+client's syntax mistake.
+
+The three rules on variable uses run as one, `VariableUsesRule`, which reads the uses from the
+validation pass instead of walking every fragment again (`bff.graphql.variable_uses`).
 
 `FiniteFloatsRule` closes a gap of graphql-core: a `Float` literal past the double range
 (`1e999`) parses to infinity and would reach resolvers; as a variable it cannot (JSON has no
@@ -30,15 +33,19 @@ from graphql import (
 from graphql.validation import (
     ASTValidationRule,
     NoSchemaIntrospectionCustomRule,
+    NoUndefinedVariablesRule,
+    NoUnusedVariablesRule,
     OverlappingFieldsCanBeMergedRule,
     ValidationContext,
     ValidationRule,
+    VariablesInAllowedPositionRule,
 )
 from graphql.validation.validate import ValidationAbortedError
 
 from bff.errors import QueryTooComplex
+from bff.graphql.variable_uses import VariableUsesRule
 
-OVERLAP_BUDGET = 5_000
+OVERLAP_BUDGET = 1_500
 TOO_COMPLEX = "The query is too complex to validate: simplify its fragments and repeated fields"
 
 
@@ -88,13 +95,21 @@ class FiniteFloatsRule(ValidationRule):
             self.report_error(GraphQLError(message, node))
 
 
+# read from the one validation pass by `VariableUsesRule`, instead of a walk of their own
+VARIABLE_RULES = (NoUndefinedVariablesRule, NoUnusedVariablesRule, VariablesInAllowedPositionRule)
+
+
 def validation_rules(*, introspection: bool) -> list[type[ASTValidationRule]]:
-    """graphql-core's specified rules, the overlap rule bounded, finite floats, and no
-    introspection when `introspection` is off."""
-    rules: list[type[ASTValidationRule]] = [
-        BoundedOverlapRule if rule is OverlappingFieldsCanBeMergedRule else rule
-        for rule in specified_rules
-    ]
+    """graphql-core's specified rules, the overlap rule bounded, the variable rules in one
+    pass, finite floats, and no introspection when `introspection` is off."""
+    rules: list[type[ASTValidationRule]] = []
+    for rule in specified_rules:
+        if rule is OverlappingFieldsCanBeMergedRule:
+            rules.append(BoundedOverlapRule)
+        elif rule is NoUndefinedVariablesRule:
+            rules.append(VariableUsesRule)
+        elif rule not in VARIABLE_RULES:
+            rules.append(rule)
     rules.append(FiniteFloatsRule)
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
