@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from graphql import GraphQLError, build_schema, parse, validate
 from graphql.validation import (
     NoUndefinedVariablesRule,
     NoUnusedVariablesRule,
+    ValidationContext,
     VariablesInAllowedPositionRule,
 )
 
 from bff.graphql.validation import validation_rules
-from bff.graphql.variable_uses import VariableUsesRule
+from bff.graphql.variable_uses import VariableUsesRule, type_info_kept
 
 SCHEMA = build_schema("""
     directive @oneOf on INPUT_OBJECT
@@ -66,3 +69,22 @@ def test_the_gateway_runs_it_instead_of_graphql_cores_three_rules() -> None:
     rules = validation_rules(introspection=True)
     assert VariableUsesRule in rules
     assert not set(CORE) & set(rules)
+
+
+def test_a_graphql_core_without_the_type_info_it_reads_gets_its_own_three_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`_type_info` is graphql-core's private attribute: a release that moved it must not make
+    validation fail, only slower."""
+    assert type_info_kept()
+    original = ValidationContext.__init__
+
+    def renamed(self: ValidationContext, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._renamed_type_info = self.__dict__.pop("_type_info")  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(ValidationContext, "__init__", renamed)
+    assert not type_info_kept()
+    rules = validation_rules(introspection=True)
+    assert VariableUsesRule not in rules
+    assert set(CORE) <= set(rules)

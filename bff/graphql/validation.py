@@ -43,7 +43,7 @@ from graphql.validation import (
 from graphql.validation.validate import ValidationAbortedError
 
 from bff.errors import QueryTooComplex
-from bff.graphql.variable_uses import VariableUsesRule
+from bff.graphql.variable_uses import VariableUsesRule, type_info_kept
 
 OVERLAP_BUDGET = 1_500
 TOO_COMPLEX = "The query is too complex to validate: simplify its fragments and repeated fields"
@@ -101,14 +101,16 @@ VARIABLE_RULES = (NoUndefinedVariablesRule, NoUnusedVariablesRule, VariablesInAl
 
 def validation_rules(*, introspection: bool) -> list[type[ASTValidationRule]]:
     """graphql-core's specified rules, the overlap rule bounded, the variable rules in one
-    pass, finite floats, and no introspection when `introspection` is off."""
+    pass (when graphql-core's context still keeps the type info that rule reads: else its own
+    three), finite floats, and no introspection when `introspection` is off."""
+    merged = type_info_kept()
     rules: list[type[ASTValidationRule]] = []
     for rule in specified_rules:
         if rule is OverlappingFieldsCanBeMergedRule:
             rules.append(BoundedOverlapRule)
-        elif rule is NoUndefinedVariablesRule:
+        elif merged and rule is NoUndefinedVariablesRule:
             rules.append(VariableUsesRule)
-        elif rule not in VARIABLE_RULES:
+        elif not merged or rule not in VARIABLE_RULES:
             rules.append(rule)
     rules.append(FiniteFloatsRule)
     if not introspection:

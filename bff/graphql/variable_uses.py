@@ -21,11 +21,17 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLString,
     OperationDefinitionNode,
+    TypeInfo,
     VariableDefinitionNode,
     VariableNode,
     is_input_object_type,
     is_nullable_type,
+    parse,
     type_from_ast,
 )
 from graphql.validation import ValidationContext, ValidationRule
@@ -138,3 +144,12 @@ class VariableUsesRule(ValidationRule):
                 f" to be used for OneOf Input Object '{parent}'."
             )
             self.report_error(GraphQLError(message, [definition, use.node]))
+
+
+def type_info_kept() -> bool:
+    """Whether graphql-core's `ValidationContext` still keeps its `TypeInfo` as `_type_info`
+    (not public API: this rule reads default values there). Checked on a real context, so a
+    release that renamed it makes the gateway validate with graphql-core's own rules."""
+    schema = GraphQLSchema(GraphQLObjectType("Query", {"x": GraphQLField(GraphQLString)}))
+    context = ValidationContext(schema, parse("{ x }"), TypeInfo(schema), lambda _error: None)
+    return isinstance(getattr(context, "_type_info", None), TypeInfo)
