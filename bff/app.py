@@ -53,6 +53,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from bff.auth.runtime import AuthRuntime
+from bff.closing import close_every
 from bff.config import ConfigError, Settings
 from bff.graph import Graph
 from bff.graphql.executor import GraphQLExecutor
@@ -230,10 +231,8 @@ def create_app(
         try:
             yield
         finally:
-            for close in closers:
-                await close()
-            await telemetry.aclose()  # metering's last flush, still through the shared client
-            await shared.aclose()
+            # every closer runs whatever one raised: nothing left open past the loop
+            await close_every([*closers, telemetry.aclose, shared.aclose])
 
     limits = settings.limits
     executor = GraphQLExecutor(

@@ -14,7 +14,6 @@ with the app's lifespan; `stop()` cancels and awaits every task.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -128,9 +127,8 @@ class HealthChecker:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # a probe that died of its own error must not stop the others' (or the pool's) close
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def delay(self, first: bool) -> float:
         """Seconds before the next probe: the first at a random point of one interval (N

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from bff.closing import close_every
 from bff.upstream.health import HealthSettings
 from bff.upstream.instance import Instance
 from bff.upstream.pool import UpstreamPool
@@ -85,5 +86,4 @@ class Upstreams(Mapping[str, UpstreamPool]):
             await pool.stop()
 
     async def aclose(self) -> None:
-        for pool in self._pools.values():
-            await pool.aclose()
+        await close_every(pool.aclose for pool in self._pools.values())

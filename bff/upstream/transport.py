@@ -27,6 +27,7 @@ from collections.abc import AsyncIterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from bff.closing import close_every
 from bff.upstream.balancer import Balancer, Clock
 from bff.upstream.connections import ConnectionPool
 from bff.upstream.http11 import MAX_BODY, StaleConnection, TransportError
@@ -230,5 +231,4 @@ class BalancedTransport(Transport):
         return status
 
     async def aclose(self) -> None:
-        for pool in (*self._pools.values(), *self._probes.values()):
-            await pool.aclose()
+        await close_every(pool.aclose for pool in (*self._pools.values(), *self._probes.values()))
