@@ -29,7 +29,7 @@ from bff.auth.refresh import (
     access_refs,
 )
 from bff.auth.revocation import Revocations
-from bff.auth.store import TokenStore
+from bff.auth.store import Rotation, TokenStore
 from bff.auth.store_memory import MemoryTokenStore
 from bff.auth.store_redis import RedisTokenStore
 from bff.errors import Unauthenticated
@@ -136,19 +136,20 @@ def test_the_family_record_lists_every_live_access_token_since_the_login(
         try:
             grant = Grant("2", ("orders:read",), (), "famA")
             first = await tokens.issue(grant, AccessRef("opaque", "a1", clock.now + 900))
-            used = await tokens.use(first)
+            used = await tokens.check(first)
             assert isinstance(used, Grant)
             assert [a.jti for a in used.access] == ["a1"]
             clock.now += 1000  # a1 has expired by the next refresh: the record drops it
-            second = await tokens.issue(used, AccessRef("opaque", "a2", clock.now + 900))
-            used = await tokens.use(second)
+            second = await tokens.rotate(used, AccessRef("opaque", "a2", clock.now + 900))
+            assert isinstance(second, str)
+            used = await tokens.check(second)
             assert isinstance(used, Grant)
-            third = await tokens.issue(used, AccessRef("opaque", "a3", clock.now + 900))
+            third = await tokens.rotate(used, AccessRef("opaque", "a3", clock.now + 900))
             assert isinstance(third, str)
-            again = await tokens.use(first)  # reuse: the family goes, with what it issued
+            again = await tokens.check(first)  # reuse: the family goes, with what it issued
             assert isinstance(again, Revoked) and again.family == "famA"
             assert [a.jti for a in again.access] == ["a2", "a3"]
-            assert await tokens.use(third) is None  # its live refresh token is gone too
+            assert await tokens.check(third) is None  # its live refresh token is gone too
         finally:
             await store.aclose()
 
@@ -181,19 +182,20 @@ def test_swap_keeps_the_ttl_or_sets_a_new_one(kind: str, redis_prefix: str) -> N
 
 
 class RacingStore(MemoryTokenStore):
-    """Runs `race` once, just before a refresh writes its family record: a reuse of an older
-    refresh token of the family arriving on another replica at that moment."""
+    """Runs `race` once, just before a refresh rotates its token (the one step that writes
+    its family record): a reuse of an older refresh token of the family arriving on another
+    replica at that moment."""
 
     def __init__(self) -> None:
         super().__init__()
         self.race: Callable[[], Awaitable[None]] | None = None
 
-    async def swap(self, key: str, value: str, ttl: float | None = None) -> str | None:
+    async def rotate(self, rotation: Rotation) -> bool:
         race = self.race
-        if race is not None and key.startswith("fam:") and ttl is not None:
+        if race is not None:
             self.race = None
             await race()
-        return await super().swap(key, value, ttl)
+        return await super().rotate(rotation)
 
 
 def test_a_refresh_racing_its_family_revocation_does_not_bring_the_family_back() -> None:

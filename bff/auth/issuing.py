@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NoReturn
 
 import jwt
 
@@ -107,13 +107,16 @@ class TokenService:
             family = family_in(refresh_token)
             where = address if address is not None else CLIENT_ADDRESS.get()
             await self.throttle.admit(where, None if family is None else family_account(family))
-        used = await self.refresh_tokens.use(refresh_token)
-        if isinstance(used, Grant):
-            return await self._issue(used, rotating=True)
-        if isinstance(used, Revoked):
-            await self._revoke_family(used)
-            raise InvalidGrant("Refresh token already used; its whole family is revoked")
+        presented = await self.refresh_tokens.check(refresh_token)
+        if isinstance(presented, Grant):
+            return await self._issue(presented, rotating=True)
+        if isinstance(presented, Revoked):
+            await self._reused(presented)
         raise InvalidGrant("Invalid, expired or revoked refresh token")
+
+    async def _reused(self, revoked: Revoked) -> NoReturn:
+        await self._revoke_family(revoked)
+        raise InvalidGrant("Refresh token already used; its whole family is revoked")
 
     async def _issue(self, grant: Grant, *, rotating: bool = False) -> TokenPair:
         ttl = self.access_ttl
@@ -131,9 +134,14 @@ class TokenService:
         if not rotating:
             refresh_token = await self.refresh_tokens.issue(grant, access)
         else:
+            # The access token exists before the rotation, which may not happen: nobody but
+            # this refresh knows it, and it is withdrawn (or left to expire, when the store
+            # went away) unless the rotation lists it in the family.
             rotated = await self.refresh_tokens.rotate(grant, access)
-            if rotated is None:  # the family was revoked while this refresh ran
+            if not isinstance(rotated, str):
                 await self._revoke_access(access)
+                if isinstance(rotated, Revoked):  # another use of the token came first
+                    await self._reused(rotated)
                 raise InvalidGrant("Invalid, expired or revoked refresh token")
             refresh_token = rotated
         return TokenPair(token, int(ttl), refresh_token)

@@ -17,12 +17,18 @@ see `bff.auth.revocation`). A backend stores any id of up to 64 characters with 
 returns it as given. The family records of `bff.auth.refresh` (`fam:<family>` keys of
 `get`/`put`/`swap`, a separate namespace) list every live access token of the family, so that
 opaque ones can be deleted with it.
+
+Changes for atomic rotation: `rotate` applies one refresh (spend the presented token, store
+the new one, repoint the family record) as one step, so that a store failing midway never
+leaves a user with a spent token and no new one. The keys of one rotation share a hash tag
+(`{<family>}`), so a Redis backend runs it as one script, on a Redis Cluster too.
 """
 
 from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import ClassVar
 
 from bff.errors import UpstreamUnavailable
@@ -34,6 +40,24 @@ class TokenStoreUnavailable(UpstreamUnavailable):
 
     def __init__(self) -> None:
         super().__init__("token store", self.default_message)
+
+
+USED = '"used"'  # what a spent refresh token's value becomes
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """One refresh, as a store applies it: `spent` (the presented token's grant) becomes
+    `USED` (its TTL kept), `fresh` holds `grant`, and `family` goes from `expected` (what the
+    refresh read) to `record`; `fresh` and `family` live `ttl` seconds from now."""
+
+    spent: str
+    fresh: str
+    grant: str
+    family: str
+    expected: str
+    record: str
+    ttl: float
 
 
 def digest(token: str) -> str:
@@ -64,6 +88,17 @@ class TokenStore(ABC):
         None (and nothing written) when `key` does not exist: exactly one of two concurrent
         callers gets the old value, which is what makes a refresh token single-use, and what
         keeps a refresh racing its family's revocation from bringing the family back.
+        """
+
+    @abstractmethod
+    async def rotate(self, rotation: Rotation) -> bool:
+        """Apply `rotation` if `family` still holds `expected` and `spent` a grant (not
+        `USED`); whether it is applied (True too when it already was: a retried command).
+
+        All of it or none of it, as far as the store allows: whatever fails midway, either the
+        presented token still refreshes, or the family names the new one (and the presented
+        token then reads as rotated away, i.e. reused, marked `USED` or not). Of two concurrent
+        rotations of one token exactly one is applied.
         """
 
     @abstractmethod

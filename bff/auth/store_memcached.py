@@ -9,6 +9,12 @@ memcached has values, TTLs and compare-and-swap, and nothing else, so:
   rotating one refresh token at once, exactly one writes over the value it read, and the
   other then reads (and replaces) what the first wrote. That is the single use, and the reuse
   detection, that `bff.auth.refresh` builds on;
+- a refresh's `rotate` cannot be one step (memcached has no operation over several keys), so
+  it goes in the one safe order: the new grant first (nobody can use it until the family
+  names it), then the family record by `cas` (the commit, which exactly one of two concurrent
+  rotations wins), then the presented grant marked used. A server gone before the commit
+  leaves the presented token as it was; after it, the family names the new token and the
+  presented one reads as rotated away (reused), whether the last step happened or not;
 - the revoked ids are one JSON object `{id: expiry}` under one key, changed by the same
   `gets`/`cas` loop, expired entries dropped on each change; it expires with its last entry.
 
@@ -29,7 +35,7 @@ from typing import TypeVar
 import emcache
 import orjson
 
-from bff.auth.store import TokenStore, TokenStoreUnavailable
+from bff.auth.store import USED, Rotation, TokenStore, TokenStoreUnavailable
 
 T = TypeVar("T")
 
@@ -133,6 +139,30 @@ class MemcachedTokenStore(TokenStore):
             )
         except emcache.StorageCommandError:
             return False  # EXISTS (another writer) or NOT_FOUND
+        return True
+
+    async def rotate(self, rotation: Rotation) -> bool:
+        """As `TokenStore.rotate`, in the order the module describes."""
+        r = rotation
+        name = self._key(r.family)
+        item = await self._call(lambda c: c.gets(name))
+        family = None
+        if item is not None and item.cas is not None:
+            expires, family = _unpack(item.value)
+            family = family if expires > self.clock() else None
+        if family is not None and family == r.record:
+            return True  # applied already (a retried call)
+        spent = await self.get(r.spent)
+        if item is None or item.cas is None or family != r.expected or spent in (None, USED):
+            return False
+        await self.put(r.fresh, r.grant, r.ttl)
+        expires = self.clock() + r.ttl
+        if not await self._cas(name, _pack(expires, r.record), item.cas, expires):
+            with contextlib.suppress(TokenStoreUnavailable):  # unreachable; it expires anyway
+                await self.delete(r.fresh)
+            return False  # another rotation, or the family's revocation, came first
+        with contextlib.suppress(TokenStoreUnavailable):  # committed: the family says the rest
+            await self.swap(r.spent, USED)
         return True
 
     async def revoke_jti(self, jti: str, expires: float) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from bff.auth.store import TokenStore
+from bff.auth.store import USED, Rotation, TokenStore
 
 SWEEP_EVERY = 1024  # writes between two sweeps of expired keys
 
@@ -51,6 +51,20 @@ class MemoryTokenStore(TokenStore):
             return None
         self._values[key] = (value, entry[1] if ttl is None else self.clock() + ttl)
         return entry[0]
+
+    async def rotate(self, rotation: Rotation) -> bool:
+        """One step of the event loop (no await between the checks and the writes): atomic."""
+        family, spent = self._live(rotation.family), self._live(rotation.spent)
+        if family is not None and family[0] == rotation.record:
+            return True
+        if family is None or family[0] != rotation.expected or spent is None or spent[0] == USED:
+            return False
+        expires = self.clock() + rotation.ttl
+        self._values[rotation.spent] = (USED, spent[1])
+        self._values[rotation.fresh] = (rotation.grant, expires)
+        self._values[rotation.family] = (rotation.record, expires)
+        self._wrote()
+        return True
 
     async def revoke_jti(self, jti: str, expires: float) -> None:
         self._revoked[jti] = max(expires, self._revoked.get(jti, 0.0))

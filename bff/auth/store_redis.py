@@ -6,7 +6,8 @@ died with a Redis restart): when Redis is away, callers learn it in well under a
 `TokenStoreUnavailable`, and the next call after it comes back simply works. Revoked JWT ids
 live in one sorted set scored by expiry, so a replica reads the whole current list in one
 command and expired entries are trimmed as it goes; the set itself expires with its last entry.
-Every command touches one key, so all of it runs on a Redis Cluster as well.
+Every command touches one key, or (a refresh's rotation) keys that share one hash tag, so all of
+it runs on a Redis Cluster as well.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
-from bff.auth.store import TokenStore, TokenStoreUnavailable
+from bff.auth.store import USED, Rotation, TokenStore, TokenStoreUnavailable
 
 T = TypeVar("T")
 
@@ -27,6 +28,21 @@ REVOKE_LUA = """
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('EXPIREAT', KEYS[1], ARGV[3], 'NX')
 redis.call('EXPIREAT', KEYS[1], ARGV[3], 'GT')
+return 1
+"""
+
+# KEYS: the spent grant, the fresh one, the family record (one hash tag: one slot); ARGV: the
+# used marker, the fresh grant, the family record expected and the one to write, the TTL (ms).
+# Every check comes before the first write (a script stopped by an error keeps what it wrote),
+# and the record already written means a retry of this very rotation (the first reply lost).
+ROTATE_LUA = """
+local family = redis.call('GET', KEYS[3])
+if family == ARGV[4] then return 1 end
+local spent = redis.call('GET', KEYS[1])
+if family ~= ARGV[3] or not spent or spent == ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[5])
+redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
 return 1
 """
 
@@ -71,6 +87,15 @@ class RedisTokenStore(TokenStore):
             lambda: self.redis.set(self.prefix + key, value, xx=True, get=True, **expiry)
         )
         return _text(old)
+
+    async def rotate(self, rotation: Rotation) -> bool:
+        """As `TokenStore.rotate`: one script, so Redis applies all of it or none of it."""
+        r = rotation
+        keys = [self.prefix + k for k in (r.spent, r.fresh, r.family)]
+        ms = max(1, int(r.ttl * 1000))
+        args: list[str | int] = [USED, r.grant, r.expected, r.record, ms]
+        done: Any = await self._call(lambda: self.redis.eval(ROTATE_LUA, 3, *keys, *args))
+        return bool(done)
 
     async def revoke_jti(self, jti: str, expires: float) -> None:
         at = int(expires) + 1
