@@ -39,7 +39,7 @@ from tests.support import (
 
 APOLLO_ACCEPT = "multipart/mixed;deferSpec=20220824, application/json"
 SLOW = 0.8  # seconds the reviews service takes to answer, in the timing test
-TOKEN = sign()
+TOKEN = sign(ttl=3600)  # made at collection: valid however late this file runs
 
 RATINGS = """query Ratings { orders(first: 4) { nodes { id status
   items { quantity product { id name ... @defer(label: "rating") { averageRating } } } } } }"""
