@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Iterator, Mapping
 from enum import Enum
@@ -458,6 +459,22 @@ class Thing:
         return 2**40 if self.id in ("1", "3") else 7
 
     @strawberry.field
+    def score(self) -> float | None:  # inf and nan are no Float: nullable field errors
+        return {"1": 1.5, "2": math.inf, "3": math.nan}[self.id]
+
+    @strawberry.field
+    def whole(self) -> float:  # an int where a Float is due: serialized as a float
+        return int(self.id)
+
+    @strawberry.field
+    def ref(self) -> strawberry.ID:  # an ID from an int: its decimal string
+        return int(self.id)  # type: ignore[return-value]
+
+    @strawberry.field
+    def flag(self) -> int:  # a bool where an Int is due
+        return self.id == "2"
+
+    @strawberry.field
     def broken(self) -> str:  # a non-null field error: its object is nulled
         if self.id == "2":
             raise ValueError(f"broken {self.id}")
@@ -494,6 +511,9 @@ TOY = GraphQLExecutor(strawberry.Schema(query=ToyQuery)._schema)
 TOY_QUERIES = [
     "{ things { id name color tags grid label __typename twin { id twin { name color } } } }",
     "{ things { id big } }",
+    # scalars completed inline: odd values go through the serializer, as in graphql-core
+    "{ things { id score whole ref flag big } }",
+    "{ strict { score ref whole } }",
     "{ things { id broken } }",
     "{ strict { id broken } }",
     "{ things { id maybe } strict { id } }",

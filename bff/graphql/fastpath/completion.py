@@ -19,7 +19,17 @@ from graphql.pyutils import is_iterable
 from bff.graphql.ceiling import MAX_RESULT_VALUES, ResponseTooLarge
 from bff.graphql.fastpath.outcome import Outcome, Pos, path_of
 from bff.graphql.fastpath.plan import FieldPlan, Selection
-from bff.graphql.fastpath.shapes import LEAF, LIST, OBJECT, Shape
+from bff.graphql.fastpath.shapes import (
+    FLOAT,
+    ID,
+    INT,
+    LEAF,
+    LIST,
+    MAX_INT,
+    MIN_INT,
+    OBJECT,
+    Shape,
+)
 
 PLAIN_LISTS = (list, tuple)
 
@@ -76,18 +86,7 @@ class Completion:
         below = Level(inner.selection)
         sources, children, below_places = below.sources, below.outs, below.places
         if kind == LEAF:
-            serialize, exact = shape.serialize, shape.exact
-            assert serialize is not None
-            for i, value in enumerate(values):
-                if type(value) is exact:  # serializes to itself
-                    outs[i][key] = value
-                elif value is None or isinstance(value, Exception):
-                    slow.append(i)
-                else:
-                    try:
-                        outs[i][key] = serialize(value)
-                    except Exception:
-                        slow.append(i)
+            self.leaves(shape, key, values, outs, slow)
         elif kind == OBJECT:
             assert shape.selection is not None
             template, nullable = shape.selection.template, shape.nullable
@@ -130,6 +129,58 @@ class Completion:
         if self.built > self.limit:
             raise ResponseTooLarge(self.limit)
         return below
+
+    @staticmethod
+    def leaves(
+        shape: Shape, key: str, values: list[Any], outs: list[dict[str, Any]], slow: list[int]
+    ) -> None:
+        """Scalars: the built-in scalars' plain values are checked here (a value of the exact
+        type, an Int in range, a finite Float, an ID from a str or an int), in one loop per
+        scalar; the rest go through the serializer, and a null or an error to `place`."""
+        scalar, exact = shape.scalar, shape.exact
+        rest: list[int] = []
+        if scalar == INT:
+            for i, value in enumerate(values):
+                if type(value) is int and MIN_INT <= value <= MAX_INT:
+                    outs[i][key] = value
+                else:
+                    rest.append(i)
+        elif scalar == FLOAT:
+            for i, value in enumerate(values):
+                if type(value) is float and value - value == 0.0:  # not inf, not nan
+                    outs[i][key] = value
+                else:
+                    rest.append(i)
+        elif scalar == ID:
+            for i, value in enumerate(values):
+                kind = type(value)
+                if kind is str:
+                    outs[i][key] = value
+                elif kind is int:
+                    outs[i][key] = str(value)
+                else:
+                    rest.append(i)
+        elif exact is not None:
+            for i, value in enumerate(values):
+                if type(value) is exact:
+                    outs[i][key] = value
+                else:
+                    rest.append(i)
+        else:
+            rest = list(range(len(values)))
+        if not rest:
+            return
+        serialize = shape.serialize
+        assert serialize is not None
+        for i in rest:
+            value = values[i]
+            if value is None or isinstance(value, Exception):
+                slow.append(i)
+            else:
+                try:
+                    outs[i][key] = serialize(value)
+                except Exception:
+                    slow.append(i)
 
     @staticmethod
     def object_lists(
