@@ -25,7 +25,7 @@ from graphql import GraphQLError
 
 from bff.graphql.fastpath.completion import Completion
 from bff.graphql.fastpath.deferral import Group, Parts
-from bff.graphql.fastpath.outcome import Boundary, Outcome, Pos
+from bff.graphql.fastpath.outcome import Boundary, Outcome, Pos, boundary
 from bff.graphql.fastpath.plan import ATTR, BATCH, FieldPlan, Selection
 from bff.graphql.fastpath.resolving import Resolving
 
@@ -131,7 +131,7 @@ class Engine(Completion, Resolving):
                 box = {"data": deferred.template.copy()}
                 group.boxes.append(box)
                 outs.append(box["data"])
-                boundaries.append(Boundary(place, box, group))
+                boundaries.append(boundary(place, box, group))
             parts.groups.append(group)
             units = self.start(deferred, deferred.fields, sources, outs, boundaries)
             group.task = asyncio.ensure_future(self.units(units))
