@@ -1,7 +1,8 @@
 """The dataloader contract, in one base class.
 
 A concrete loader says which upstream call fetches a batch (`fetch`) and how a record maps
-back to its key (`key_of`); the base does the rest: one upstream call per batch with
+back to its key (`key_attribute`, the record's attribute holding it, read in C; or `key_of`,
+a method of its own); the base does the rest: one upstream call per batch with
 duplicates removed, results realigned to keys, `None` for a key the upstream does not know,
 and the batch's error for every key when the call fails, so each field fed by it becomes null
 with its own path. The batch span and metric attach through `observe`, a hook the engine gives
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from operator import attrgetter
 from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
 from bff.errors import BffError
@@ -81,6 +83,7 @@ class BatchLoader(Generic[K, V, R]):
     """Loads `V` by key through one batch call returning records `R`."""
 
     upstream: str = ""
+    key_attribute: str = ""  # the records' attribute that is their key (or override `key_of`)
     observe: BatchHook | None = None  # set by the engine: the batch span and metric
 
     def __init__(self, clients: Any) -> None:
@@ -96,12 +99,23 @@ class BatchLoader(Generic[K, V, R]):
         raise NotImplementedError
 
     def key_of(self, record: R) -> K:
+        if self.key_attribute:
+            key: K = getattr(record, self.key_attribute)
+            return key
         raise NotImplementedError
 
     def collect(self, keys: Sequence[K], records: Iterable[R]) -> list[V | None]:
-        """Realign `records` to `keys`; by default one record per key, `None` when missing."""
-        found = {self.key_of(r): r for r in records}
-        return [found.get(k) for k in keys]  # type: ignore[misc]  # R is V unless overridden
+        """Realign `records` to `keys`; by default one record per key, `None` when missing.
+
+        With `key_attribute` (and `key_of` not overridden) the realignment runs in C: a
+        Dashboard realigns a hundred records, each a Python call to `key_of` otherwise."""
+        found: dict[Any, Any]
+        if self.key_attribute and type(self).key_of is BatchLoader.key_of:
+            items = records if isinstance(records, list | tuple) else list(records)
+            found = dict(zip(map(attrgetter(self.key_attribute), items), items, strict=True))
+        else:
+            found = {self.key_of(r): r for r in records}
+        return list(map(found.get, keys))
 
     async def batch_load_fn(self, keys: list[K]) -> list[V | BffError | None]:
         cache = self._response_cache()
