@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from itertools import filterfalse
 from operator import attrgetter
 from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
@@ -162,12 +163,16 @@ class BatchLoader(Generic[K, V, R]):
     async def load_settled(self, keys: Sequence[K]) -> list[V | Exception | None]:
         """One value or exception per key (duplicates kept, realigned), from one batch."""
         settled = self._settled
-        batches = self._batches_for(keys) if not all(k in settled for k in keys) else ()
+        known = settled.__contains__
+        batches = self._batches_for(keys) if not all(map(known, keys)) else ()
         for batch in batches:
             if not batch.done.done():
                 # shielded: a cancelled waiter must not cancel a batch others wait for
                 await asyncio.shield(batch.done)
-        return [settled[k] if k in settled else _value_in(batches, k) for k in keys]
+        try:  # remembered, as nearly always: realigned in C
+            return list(map(settled.__getitem__, keys))
+        except KeyError:  # cleared meanwhile, or a bug's error (never remembered)
+            return [settled[k] if k in settled else _value_in(batches, k) for k in keys]
 
     def load(self, key: K) -> asyncio.Future[V | None]:
         """A future of the value for `key`: its exception when the batch failed for it."""
@@ -218,6 +223,15 @@ class BatchLoader(Generic[K, V, R]):
     def _batches_for(self, keys: Iterable[K]) -> list[_Batch]:
         """The batches that will settle `keys`: queued or in flight, or the open one."""
         settled, waiting = self._settled, self._waiting
+        if not waiting:  # nothing in flight: the new keys all join the open batch, in C
+            unique = dict.fromkeys(keys)
+            fresh = list(filterfalse(settled.__contains__, unique) if settled else unique)
+            if not fresh:
+                return []
+            joined = self._open or self._open_batch()
+            joined.keys.extend(fresh)
+            waiting.update(dict.fromkeys(fresh, joined))
+            return [joined]
         batches: list[_Batch] = []
         for key in keys:
             if key in settled:
@@ -274,6 +288,12 @@ class BatchLoader(Generic[K, V, R]):
     def _release(self, batch: _Batch, remember: bool) -> None:
         """Keys stop waiting for `batch`; their values are remembered unless cleared since."""
         waiting, settled = self._waiting, self._settled
+        count = len(batch.keys)
+        if len(waiting) == count and list(waiting.values()).count(batch) == count:
+            waiting.clear()  # every key still waiting is this batch's (and only once)
+            if remember:
+                settled.update(batch.values)
+            return
         for key in batch.keys:
             if waiting.get(key) is batch:
                 del waiting[key]
