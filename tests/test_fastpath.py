@@ -444,6 +444,9 @@ class Thing:
     color: Color
     tags: list[str]
     grid: list[list[int]] | None
+    weight: float | None = 1.0  # attributes read and checked in one pass; odd ones below
+    size: int | None = 3
+    code: int = 0
 
     @strawberry.field
     def label(self) -> str:  # a synchronous resolver, resolved per item
@@ -487,8 +490,11 @@ class Thing:
 
 def things() -> list[Thing]:
     grids = [[[1, 2], [3]], None, []]
-    return [Thing(id=strawberry.ID(str(i)), name=f"t{i}", color=Color.BLUE if i % 2 else Color.RED,
+    made = [Thing(id=strawberry.ID(str(i)), name=f"t{i}", color=Color.BLUE if i % 2 else Color.RED,
                   tags=["x"] * i, grid=grids[i - 1]) for i in (1, 2, 3)]  # fmt: skip
+    made[1].weight, made[2].size, made[1].code = math.inf, 2**40, 2**35  # no Float, no Ints
+    made[2].name = None
+    return made
 
 
 @strawberry.type
@@ -514,6 +520,8 @@ TOY_QUERIES = [
     # scalars completed inline: odd values go through the serializer, as in graphql-core
     "{ things { id score whole ref flag big } }",
     "{ strict { score ref whole } }",
+    "{ things { id name weight size code } }",
+    "{ strict { name weight size } strict2: strict { id code } }",
     "{ things { id broken } }",
     "{ strict { id broken } }",
     "{ things { id maybe } strict { id } }",

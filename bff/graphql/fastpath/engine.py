@@ -96,7 +96,11 @@ class Engine(Completion, Resolving):
         for field in fields:
             kind = field.kind
             if kind == ATTR:
-                self.settle(field, self.read(field, sources), outs, places, units)
+                shape = field.shape
+                if shape is not None and shape.inline:
+                    self.read_leaves(field, sources, outs, places)
+                else:
+                    self.settle(field, self.read(field, sources), outs, places, units)
             elif kind == BATCH:
                 batched = self.batch(field, sources)
                 if isinstance(batched, list):
@@ -113,6 +117,23 @@ class Engine(Completion, Resolving):
         if selection.deferred:
             self.defer(selection, sources, places)
         return units
+
+    def read_leaves(
+        self, field: FieldPlan, sources: list[Any], outs: list[dict[str, Any]], places: list[Pos]
+    ) -> None:
+        """An attribute scalar: read, checked and stored in one pass over the parents (no list
+        of values in between); the odd values are completed like any other field's."""
+        shape, read = field.shape, field.read
+        assert shape is not None and read is not None
+        try:
+            plain = self.plain_leaves(shape, field.key, map(read, sources), outs)
+        except Exception:  # a read failed: the general way, each parent's read on its own
+            self.complete(field, self.read(field, sources), outs, places)
+            return
+        assert plain is not None
+        rest, odd = plain
+        if rest:
+            self.complete(field, odd, [outs[i] for i in rest], [places[i] for i in rest])
 
     def defer(self, selection: Selection, sources: list[Any], places: list[Pos]) -> None:
         """Start the fragments deferred on these parents, each as a task of its own."""

@@ -53,6 +53,7 @@ class Unsupported(Exception):
 class Shape:
     __slots__ = (
         "exact",
+        "inline",
         "item",
         "kind",
         "nullable",
@@ -68,6 +69,7 @@ class Shape:
         self.serialize: Serializer | None = None
         self.exact: type | None = None  # values of this type serialize to themselves
         self.scalar = OTHER  # or the built-in scalar whose values completion checks inline
+        self.inline = False  # a leaf whose plain values completion checks inline
         self.item: Shape | None = None
         self.object_type: GraphQLObjectType | None = None
         self.selection: Selection | None = None
@@ -88,6 +90,7 @@ def shape_of(type_: GraphQLOutputType) -> Shape:
         coerce = getattr(type_, "coerce_output_value", None)
         shape.exact = EXACT.get(coerce)
         shape.scalar = SCALARS.get(coerce, OTHER)
+        shape.inline = shape.scalar != OTHER or shape.exact is not None
         return shape
     if isinstance(type_, GraphQLObjectType):
         if type_.is_type_of is not None:  # graphql-core would check every value
