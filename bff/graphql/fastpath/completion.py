@@ -164,7 +164,11 @@ class Completion:
                 if kind is str:
                     outs[i][key] = value
                 elif kind is int:
-                    outs[i][key] = str(value)
+                    try:
+                        outs[i][key] = str(value)
+                    except ValueError:  # past str()'s digit limit: the serializer's error
+                        rest.append(i)
+                        odd.append(value)
                 else:
                     rest.append(i)
                     odd.append(value)
