@@ -51,7 +51,7 @@ class Order(Record, frozen=True):
 
     @property
     def total(self) -> float:
-        return round(sum(line.quantity * line.unit_price for line in self.items), 2)
+        return round(sum([line.quantity * line.unit_price for line in self.items]), 2)
 
 
 class Review(
