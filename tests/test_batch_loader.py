@@ -228,6 +228,7 @@ def test_a_request_leaves_no_reference_cycles(shop: RunningServices) -> None:
 
     async def main() -> int:
         pools = Upstreams.from_settings(gateway_settings(shop.urls))
+        assert pools.get("users") is pools["users"] and pools.get("nowhere") is None
         try:
             for _ in range(2):  # the first request fills pools and caches
                 context = SHOP.context(who, pools)
