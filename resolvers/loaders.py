@@ -13,46 +13,38 @@ from upstream_clients.records import Order, Page, Product, Review, Stock, User
 
 class UserLoader(BatchLoader[int, User, User]):
     upstream = "users"
+    key_attribute = "id"
     clients: ShopClients
 
     async def fetch(self, keys: list[int]) -> Iterable[User]:
         return await self.clients.users.get_users(keys)
 
-    def key_of(self, record: User) -> int:
-        return record.id
-
 
 class ProductLoader(BatchLoader[int, Product, Product]):
     upstream = "catalog"
+    key_attribute = "id"
     clients: ShopClients
 
     async def fetch(self, keys: list[int]) -> Iterable[Product]:
         return await self.clients.catalog.get_products(keys)
 
-    def key_of(self, record: Product) -> int:
-        return record.id
-
 
 class OrderLoader(BatchLoader[int, Order, Order]):
     upstream = "orders"
+    key_attribute = "id"
     clients: ShopClients
 
     async def fetch(self, keys: list[int]) -> Iterable[Order]:
         return await self.clients.orders.get_orders(keys)
 
-    def key_of(self, record: Order) -> int:
-        return record.id
-
 
 class StockLoader(BatchLoader[int, Stock, Stock]):
     upstream = "inventory"
+    key_attribute = "product_id"
     clients: ShopClients
 
     async def fetch(self, keys: list[int]) -> Iterable[Stock]:
         return await self.clients.inventory.get_stock(keys)
-
-    def key_of(self, record: Stock) -> int:
-        return record.product_id
 
 
 class ReviewsLoader(BatchLoader[int, tuple[Review, ...], Review]):

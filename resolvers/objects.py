@@ -73,15 +73,17 @@ async def average_ratings(ctx: RequestContext, products: Sequence[Product]) -> S
     for found in await reviews(ctx, products):
         key = id(found)
         if key not in averages:
-            averages[key] = found if isinstance(found, Exception) else average(found)
+            if isinstance(found, Exception):
+                averages[key] = found
+            elif not found:
+                averages[key] = None
+            else:  # the mean rating, to 2 places: inline, a Dashboard averages 40 products
+                total = 0
+                for review in found:
+                    total += review.rating
+                averages[key] = round(total / len(found), 2)
         settled.append(averages[key])
     return settled
-
-
-def average(reviews: Sequence[Review]) -> float | None:
-    if not reviews:
-        return None
-    return round(sum([r.rating for r in reviews]) / len(reviews), 2)
 
 
 def emails(users: Sequence[User]) -> Settled:

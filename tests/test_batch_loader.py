@@ -48,6 +48,25 @@ class Squares(BatchLoader[int, int, tuple[int, int]]):
         return [found.get(k) for k in keys]
 
 
+class Named:
+    """A record whose key is an attribute."""
+
+    def __init__(self, code: str, label: str) -> None:
+        self.code, self.label = code, label
+
+
+class ByCode(BatchLoader[str, Named, Named]):
+    """Knows the codes that are not upper case; its records come back in another order."""
+
+    key_attribute = "code"
+
+    def __init__(self) -> None:
+        super().__init__(clients=None)  # type: ignore[arg-type]
+
+    async def fetch(self, keys: list[str]) -> Iterable[Named]:
+        return (Named(k, f"label {k}") for k in reversed(keys) if not k.isupper())
+
+
 VARS = {"first": 20}
 
 
@@ -75,6 +94,20 @@ def test_loads_from_sibling_tasks_share_one_batch_without_duplicates() -> None:
     results, batches = run(main)
     assert results == [[9, 1, 9], 4, [1, 16], [None]]
     assert len(batches) == 1 and sorted(batches[0]) == [-1, 1, 2, 3, 4]
+
+
+def test_a_key_attribute_realigns_records_to_their_keys() -> None:
+    async def main() -> list[Any]:
+        return await ByCode().load_settled(["b", "X", "a", "b"])
+
+    found = run(main)
+    assert [None if n is None else n.label for n in found] == [
+        "label b",
+        None,
+        "label a",
+        "label b",
+    ]
+    assert ByCode().key_of(Named("q", "")) == "q"
 
 
 def test_settled_keys_are_not_asked_again_in_the_request() -> None:
@@ -195,6 +228,7 @@ def test_a_request_leaves_no_reference_cycles(shop: RunningServices) -> None:
 
     async def main() -> int:
         pools = Upstreams.from_settings(gateway_settings(shop.urls))
+        assert pools.get("users") is pools["users"] and pools.get("nowhere") is None
         try:
             for _ in range(2):  # the first request fills pools and caches
                 context = SHOP.context(who, pools)

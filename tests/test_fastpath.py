@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Iterator, Mapping
 from enum import Enum
@@ -443,6 +444,9 @@ class Thing:
     color: Color
     tags: list[str]
     grid: list[list[int]] | None
+    weight: float | None = 1.0  # attributes read and checked in one pass; odd ones below
+    size: int | None = 3
+    code: int = 0
 
     @strawberry.field
     def label(self) -> str:  # a synchronous resolver, resolved per item
@@ -458,6 +462,26 @@ class Thing:
         return 2**40 if self.id in ("1", "3") else 7
 
     @strawberry.field
+    def score(self) -> float | None:  # inf and nan are no Float: nullable field errors
+        return {"1": 1.5, "2": math.inf, "3": math.nan}[self.id]
+
+    @strawberry.field
+    def whole(self) -> float:  # an int where a Float is due: serialized as a float
+        return int(self.id)
+
+    @strawberry.field
+    def ref(self) -> strawberry.ID:  # an ID from an int: its decimal string
+        return int(self.id)  # type: ignore[return-value]
+
+    @strawberry.field
+    def huge(self) -> strawberry.ID | None:  # an int past str()'s digit limit: an error
+        return 10**5000 if self.id == "2" else int(self.id)  # type: ignore[return-value]
+
+    @strawberry.field
+    def flag(self) -> int:  # a bool where an Int is due
+        return self.id == "2"
+
+    @strawberry.field
     def broken(self) -> str:  # a non-null field error: its object is nulled
         if self.id == "2":
             raise ValueError(f"broken {self.id}")
@@ -470,8 +494,11 @@ class Thing:
 
 def things() -> list[Thing]:
     grids = [[[1, 2], [3]], None, []]
-    return [Thing(id=strawberry.ID(str(i)), name=f"t{i}", color=Color.BLUE if i % 2 else Color.RED,
+    made = [Thing(id=strawberry.ID(str(i)), name=f"t{i}", color=Color.BLUE if i % 2 else Color.RED,
                   tags=["x"] * i, grid=grids[i - 1]) for i in (1, 2, 3)]  # fmt: skip
+    made[1].weight, made[2].size, made[1].code = math.inf, 2**40, 2**35  # no Float, no Ints
+    made[2].name = None
+    return made
 
 
 @strawberry.type
@@ -494,6 +521,12 @@ TOY = GraphQLExecutor(strawberry.Schema(query=ToyQuery)._schema)
 TOY_QUERIES = [
     "{ things { id name color tags grid label __typename twin { id twin { name color } } } }",
     "{ things { id big } }",
+    # scalars completed inline: odd values go through the serializer, as in graphql-core
+    "{ things { id score whole ref flag big } }",
+    "{ strict { score ref whole } }",
+    "{ things { id huge } }",
+    "{ things { id name weight size code } }",
+    "{ strict { name weight size } strict2: strict { id code } }",
     "{ things { id broken } }",
     "{ strict { id broken } }",
     "{ things { id maybe } strict { id } }",

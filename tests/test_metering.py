@@ -14,6 +14,7 @@ import redis
 
 from bff.cli import main
 from bff.metering import MemoryUsageStore, Meter, RedisUsageStore, render_table, usage_report
+from bff.metering.meter import fold
 from bff.shared_state import SharedState
 from bff.telemetry.hub import schema_fields
 from services import RunningServices
@@ -35,6 +36,28 @@ async def fill(meter: Meter) -> None:
     meter.record("user:1", "Dashboard", ("Query.orders", "Order.user"), True, 30.0)
     meter.record("user:2", "Names", ("User.name",), False, 4.0)
     await meter.flush()
+
+
+def test_fold_adds_up_alike_records_as_one_counter_each() -> None:
+    at = 120.0  # minute 2
+    records = [
+        (at, "user:1", "Dashboard", ("Query.orders",), False, 10.0),
+        (at + 1, "user:1", "Dashboard", ("Query.orders",), False, 5.0),
+        (at + 2, "user:1", "Dashboard", ("Query.orders",), True, 1.0),
+        (at + 60, "user:1", "Dashboard", ("Query.orders",), False, 7.0),  # the next minute
+    ]
+    buckets = fold(records)
+    assert sorted(buckets) == [2, 3]
+    name = "\x1f".join
+    assert buckets[2] == {
+        name(("op", "user:1", "Dashboard", "", "calls")): 3,
+        name(("op", "user:1", "Dashboard", "", "ms")): 16.0,
+        name(("op", "user:1", "Dashboard", "", "errors")): 1,
+        name(("field", "user:1", "Dashboard", "Query.orders", "calls")): 3,
+        name(("field", "user:1", "Dashboard", "Query.orders", "ms")): 16.0,
+        name(("field", "user:1", "Dashboard", "Query.orders", "errors")): 1,
+    }
+    assert buckets[3][name(("op", "user:1", "Dashboard", "", "calls"))] == 1
 
 
 def test_memory_report() -> None:

@@ -252,3 +252,22 @@ def test_one_client_span_per_attempt(shop: RunningServices, calls: UpstreamCalls
     assert len({s.context.span_id for s in attempts}) == 2
     sent = calls.last_headers("catalog")["traceparent"].split("-")
     assert sent[2] == f"{attempts[1].context.span_id:016x}"  # the second try's own span id
+
+
+def test_current_span_is_the_api_s_current_span() -> None:
+    """`current_span` reads the context variable itself: the same span as OpenTelemetry's
+    own lookup, outside any span and inside one."""
+    from opentelemetry import context, trace
+    from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, SpanContext
+
+    from bff.telemetry.tracing import current_span
+
+    assert current_span() is trace.get_current_span() is INVALID_SPAN
+    span = NonRecordingSpan(SpanContext(trace_id=7, span_id=9, is_remote=False))
+    token = context.attach(trace.set_span_in_context(span))
+    try:
+        assert current_span() is span
+        assert trace.get_current_span() is span
+    finally:
+        context.detach(token)
+    assert current_span() is INVALID_SPAN

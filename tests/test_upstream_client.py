@@ -752,3 +752,12 @@ def test_sample_services_echo_the_request_id(shop: RunningServices) -> None:
             await pool.aclose()
 
     asyncio.run(scenario())
+
+
+def test_headers_get_is_case_insensitive_with_a_default() -> None:
+    headers = Headers([(b"Cache-Control", b"max-age=5"), (b"Vary", b"a"), (b"vary", b"b")])
+    assert headers.get("cache-control") == "max-age=5"
+    assert headers.get("VARY") == "a, b"  # repeated fields joined, as [] reads them
+    assert headers.get("etag") is None
+    assert headers.get("etag", "none") == "none"
+    assert headers.get("vary") == headers["Vary"]

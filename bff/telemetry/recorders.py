@@ -19,24 +19,44 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter, Histogram
+from prometheus_client.values import MutexValue
 
 
 def histogram_recorder(child: Histogram) -> Callable[[float], None]:
-    """`child.observe` for amounts that are numbers (not NaN), as one bisect and two adds."""
+    """`child.observe` for amounts that are numbers (not NaN), as one bisect and two adds.
+
+    In a single process the values are `MutexValue`s: both adds are made here under their
+    locks, as their `inc` makes them, without a call each; other values (multiprocess
+    files) are added through their own `inc`."""
     values: Any = child  # the library's value objects are not part of its typed surface
     try:
         bounds: list[float] = list(values._upper_bounds)  # ends with +Inf
-        buckets = [bucket.inc for bucket in values._buckets]
-        add_sum = values._sum.inc
+        buckets = list(values._buckets)
+        total = values._sum
     except (AttributeError, TypeError):  # another release's layout: its own method
         return child.observe
+    if all(type(v) is MutexValue for v in (*buckets, total)):
+
+        def observe_locked(amount: float) -> None:
+            if amount != amount:  # NaN: the library's loop matches no bucket; leave it to it
+                child.observe(amount)
+                return
+            with total._lock:
+                total._value += amount
+            bucket = buckets[bisect_left(bounds, amount)]
+            with bucket._lock:
+                bucket._value += 1
+
+        return observe_locked
+    add_sum = total.inc
+    incs = [bucket.inc for bucket in buckets]
 
     def observe(amount: float) -> None:
-        if amount != amount:  # NaN: the library's loop matches no bucket; leave it to it
+        if amount != amount:
             child.observe(amount)
             return
         add_sum(amount)
-        buckets[bisect_left(bounds, amount)](1)
+        incs[bisect_left(bounds, amount)](1)
 
     return observe
 

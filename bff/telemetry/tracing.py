@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
@@ -31,6 +32,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
+    INVALID_SPAN,
     NonRecordingSpan,
     Span,
     SpanContext,
@@ -39,6 +41,7 @@ from opentelemetry.trace import (
     StatusCode,
     TraceFlags,
 )
+from opentelemetry.trace import propagation as trace_propagation
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
@@ -246,8 +249,28 @@ class SpanScope:
         self.span.end()
 
 
+def _span_variable() -> tuple[ContextVar[Any], str] | None:
+    """The runtime context's variable and the span's key in the context it holds (a dict),
+    or None when the API keeps them elsewhere (then `current_span` asks it)."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    key = getattr(trace_propagation, "_SPAN_KEY", None)
+    if isinstance(variable, ContextVar) and isinstance(key, str):
+        return variable, key
+    return None
+
+
+_SPAN_VARIABLE = _span_variable()
+
+
 def current_span() -> Span:
-    return trace.get_current_span()
+    """`trace.get_current_span()` in two C calls (a variable read, a dict lookup) instead of
+    OpenTelemetry's five Python calls: a Dashboard asks a dozen times."""
+    if _SPAN_VARIABLE is None:
+        return trace.get_current_span()
+    variable, key = _SPAN_VARIABLE
+    span = variable.get().get(key)
+    return span if isinstance(span, Span) else INVALID_SPAN
 
 
 _HEADS: dict[int, str] = {}  # trace id -> "00-{trace id}-": a trace's calls format it once

@@ -91,27 +91,31 @@ class TracingTransport(Transport):
             return None, request
         parent = current_span()
         span = None
-        if parent.is_recording():
-            span = telemetry.tracing.child(
-                request.method,
-                parent,
-                SpanKind.CLIENT,
-                {
-                    "http.request.method": request.method,
-                    "bff.upstream": self.upstream,
-                    "bff.attempt": attempt,
-                },
-            )
-        if span is not None:
-            parent_header, state_header = traceparent(span)
-        else:  # not sampled: every call of the request continues the same span
-            context = parent.get_span_context()
-            cached = observed.propagated
-            if cached is None or cached[0] != context.span_id:
-                cached = observed.propagated = (context.span_id, *traceparent(parent))
+        cached = observed.propagated
+        if cached is not None and cached[0] is parent:  # not recording when it was cached
             parent_header, state_header = cached[1], cached[2]
-            if not context.is_valid:
-                parent_header = ""
+        else:
+            recording = parent.is_recording()
+            if recording:
+                span = telemetry.tracing.child(
+                    request.method,
+                    parent,
+                    SpanKind.CLIENT,
+                    {
+                        "http.request.method": request.method,
+                        "bff.upstream": self.upstream,
+                        "bff.attempt": attempt,
+                    },
+                )
+            if span is not None:
+                parent_header, state_header = traceparent(span)
+            else:  # not sampled: every call of the request continues the same span
+                context = parent.get_span_context()
+                parent_header, state_header = traceparent(parent)
+                if not context.is_valid:
+                    parent_header = ""
+                if not recording:  # and never will: its headers hold for the request
+                    observed.propagated = (parent, parent_header, state_header)
         if parent_header:
             request = request.with_header("traceparent", parent_header)
             if state_header:

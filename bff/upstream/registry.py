@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, overload
 
 from bff.closing import close_every
 from bff.upstream.health import HealthSettings
@@ -16,6 +16,9 @@ from bff.upstream.transport import Transport
 
 if TYPE_CHECKING:
     from bff.config import Settings
+
+
+T = TypeVar("T")
 
 
 class Upstreams(Mapping[str, UpstreamPool]):
@@ -70,6 +73,16 @@ class Upstreams(Mapping[str, UpstreamPool]):
 
     def __getitem__(self, name: str) -> UpstreamPool:
         return self._pools[name]
+
+    @overload
+    def get(self, name: str, /) -> UpstreamPool | None: ...
+
+    @overload
+    def get(self, name: str, /, default: UpstreamPool | T) -> UpstreamPool | T: ...
+
+    def get(self, name: str, /, default: object = None) -> object:
+        """The dict's own `get` (the Mapping mixin's raises and catches a KeyError)."""
+        return self._pools.get(name, default)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._pools)

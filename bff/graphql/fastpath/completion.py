@@ -11,6 +11,7 @@ It counts what it builds (`built`: each object, plus one per field it holds) and
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from graphql import GraphQLError, located_error
@@ -19,7 +20,17 @@ from graphql.pyutils import is_iterable
 from bff.graphql.ceiling import MAX_RESULT_VALUES, ResponseTooLarge
 from bff.graphql.fastpath.outcome import Outcome, Pos, path_of
 from bff.graphql.fastpath.plan import FieldPlan, Selection
-from bff.graphql.fastpath.shapes import LEAF, LIST, OBJECT, Shape
+from bff.graphql.fastpath.shapes import (
+    FLOAT,
+    ID,
+    INT,
+    LEAF,
+    LIST,
+    MAX_INT,
+    MIN_INT,
+    OBJECT,
+    Shape,
+)
 
 PLAIN_LISTS = (list, tuple)
 
@@ -76,18 +87,10 @@ class Completion:
         below = Level(inner.selection)
         sources, children, below_places = below.sources, below.outs, below.places
         if kind == LEAF:
-            serialize, exact = shape.serialize, shape.exact
-            assert serialize is not None
-            for i, value in enumerate(values):
-                if type(value) is exact:  # serializes to itself
-                    outs[i][key] = value
-                elif value is None or isinstance(value, Exception):
-                    slow.append(i)
-                else:
-                    try:
-                        outs[i][key] = serialize(value)
-                    except Exception:
-                        slow.append(i)
+            plain = self.plain_leaves(shape, key, values, outs)
+            rest = range(len(values)) if plain is None else plain[0]
+            if rest:
+                self.serialized_leaves(shape, key, rest, values, outs, slow)
         elif kind == OBJECT:
             assert shape.selection is not None
             template, nullable = shape.selection.template, shape.nullable
@@ -130,6 +133,78 @@ class Completion:
         if self.built > self.limit:
             raise ResponseTooLarge(self.limit)
         return below
+
+    @staticmethod
+    def plain_leaves(
+        shape: Shape, key: str, values: Iterable[Any], outs: list[dict[str, Any]]
+    ) -> tuple[list[int], list[Any]] | None:
+        """Store the built-in scalars' plain values (a value of the exact type, an Int in range,
+        a finite Float, an ID from a str or an int), checked in one loop per scalar; the
+        others' indexes and values are returned. None: this scalar has no such check."""
+        scalar, exact = shape.scalar, shape.exact
+        rest: list[int] = []
+        odd: list[Any] = []
+        if scalar == INT:
+            for i, value in enumerate(values):
+                if type(value) is int and MIN_INT <= value <= MAX_INT:
+                    outs[i][key] = value
+                else:
+                    rest.append(i)
+                    odd.append(value)
+        elif scalar == FLOAT:
+            for i, value in enumerate(values):
+                if type(value) is float and value - value == 0.0:  # not inf, not nan
+                    outs[i][key] = value
+                else:
+                    rest.append(i)
+                    odd.append(value)
+        elif scalar == ID:
+            for i, value in enumerate(values):
+                kind = type(value)
+                if kind is str:
+                    outs[i][key] = value
+                elif kind is int:
+                    try:
+                        outs[i][key] = str(value)
+                    except ValueError:  # past str()'s digit limit: the serializer's error
+                        rest.append(i)
+                        odd.append(value)
+                else:
+                    rest.append(i)
+                    odd.append(value)
+        elif exact is not None:
+            for i, value in enumerate(values):
+                if type(value) is exact:
+                    outs[i][key] = value
+                else:
+                    rest.append(i)
+                    odd.append(value)
+        else:
+            return None
+        return rest, odd
+
+    @staticmethod
+    def serialized_leaves(
+        shape: Shape,
+        key: str,
+        rest: Iterable[int],
+        values: list[Any],
+        outs: list[dict[str, Any]],
+        slow: list[int],
+    ) -> None:
+        """Scalars through the serializer; a null or an error (or a failed serializer) goes to
+        `slow`, for `place`."""
+        serialize = shape.serialize
+        assert serialize is not None
+        for i in rest:
+            value = values[i]
+            if value is None or isinstance(value, Exception):
+                slow.append(i)
+            else:
+                try:
+                    outs[i][key] = serialize(value)
+                except Exception:
+                    slow.append(i)
 
     @staticmethod
     def object_lists(

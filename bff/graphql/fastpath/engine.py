@@ -25,7 +25,7 @@ from graphql import GraphQLError
 
 from bff.graphql.fastpath.completion import Completion
 from bff.graphql.fastpath.deferral import Group, Parts
-from bff.graphql.fastpath.outcome import Boundary, Outcome, Pos
+from bff.graphql.fastpath.outcome import Boundary, Outcome, Pos, boundary
 from bff.graphql.fastpath.plan import ATTR, BATCH, FieldPlan, Selection
 from bff.graphql.fastpath.resolving import Resolving
 
@@ -96,7 +96,11 @@ class Engine(Completion, Resolving):
         for field in fields:
             kind = field.kind
             if kind == ATTR:
-                self.settle(field, self.read(field, sources), outs, places, units)
+                shape = field.shape
+                if shape is not None and shape.inline:
+                    self.read_leaves(field, sources, outs, places)
+                else:
+                    self.settle(field, self.read(field, sources), outs, places, units)
             elif kind == BATCH:
                 batched = self.batch(field, sources)
                 if isinstance(batched, list):
@@ -113,6 +117,23 @@ class Engine(Completion, Resolving):
         if selection.deferred:
             self.defer(selection, sources, places)
         return units
+
+    def read_leaves(
+        self, field: FieldPlan, sources: list[Any], outs: list[dict[str, Any]], places: list[Pos]
+    ) -> None:
+        """An attribute scalar: read, checked and stored in one pass over the parents (no list
+        of values in between); the odd values are completed like any other field's."""
+        shape, read = field.shape, field.read
+        assert shape is not None and read is not None
+        try:
+            plain = self.plain_leaves(shape, field.key, map(read, sources), outs)
+        except Exception:  # a read failed: the general way, each parent's read on its own
+            self.complete(field, self.read(field, sources), outs, places)
+            return
+        assert plain is not None
+        rest, odd = plain
+        if rest:
+            self.complete(field, odd, [outs[i] for i in rest], [places[i] for i in rest])
 
     def defer(self, selection: Selection, sources: list[Any], places: list[Pos]) -> None:
         """Start the fragments deferred on these parents, each as a task of its own."""
@@ -131,7 +152,7 @@ class Engine(Completion, Resolving):
                 box = {"data": deferred.template.copy()}
                 group.boxes.append(box)
                 outs.append(box["data"])
-                boundaries.append(Boundary(place, box, group))
+                boundaries.append(boundary(place, box, group))
             parts.groups.append(group)
             units = self.start(deferred, deferred.fields, sources, outs, boundaries)
             group.task = asyncio.ensure_future(self.units(units))

@@ -27,34 +27,37 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 from graphql import GraphQLError
 
 REPORT, KILL = 0, 1
 
 
-class Pos:
-    __slots__ = ("holder", "key", "nullable", "parent", "rank")
+class Pos(msgspec.Struct, eq=False, gc=False):
+    """A place (`holder[key]`). A msgspec struct: a Dashboard makes one per object and list
+    of its response, and a struct is built in C, where a class with `__init__` runs Python.
+    `eq=False`: places compare and hash by identity. `gc=False`: a place refers to its parent
+    place and to result containers, none of which refers back to a place."""
 
-    def __init__(
-        self, parent: Pos | None, key: Any, holder: Any, nullable: bool, rank: int
-    ) -> None:
-        self.parent = parent
-        self.key = key
-        self.holder = holder
-        self.nullable = nullable
-        self.rank = rank
+    parent: Pos | None
+    key: Any
+    holder: Any
+    nullable: bool
+    rank: int
 
 
-class Boundary(Pos):
+class Boundary(Pos, eq=False, gc=True):
     """Where a deferred fragment's data starts, under the object it is deferred on: a nullable
     place of its own (a non-null error in the fragment nulls the fragment's data, not the
-    object, which an earlier part already carried), and no key of the response path."""
+    object, which an earlier part already carried), and no key of the response path. Tracked
+    by the collector: its group's task refers back to it."""
 
-    __slots__ = ("group",)
+    group: Any = None
 
-    def __init__(self, parent: Pos, box: dict[str, Any], group: Any) -> None:
-        super().__init__(parent, "data", box, True, 0)
-        self.group = group
+
+def boundary(parent: Pos, box: dict[str, Any], group: Any) -> Boundary:
+    """The boundary of a deferred fragment's `box` under `parent`."""
+    return Boundary(parent, "data", box, True, 0, group)
 
 
 def path_of(pos: Pos | None, key: Any = None) -> list[Any]:

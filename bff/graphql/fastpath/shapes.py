@@ -34,12 +34,16 @@ if TYPE_CHECKING:
     from bff.graphql.fastpath.plan import Selection
 
 LEAF, OBJECT, LIST = 0, 1, 2
+# How completion checks a leaf value inline, without a call per value (`Shape.scalar`): the
+# built-in scalars' common values; anything else goes through the shape's serializer.
+OTHER, INT, FLOAT, ID = 0, 1, 2, 3
 
 MIN_INT, MAX_INT = -(2**31), 2**31 - 1
 
 Serializer = Callable[[Any], Any]
 
 EXACT: dict[Any, type] = {serialize_string: str, serialize_id: str, serialize_boolean: bool}
+SCALARS: dict[Any, int] = {serialize_int: INT, serialize_float: FLOAT, serialize_id: ID}
 
 
 class Unsupported(Exception):
@@ -47,13 +51,25 @@ class Unsupported(Exception):
 
 
 class Shape:
-    __slots__ = ("exact", "item", "kind", "nullable", "object_type", "selection", "serialize")
+    __slots__ = (
+        "exact",
+        "inline",
+        "item",
+        "kind",
+        "nullable",
+        "object_type",
+        "scalar",
+        "selection",
+        "serialize",
+    )
 
     def __init__(self, kind: int, nullable: bool) -> None:
         self.kind = kind
         self.nullable = nullable
         self.serialize: Serializer | None = None
         self.exact: type | None = None  # values of this type serialize to themselves
+        self.scalar = OTHER  # or the built-in scalar whose values completion checks inline
+        self.inline = False  # a leaf whose plain values completion checks inline
         self.item: Shape | None = None
         self.object_type: GraphQLObjectType | None = None
         self.selection: Selection | None = None
@@ -71,7 +87,10 @@ def shape_of(type_: GraphQLOutputType) -> Shape:
     if is_leaf_type(type_):
         shape = Shape(LEAF, nullable)
         shape.serialize = serializer(type_)
-        shape.exact = EXACT.get(getattr(type_, "coerce_output_value", None))
+        coerce = getattr(type_, "coerce_output_value", None)
+        shape.exact = EXACT.get(coerce)
+        shape.scalar = SCALARS.get(coerce, OTHER)
+        shape.inline = shape.scalar != OTHER or shape.exact is not None
         return shape
     if isinstance(type_, GraphQLObjectType):
         if type_.is_type_of is not None:  # graphql-core would check every value
