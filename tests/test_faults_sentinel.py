@@ -23,11 +23,11 @@ import redis
 from bff.config import settings_from_dict
 from services import RunningServices
 from tests.support import AUDIENCE, ISSUER, SECRET, running_gateway
+from tests.test_faults_cluster import bearer
 from tests.test_redis_cluster import answers, free_port, wait_until
 from tests.test_token_endpoints import Gateway
 
 ME = {"query": "{ me { id } }"}
-GQL = {"Accept": "application/graphql-response+json"}
 FAILOVER_BOUND = 30.0  # seconds from the master's death to every token answering again
 MASTER = "bffshop"
 
@@ -123,10 +123,6 @@ def sentinel_topology(tmp_path: Path) -> Iterator[Topology]:
             lambda: sentinel_sees_the_replica(sentinel, replica), "the sentinel sees the replica"
         )
         yield Topology(master, replica, sentinel, master_process)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {**GQL, "Authorization": f"Bearer {token}", "X-Request-Id": uuid.uuid4().hex}
 
 
 def test_tokens_survive_a_sentinel_failover_with_only_503s_meanwhile(
