@@ -20,7 +20,7 @@ import redis
 from bff.config import settings_from_dict
 from services import RunningServices
 from tests.support import AUDIENCE, ISSUER, SECRET, running_gateway
-from tests.test_redis_cluster import cluster_port, wait_until
+from tests.test_redis_cluster import cluster_port, start_server, wait_until
 from tests.test_token_endpoints import Gateway
 
 ME = {"query": "{ me { id } }"}
@@ -38,18 +38,10 @@ class Node:
 
 
 def start_node(stack: ExitStack, work: Path, port: int) -> Node:
-    argv = [
-        shutil.which("redis-server") or "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(work),
+    process = start_server(
+        stack,
+        work,
+        port,
         "--cluster-enabled",
         "yes",
         "--cluster-config-file",
@@ -58,11 +50,8 @@ def start_node(stack: ExitStack, work: Path, port: int) -> Node:
         "1000",
         "--cluster-replica-validity-factor",
         "0",  # a replica may always take over, however long ago it last heard its master
-    ]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    node = Node(port, process)
-    stack.callback(lambda: node.process.poll() is None and node.kill())
-    return node
+    )
+    return Node(port, process)
 
 
 def cluster_info(port: int) -> str:

@@ -81,8 +81,8 @@ def answers(port: int, *auth: str) -> bool:
         return False
 
 
-def start_server(stack: ExitStack, work: Path, port: int, *extra: str) -> None:
-    """A redis-server on `port` that is killed when `stack` closes."""
+def start_server(stack: ExitStack, work: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
+    """A redis-server on `port` that is killed when `stack` closes (if still running)."""
     server = shutil.which("redis-server")
     if server is None:
         pytest.fail("redis-server is not installed (apt-get install redis-server)")
@@ -107,6 +107,7 @@ def start_server(stack: ExitStack, work: Path, port: int, *extra: str) -> None:
         process.wait(10)
 
     stack.callback(stop)
+    return process
 
 
 @pytest.fixture(scope="module")
