@@ -150,24 +150,29 @@ class BatchLoader(Generic[K, V, R]):
         name, codec = self._item_form()
         principal = principal_of(getattr(self.clients, "headers", {}))
         request = current_answers()  # the client request's, for the header policy
-        kept, fresh = await cache.items.get_many(name, keys, principal, codec)
+        kept, count, fresh = await cache.items.lookup(name, keys, principal, codec)
+        if not keys:
+            return []
         if fresh is not None:
             cache.count(self.upstream, HIT)  # an event on this batch's span, too
             if request is not None:
                 request.reused(fresh)
-        missing = [k for k in keys if k not in kept]
+            if count == len(keys):  # all kept: the warm batch, no call
+                return kept
+        missing = [k for k, v in zip(keys, kept, strict=True) if v is None] if count else keys
         fetched: dict[Any, Any] = {}
-        if missing:
-            with used_answers() as used:  # this batch's answers, recorded apart
-                try:
-                    records = await self.fetch(missing)
-                    fetched = dict(zip(missing, self.collect(missing, records), strict=True))
-                except BffError as error:
-                    fetched = dict.fromkeys(missing, error)
-            if request is not None:
-                request.merge(used)
-            await cache.items.put_many(name, fetched.items(), used.freshness(), principal, codec)
-        return [kept[k] if k in kept else fetched[k] for k in keys]
+        with used_answers() as used:  # this batch's answers, recorded apart
+            try:
+                records = await self.fetch(missing)
+                fetched = dict(zip(missing, self.collect(missing, records), strict=True))
+            except BffError as error:
+                fetched = dict.fromkeys(missing, error)
+        if request is not None:
+            request.merge(used)
+        await cache.items.put_many(name, fetched.items(), used.freshness(), principal, codec)
+        if not count:
+            return list(map(fetched.__getitem__, keys))
+        return [fetched[k] if v is None else v for k, v in zip(keys, kept, strict=True)]
 
     @classmethod
     def _item_form(cls) -> tuple[str, ItemCodec | None]:

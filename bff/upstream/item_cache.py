@@ -20,9 +20,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -155,6 +157,16 @@ class SharedItems:
             log.warning("item cache: Redis write failed (%s)", type(error).__name__)
 
 
+_EXPIRES, _VALUE = itemgetter(0), itemgetter(1)  # of an entry: (expires, value, private)
+
+
+def _scoped(
+    loader: str, scope: str, keys: Iterable[Hashable]
+) -> Iterator[tuple[str, str, Hashable]]:
+    """The entry keys of `keys` in one scope, built in C."""
+    return zip(repeat(loader), repeat(scope), keys)
+
+
 def _decoded(codec: ItemCodec, value: bytes | str | None) -> tuple[float, bool, Any] | None:
     if value is None:
         return None
@@ -190,43 +202,58 @@ class ItemCache:
         principal: str,
         codec: ItemCodec | None = None,
     ) -> tuple[dict[Hashable, Any], Freshness | None]:
-        """The fresh items of `keys` (the principal's own first), and the freshness the
-        least fresh of them has left (what the header policy reads), `None` if none is kept.
-        With a shared store and a `codec`, they are read from the store."""
+        """The fresh items of `keys` by key (the principal's own first), and the freshness
+        the least fresh of them has left, `None` if none is kept (`lookup`, as a mapping)."""
+        values, _, fresh = await self.lookup(loader, keys, principal, codec)
+        found = {k: v for k, v in zip(keys, values, strict=True) if v is not None}
+        return found, fresh
+
+    async def lookup(
+        self,
+        loader: str,
+        keys: Sequence[Hashable],
+        principal: str,
+        codec: ItemCodec | None = None,
+    ) -> tuple[list[Any], int, Freshness | None]:
+        """The fresh item of each of `keys`, `None` where none is kept (items are never
+        `None`), how many were found, and the freshness the least fresh of them has left
+        (what the header policy reads), `None` if none is kept. With a shared store and a
+        `codec`, they are read from the store."""
         now = self.clock()
         if self.shared is not None and codec is not None:
             found, soonest, private = await self.shared.get_many(
                 loader, keys, principal, codec, now
             )
+            values, count = list(map(found.get, keys)), len(found)
         else:
-            found, soonest, private = self._local(loader, keys, principal, now)
-        if not found:
-            return found, None
+            values, count, soonest, private = self._local(loader, keys, principal, now)
+        if not count:
+            return values, 0, None
         left = int(soonest - now)
-        return found, Freshness(left, left, private)
+        return values, count, Freshness(left, left, private)
 
     def _local(
         self, loader: str, keys: Sequence[Hashable], principal: str, now: float
-    ) -> tuple[dict[Hashable, Any], float, bool]:
-        items, found = self._items, {}
-        soonest, private = float("inf"), False
-        if not self._private:  # one scope to look in: the shared items
-            get, touch = items.get, items.move_to_end
-            for key in keys:
-                entry_key = (loader, SHARED, key)
-                entry = get(entry_key)
-                if entry is None:
-                    continue
-                if entry[0] <= now:
-                    del items[entry_key]
-                    continue
-                touch(entry_key)
-                found[key] = entry[1]
-                if entry[0] < soonest:
-                    soonest = entry[0]
-            return found, soonest, private
+    ) -> tuple[list[Any], int, float, bool]:
+        """A warm batch finds every key, fresh, in one scope: then it is read and touched in
+        C (a Dashboard's four batches hold some 150 items); any other batch key by key."""
+        items = self._items
+        if keys and (
+            not self._private or not any(map(items.get, _scoped(loader, principal, keys)))
+        ):
+            scoped = list(_scoped(loader, SHARED, keys))
+            entries: list[Any] = list(map(items.get, scoped))
+            if None not in entries:
+                soonest = min(map(_EXPIRES, entries))
+                if soonest > now:
+                    deque(map(items.move_to_end, scoped), maxlen=0)  # least recently used
+                    return list(map(_VALUE, entries)), len(entries), soonest, False
+        values: list[Any] = []
+        count, soonest, private = 0, float("inf"), False
+        scopes = (principal, SHARED) if self._private else (SHARED,)
         for key in keys:
-            for scope in (principal, SHARED):
+            value = None
+            for scope in scopes:
                 entry_key = (loader, scope, key)
                 entry = items.get(entry_key)
                 if entry is None:
@@ -234,14 +261,16 @@ class ItemCache:
                 expires, value, is_private = entry
                 if expires <= now:
                     del items[entry_key]
+                    value = None
                     continue
                 items.move_to_end(entry_key)
-                found[key] = value
+                count += 1
                 if expires < soonest:
                     soonest = expires
                 private = private or is_private
                 break
-        return found, soonest, private
+            values.append(value)
+        return values, count, soonest, private
 
     async def put_many(
         self,
