@@ -20,10 +20,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from functools import lru_cache
-from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -157,14 +156,8 @@ class SharedItems:
             log.warning("item cache: Redis write failed (%s)", type(error).__name__)
 
 
-_EXPIRES, _VALUE = itemgetter(0), itemgetter(1)  # of an entry: (expires, value, private)
-
-
-def _scoped(
-    loader: str, scope: str, keys: Iterable[Hashable]
-) -> Iterator[tuple[str, str, Hashable]]:
-    """The entry keys of `keys` in one scope, built in C."""
-    return zip(repeat(loader), repeat(scope), keys)
+_Entry = tuple[float, Any, bool, int]  # expires, value, private, stamp of its last use
+_EXPIRES, _VALUE, _STAMP = itemgetter(0), itemgetter(1), itemgetter(3)
 
 
 def _decoded(codec: ItemCodec, value: bytes | str | None) -> tuple[float, bool, Any] | None:
@@ -179,6 +172,15 @@ def _decoded(codec: ItemCodec, value: bytes | str | None) -> tuple[float, bool, 
 
 
 class ItemCache:
+    """Items by loader and scope (`SHARED`, or a principal's), at most `max_entries` of them,
+    the least recently used dropped first.
+
+    A warm batch finds all its keys in one scope; it reads them in C (a Dashboard's four
+    batches hold some 150 items) and moves none in the order of use unless one of them was
+    last used more than `max_entries / 2` uses ago (its `stamp`): an item used since then
+    cannot be the next to go. Recency is that exact only to half the bound; the bound is
+    exact."""
+
     def __init__(
         self,
         max_entries: int,
@@ -188,12 +190,14 @@ class ItemCache:
         self.max_entries = max_entries
         self.clock = clock  # wall-clock time: replicas compare the expiries they share
         self.shared = shared
-        # (loader, scope, key) -> (expires, value, private)
-        self._items: OrderedDict[tuple[str, str, Hashable], tuple[float, Any, bool]] = OrderedDict()
+        # (loader, scope) -> key -> (expires, value, private, stamp of its last use)
+        self._groups: dict[tuple[str, str], dict[Hashable, _Entry]] = {}
+        self._order: OrderedDict[tuple[str, str, Hashable], None] = OrderedDict()  # LRU first
+        self._stamp = 0  # uses so far
         self._private = False  # whether any private item was kept: else one scope to look in
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._order)
 
     async def get_many(
         self,
@@ -235,18 +239,16 @@ class ItemCache:
     def _local(
         self, loader: str, keys: Sequence[Hashable], principal: str, now: float
     ) -> tuple[list[Any], int, float, bool]:
-        """A warm batch finds every key, fresh, in one scope: then it is read and touched in
-        C (a Dashboard's four batches hold some 150 items); any other batch key by key."""
-        items = self._items
-        if keys and (
-            not self._private or not any(map(items.get, _scoped(loader, principal, keys)))
-        ):
-            scoped = list(_scoped(loader, SHARED, keys))
-            entries: list[Any] = list(map(items.get, scoped))
+        groups = self._groups
+        group = groups.get((loader, SHARED))
+        own = groups.get((loader, principal)) if self._private else None
+        if group is not None and keys and (own is None or not any(map(own.__contains__, keys))):
+            entries: list[Any] = list(map(group.get, keys))
             if None not in entries:
                 soonest = min(map(_EXPIRES, entries))
                 if soonest > now:
-                    deque(map(items.move_to_end, scoped), maxlen=0)  # least recently used
+                    if min(map(_STAMP, entries)) <= self._stamp - self.max_entries // 2:
+                        self._use(loader, SHARED, group, keys)
                     return list(map(_VALUE, entries)), len(entries), soonest, False
         values: list[Any] = []
         count, soonest, private = 0, float("inf"), False
@@ -254,23 +256,41 @@ class ItemCache:
         for key in keys:
             value = None
             for scope in scopes:
-                entry_key = (loader, scope, key)
-                entry = items.get(entry_key)
+                found = groups.get((loader, scope))
+                if found is None:
+                    continue
+                entry = found.get(key)
                 if entry is None:
                     continue
-                expires, value, is_private = entry
-                if expires <= now:
-                    del items[entry_key]
-                    value = None
+                if entry[0] <= now:
+                    self._drop(loader, scope, key)
                     continue
-                items.move_to_end(entry_key)
+                self._use(loader, scope, found, (key,))
+                value = entry[1]
                 count += 1
-                if expires < soonest:
-                    soonest = expires
-                private = private or is_private
+                soonest = min(soonest, entry[0])
+                private = private or entry[2]
                 break
             values.append(value)
         return values, count, soonest, private
+
+    def _use(
+        self, loader: str, scope: str, group: dict[Hashable, _Entry], keys: Iterable[Hashable]
+    ) -> None:
+        """`keys` (all in `group`) were used now: last in the order of use."""
+        order = self._order
+        for key in keys:
+            self._stamp += 1
+            expires, value, private, _ = group[key]
+            group[key] = (expires, value, private, self._stamp)
+            order.move_to_end((loader, scope, key))
+
+    def _drop(self, loader: str, scope: str, key: Hashable) -> None:
+        group = self._groups[(loader, scope)]
+        del group[key]
+        if not group:
+            del self._groups[(loader, scope)]
+        self._order.pop((loader, scope, key), None)
 
     async def put_many(
         self,
@@ -291,10 +311,15 @@ class ItemCache:
         if self.shared is not None and codec is not None:
             await self.shared.put_many(loader, kept, expires, lifetime, scope, fresh.private, codec)
             return
+        if not kept:
+            return
         self._private = self._private or fresh.private
-        items = self._items
+        group = self._groups.setdefault((loader, scope), {})
+        order = self._order
         for key, value in kept:
-            items[(loader, scope, key)] = (expires, value, fresh.private)
-            items.move_to_end((loader, scope, key))
-        while len(items) > self.max_entries:
-            items.popitem(last=False)
+            self._stamp += 1
+            group[key] = (expires, value, fresh.private, self._stamp)
+            order[(loader, scope, key)] = None
+            order.move_to_end((loader, scope, key))
+        while len(order) > self.max_entries:
+            self._drop(*order.popitem(last=False)[0])
