@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from opentelemetry import trace
-
 from bff.telemetry.metrics import Metrics
+from bff.telemetry.tracing import current_span
 
 
 def cache_observer(metrics: Metrics) -> Callable[[str, str], None]:
@@ -18,7 +17,7 @@ def cache_observer(metrics: Metrics) -> Callable[[str, str], None]:
 
     def on_result(upstream: str, result: str) -> None:
         metrics.cache_request(upstream, result)
-        span = trace.get_current_span()
+        span = current_span()
         if span.is_recording():
             span.add_event(f"cache {result}", {"bff.upstream": upstream})
 
