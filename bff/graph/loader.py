@@ -49,7 +49,7 @@ from typing import (
 from bff.errors import BffError
 from bff.upstream import UpstreamPool
 from bff.upstream.header_policy import current_answers, used_answers
-from bff.upstream.item_cache import ItemCodec, principal_of
+from bff.upstream.item_cache import SHARED, ItemCodec, principal_of
 from bff.upstream.response_cache import HIT, ResponseCache
 
 K = TypeVar("K", bound=Hashable)
@@ -148,9 +148,11 @@ class BatchLoader(Generic[K, V, R]):
         """The per-item cache: the kept items of `keys`, one batch call for the others, whose
         items are kept as long as the answers they came from allow."""
         name, codec = self._item_form()
-        principal = principal_of(getattr(self.clients, "headers", {}))
+        items = cache.items
+        # the caller's scope, needed to read only once some item is private (or shared)
+        principal = self._principal() if items.per_principal(codec) else SHARED
         request = current_answers()  # the client request's, for the header policy
-        kept, count, fresh = await cache.items.lookup(name, keys, principal, codec)
+        kept, count, fresh = await items.lookup(name, keys, principal, codec)
         if not keys:
             return []
         if fresh is not None:
@@ -169,10 +171,16 @@ class BatchLoader(Generic[K, V, R]):
                 fetched = dict.fromkeys(missing, error)
         if request is not None:
             request.merge(used)
-        await cache.items.put_many(name, fetched.items(), used.freshness(), principal, codec)
+        fresh = used.freshness()
+        if fresh.private and principal == SHARED:
+            principal = self._principal()
+        await items.put_many(name, fetched.items(), fresh, principal, codec)
         if not count:
             return list(map(fetched.__getitem__, keys))
         return [fetched[k] if v is None else v for k, v in zip(keys, kept, strict=True)]
+
+    def _principal(self) -> str:
+        return principal_of(getattr(self.clients, "headers", {}))
 
     @classmethod
     def _item_form(cls) -> tuple[str, ItemCodec | None]:

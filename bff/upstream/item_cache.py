@@ -156,6 +156,12 @@ class SharedItems:
             log.warning("item cache: Redis write failed (%s)", type(error).__name__)
 
 
+@lru_cache(maxsize=2048)
+def _left(seconds: int, private: bool) -> Freshness:
+    """The freshness an item has left (one per second and privacy: batches share them)."""
+    return Freshness(seconds, seconds, private)
+
+
 _Entry = tuple[float, Any, bool, int]  # expires, value, private, stamp of its last use
 _EXPIRES, _VALUE, _STAMP = itemgetter(0), itemgetter(1), itemgetter(3)
 
@@ -199,6 +205,11 @@ class ItemCache:
     def __len__(self) -> int:
         return len(self._order)
 
+    def per_principal(self, codec: ItemCodec | None) -> bool:
+        """Whether a lookup reads a principal's own items: in Redis, or once one is private
+        here (until then every lookup reads the shared ones only)."""
+        return self._private or (self.shared is not None and codec is not None)
+
     async def get_many(
         self,
         loader: str,
@@ -233,8 +244,7 @@ class ItemCache:
             values, count, soonest, private = self._local(loader, keys, principal, now)
         if not count:
             return values, 0, None
-        left = int(soonest - now)
-        return values, count, Freshness(left, left, private)
+        return values, count, _left(int(soonest - now), private)
 
     def _local(
         self, loader: str, keys: Sequence[Hashable], principal: str, now: float
