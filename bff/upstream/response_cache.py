@@ -28,7 +28,7 @@ from functools import lru_cache
 
 from bff.errors import BffError
 from bff.upstream.cache_control import freshness, stale_window
-from bff.upstream.cache_store import CachedAnswer, CacheStore
+from bff.upstream.cache_store import CachedAnswer, CacheStore, MemoryCacheStore
 from bff.upstream.http11 import Headers
 from bff.upstream.item_cache import ItemCache, SharedItems
 from bff.upstream.request import Request
@@ -56,6 +56,8 @@ class ResponseCache:
         shared_items: SharedItems | None = None,
     ) -> None:
         self.entries = store
+        # a memory store serves the bytes it keeps: their decoded records can be kept too
+        self._same_bodies = isinstance(store, MemoryCacheStore)
         self.prefix = f"{prefix}cache:"
         self.max_entry_size = max_entry_size
         self.on_result = on_result
@@ -125,7 +127,7 @@ class ResponseCache:
         """The stored answer as a response, with its `Age` (what the header policy reads)."""
         age = max(0, int(self.clock() - answer.stored))
         headers = Headers([*answer.headers, (b"age", str(age).encode())])
-        return UpstreamResponse(answer.status, answer.body, headers, upstream)
+        return UpstreamResponse(answer.status, answer.body, headers, upstream, self._same_bodies)
 
     def revalidate(
         self,
