@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from opentelemetry.trace import NonRecordingSpan
+
 from bff.telemetry.metrics import Metrics
 from bff.telemetry.tracing import current_span
 
@@ -18,7 +20,7 @@ def cache_observer(metrics: Metrics) -> Callable[[str, str], None]:
     def on_result(upstream: str, result: str) -> None:
         metrics.cache_request(upstream, result)
         span = current_span()
-        if span.is_recording():
+        if type(span) is not NonRecordingSpan and span.is_recording():  # unsampled: no call
             span.add_event(f"cache {result}", {"bff.upstream": upstream})
 
     return on_result
