@@ -26,7 +26,9 @@ work) are set an hour apart, so what runs depends little on the wall clock; what
 small share. The 1 % sample is a fixed set of requests for a given code path.
 `--keep DIR` keeps callgrind's output files for `callgrind_annotate` (the C-level view; for
 the Python-level view, `bench.profile`). `--save` writes `bench/results/instructions-<UTC
-time>-<commit>.md`.
+time>-<commit>.md`. `--workloads dashboard,dashboard-cached` counts the Dashboard uncached
+and with the response cache warm (over services that answer `max-age=600` with an ETag); the
+default is the three uncached workloads.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ import orjson
 import yaml
 
 from bench.procs import Children, Pinning
-from bench.stack import gateway_config, service_urls_of, sign_token, start_services
+from bench.stack import SERVICES, gateway_config, service_urls_of, sign_token, start_services
 from bench.telemetry import Sink
 from bench.workloads import DASHBOARD, PRODUCT
 
@@ -73,6 +75,7 @@ class Request:
     body: bytes
     needs_token: bool
     description: str
+    cached: bool = False  # cache on, over services whose answers may be kept (warm when counted)
 
 
 WORKLOADS = {
@@ -83,6 +86,15 @@ WORKLOADS = {
         orjson.dumps({"query": DASHBOARD.format(first=20)}),
         True,
         "the SPEC section 3 Dashboard, first: 20, with a JWT (5 upstream calls)",
+    ),
+    "dashboard-cached": Request(
+        "dashboard-cached",
+        "POST",
+        "/graphql",
+        orjson.dumps({"query": DASHBOARD.format(first=20)}),
+        True,
+        "the Dashboard with the response cache on and warm (0 upstream calls)",
+        cached=True,
     ),
     "product": Request(
         "product",
@@ -284,6 +296,23 @@ def measure(
     return int(found.group(1))
 
 
+def write_config(children: Children, tmp: Path, sink: str, cached: bool) -> tuple[Path, str]:
+    """Services and the bench config for them; with `cached`, services whose answers may be
+    kept (`max-age=600` and an ETag, as in `bench.cache`) and the response cache on."""
+    if cached:
+        argv = [sys.executable, "-m", "services", *SERVICES, "--port-base", "0"]
+        argv += ["--host", "127.0.0.1", "--cache-control", "max-age=600", "--etag"]
+        services = children.start("services-cacheable", argv)
+    else:
+        services = start_services(children, Pinning(None, None, "not pinned"), 0)
+    config = bench_config(service_urls_of(services), sink)
+    if cached:
+        config["cache"] = {"enabled": True}
+    path = tmp / f"bff{'-cached' if cached else ''}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path, sign_token(path)
+
+
 def commit() -> str:
     done = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -293,7 +322,7 @@ def commit() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
-    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--workloads", default="dashboard,product,passthrough")
     parser.add_argument("--requests", type=int, default=100, help="counted requests (100)")
     parser.add_argument("--warmup", type=int, default=50, help="requests before counting (50)")
     parser.add_argument("--keep", type=Path, help="keep callgrind's output files here")
@@ -319,16 +348,15 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     rows: list[tuple[str, int]] = []
     with tempfile.TemporaryDirectory() as tmp, Children(Path(tmp), ROOT) as children:
-        services = start_services(children, Pinning(None, None, "not pinned"), 0)
-        config = bench_config(
-            service_urls_of(services), f"http://127.0.0.1:{sink.server_address[1]}"
-        )
-        config_path = Path(tmp) / "bff.yaml"
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        token = sign_token(config_path)
+        sink_url = f"http://127.0.0.1:{sink.server_address[1]}"
+        configs = {
+            cached: write_config(children, Path(tmp), sink_url, cached)
+            for cached in sorted({WORKLOADS[name].cached for name in names})
+        }
         out_dir = args.keep or Path(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
+            config_path, token = configs[WORKLOADS[name].cached]
             total = measure(
                 config_path, name, token, args.warmup, args.requests, out_dir, not args.native
             )

@@ -505,3 +505,39 @@ async def test_the_memory_item_cache_is_bounded_least_recently_used_first() -> N
     await items.put_many("l", [(3, "c")], fresh, "p")
     found, _ = await items.get_many("l", [1, 2, 3], "p")
     assert (len(items), found) == (2, {1: "a", 3: "c"})
+
+
+@run
+async def test_a_batch_takes_its_principals_items_first_and_never_an_expired_one() -> None:
+    from bff.upstream.cache_control import Freshness
+    from bff.upstream.item_cache import ItemCache
+
+    clock = Clock()
+    items = ItemCache(10, clock)
+    await items.put_many("l", [(1, "a"), (2, "b")], Freshness(60, 60, False), "p")
+    await items.put_many("l", [(2, "own b")], Freshness(30, 30, True), "p")
+    await items.put_many("l", [(3, "c")], Freshness(5, 5, False), "p")
+    mine = await items.lookup("l", [1, 2], "p")
+    theirs = await items.lookup("l", [1, 2], "q")
+    clock.now += 10  # 3 has expired, 1 and 2 have not
+    later = await items.lookup("l", [1, 2, 3], "q")
+    assert mine == (["a", "own b"], 2, Freshness(30, 30, True))
+    assert theirs == (["a", "b"], 2, Freshness(60, 60, False))
+    assert later == (["a", "b", None], 2, Freshness(50, 50, False))
+    assert len(items) == 3  # the expired item is dropped
+
+
+@run
+async def test_a_warm_batch_moves_its_items_up_before_they_could_be_dropped() -> None:
+    from bff.upstream.cache_control import Freshness
+    from bff.upstream.item_cache import ItemCache
+
+    items = ItemCache(4, Clock())
+    fresh = Freshness(60, 60, False)
+    await items.put_many("l", [(1, "a"), (2, "b")], fresh, "p")
+    await items.put_many("l", [(3, "c")], fresh, "p")
+    used = await items.lookup("l", [1, 2], "p")  # used two puts after it was kept
+    await items.put_many("l", [(4, "d"), (5, "e")], fresh, "p")  # one over the bound
+    later = await items.lookup("l", [1, 2, 3, 4, 5], "p")
+    assert used == (["a", "b"], 2, fresh)
+    assert (len(items), later[:2]) == (4, (["a", "b", None, "d", "e"], 4))

@@ -72,13 +72,13 @@ class Stock(Record, frozen=True):
     available: int
 
 
-class Items(msgspec.Struct, Generic[T], gc=False):
+class Items(msgspec.Struct, Generic[T], frozen=True, gc=False):
     """The batch endpoints' answer: `{"items": [...]}`."""
 
     items: tuple[T, ...]
 
 
-class Listing(msgspec.Struct, Generic[T], gc=False):
+class Listing(msgspec.Struct, Generic[T], frozen=True, gc=False):
     """The list endpoints' answer: `{"items": [...], "total": T}`."""
 
     items: tuple[T, ...]

@@ -17,6 +17,7 @@ import msgspec
 
 from bff.errors import BadUpstreamResponse, BadUserInput, NotFound, UpstreamUnavailable
 from bff.upstream import UpstreamPool, UpstreamResponse
+from bff.upstream.kept_decodes import decode_kept
 
 R = TypeVar("R")
 
@@ -57,6 +58,8 @@ class ServiceClient:
         fault (`BadUpstreamResponse`), any other status its typed error."""
         if 200 <= response.status < 300:
             try:
+                if response.kept:  # a cached answer: decoded once if its records are frozen
+                    return decode_kept(decoder, response.body)
                 return decoder.decode(response.body)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 raise BadUpstreamResponse(self.pool.name) from exc

@@ -49,7 +49,7 @@ from typing import (
 from bff.errors import BffError
 from bff.upstream import UpstreamPool
 from bff.upstream.header_policy import current_answers, used_answers
-from bff.upstream.item_cache import ItemCodec, principal_of
+from bff.upstream.item_cache import SHARED, ItemCodec, principal_of
 from bff.upstream.response_cache import HIT, ResponseCache
 
 K = TypeVar("K", bound=Hashable)
@@ -148,26 +148,39 @@ class BatchLoader(Generic[K, V, R]):
         """The per-item cache: the kept items of `keys`, one batch call for the others, whose
         items are kept as long as the answers they came from allow."""
         name, codec = self._item_form()
-        principal = principal_of(getattr(self.clients, "headers", {}))
+        items = cache.items
+        # the caller's scope, needed to read only once some item is private (or shared)
+        principal = self._principal() if items.per_principal(codec) else SHARED
         request = current_answers()  # the client request's, for the header policy
-        kept, fresh = await cache.items.get_many(name, keys, principal, codec)
+        kept, count, fresh = await items.lookup(name, keys, principal, codec)
+        if not keys:
+            return []
         if fresh is not None:
             cache.count(self.upstream, HIT)  # an event on this batch's span, too
             if request is not None:
                 request.reused(fresh)
-        missing = [k for k in keys if k not in kept]
+            if count == len(keys):  # all kept: the warm batch, no call
+                return kept
+        missing = [k for k, v in zip(keys, kept, strict=True) if v is None] if count else keys
         fetched: dict[Any, Any] = {}
-        if missing:
-            with used_answers() as used:  # this batch's answers, recorded apart
-                try:
-                    records = await self.fetch(missing)
-                    fetched = dict(zip(missing, self.collect(missing, records), strict=True))
-                except BffError as error:
-                    fetched = dict.fromkeys(missing, error)
-            if request is not None:
-                request.merge(used)
-            await cache.items.put_many(name, fetched.items(), used.freshness(), principal, codec)
-        return [kept[k] if k in kept else fetched[k] for k in keys]
+        with used_answers() as used:  # this batch's answers, recorded apart
+            try:
+                records = await self.fetch(missing)
+                fetched = dict(zip(missing, self.collect(missing, records), strict=True))
+            except BffError as error:
+                fetched = dict.fromkeys(missing, error)
+        if request is not None:
+            request.merge(used)
+        fresh = used.freshness()
+        if fresh.private and principal == SHARED:
+            principal = self._principal()
+        await items.put_many(name, fetched.items(), fresh, principal, codec)
+        if not count:
+            return list(map(fetched.__getitem__, keys))
+        return [fetched[k] if v is None else v for k, v in zip(keys, kept, strict=True)]
+
+    def _principal(self) -> str:
+        return principal_of(getattr(self.clients, "headers", {}))
 
     @classmethod
     def _item_form(cls) -> tuple[str, ItemCodec | None]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan
 
 from bff.telemetry.metrics import Metrics
+from bff.telemetry.tracing import current_span
 
 
 def cache_observer(metrics: Metrics) -> Callable[[str, str], None]:
@@ -18,8 +19,8 @@ def cache_observer(metrics: Metrics) -> Callable[[str, str], None]:
 
     def on_result(upstream: str, result: str) -> None:
         metrics.cache_request(upstream, result)
-        span = trace.get_current_span()
-        if span.is_recording():
+        span = current_span()
+        if type(span) is not NonRecordingSpan and span.is_recording():  # unsampled: no call
             span.add_event(f"cache {result}", {"bff.upstream": upstream})
 
     return on_result

@@ -214,7 +214,7 @@ class Metrics:
         key = (upstream, result)
         inc = self._cache_children.get(key)
         if inc is None:
-            inc = self._cache_children[key] = self.cache_requests.labels(*key).inc
+            inc = self._cache_children[key] = counter_recorder(self.cache_requests.labels(*key))
         inc(1)
 
     def batch(self, upstream: str, size: int) -> None:

@@ -58,7 +58,13 @@ def _seconds(value: str | None) -> int | None:
 def freshness(headers: Mapping[str, str], ttl: float | None = None) -> Freshness:
     """How fresh an answer with `headers` still is (its `Age` taken off); `ttl` stands for a
     missing `Cache-Control` or one that gives no lifetime (the upstream's `cache.ttl`)."""
-    value = headers.get("cache-control")
+    return _freshness(headers.get("cache-control"), headers.get("age"), ttl)
+
+
+@lru_cache(maxsize=4096)
+def _freshness(value: str | None, age_value: str | None, ttl: float | None) -> Freshness:
+    """Remembered per field values: an upstream sends the same few, and a cached answer's
+    `Age` takes one value a second."""
     found = directives(value) if value is not None else {}
     if NO_STORE in found or "no-cache" in found:
         return NOT_STORABLE
@@ -71,7 +77,7 @@ def freshness(headers: Mapping[str, str], ttl: float | None = None) -> Freshness
     private = "private" in found
     own = max_age if max_age is not None else (shared or 0)
     kept = shared if shared is not None and not private else own
-    age = _seconds(headers.get("age")) or 0
+    age = _seconds(age_value) or 0
     return Freshness(max(0, own - age), max(0, kept - age), private)
 
 

@@ -23,6 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -155,6 +156,16 @@ class SharedItems:
             log.warning("item cache: Redis write failed (%s)", type(error).__name__)
 
 
+@lru_cache(maxsize=2048)
+def _left(seconds: int, private: bool) -> Freshness:
+    """The freshness an item has left (one per second and privacy: batches share them)."""
+    return Freshness(seconds, seconds, private)
+
+
+_Entry = tuple[float, Any, bool, int]  # expires, value, private, stamp of its last use
+_EXPIRES, _VALUE, _STAMP = itemgetter(0), itemgetter(1), itemgetter(3)
+
+
 def _decoded(codec: ItemCodec, value: bytes | str | None) -> tuple[float, bool, Any] | None:
     if value is None:
         return None
@@ -167,6 +178,15 @@ def _decoded(codec: ItemCodec, value: bytes | str | None) -> tuple[float, bool, 
 
 
 class ItemCache:
+    """Items by loader and scope (`SHARED`, or a principal's), at most `max_entries` of them,
+    the least recently used dropped first.
+
+    A warm batch finds all its keys in one scope; it reads them in C (a Dashboard's four
+    batches hold some 150 items) and moves none in the order of use unless one of them was
+    last used more than `max_entries / 2` uses ago (its `stamp`): an item used since then
+    cannot be the next to go. Recency is that exact only to half the bound; the bound is
+    exact."""
+
     def __init__(
         self,
         max_entries: int,
@@ -176,12 +196,19 @@ class ItemCache:
         self.max_entries = max_entries
         self.clock = clock  # wall-clock time: replicas compare the expiries they share
         self.shared = shared
-        # (loader, scope, key) -> (expires, value, private)
-        self._items: OrderedDict[tuple[str, str, Hashable], tuple[float, Any, bool]] = OrderedDict()
+        # (loader, scope) -> key -> (expires, value, private, stamp of its last use)
+        self._groups: dict[tuple[str, str], dict[Hashable, _Entry]] = {}
+        self._order: OrderedDict[tuple[str, str, Hashable], None] = OrderedDict()  # LRU first
+        self._stamp = 0  # uses so far
         self._private = False  # whether any private item was kept: else one scope to look in
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._order)
+
+    def per_principal(self, codec: ItemCodec | None) -> bool:
+        """Whether a lookup reads a principal's own items: in Redis, or once one is private
+        here (until then every lookup reads the shared ones only)."""
+        return self._private or (self.shared is not None and codec is not None)
 
     async def get_many(
         self,
@@ -190,58 +217,90 @@ class ItemCache:
         principal: str,
         codec: ItemCodec | None = None,
     ) -> tuple[dict[Hashable, Any], Freshness | None]:
-        """The fresh items of `keys` (the principal's own first), and the freshness the
-        least fresh of them has left (what the header policy reads), `None` if none is kept.
-        With a shared store and a `codec`, they are read from the store."""
+        """The fresh items of `keys` by key (the principal's own first), and the freshness
+        the least fresh of them has left, `None` if none is kept (`lookup`, as a mapping)."""
+        values, _, fresh = await self.lookup(loader, keys, principal, codec)
+        found = {k: v for k, v in zip(keys, values, strict=True) if v is not None}
+        return found, fresh
+
+    async def lookup(
+        self,
+        loader: str,
+        keys: Sequence[Hashable],
+        principal: str,
+        codec: ItemCodec | None = None,
+    ) -> tuple[list[Any], int, Freshness | None]:
+        """The fresh item of each of `keys`, `None` where none is kept (items are never
+        `None`), how many were found, and the freshness the least fresh of them has left
+        (what the header policy reads), `None` if none is kept. With a shared store and a
+        `codec`, they are read from the store."""
         now = self.clock()
         if self.shared is not None and codec is not None:
             found, soonest, private = await self.shared.get_many(
                 loader, keys, principal, codec, now
             )
+            values, count = list(map(found.get, keys)), len(found)
         else:
-            found, soonest, private = self._local(loader, keys, principal, now)
-        if not found:
-            return found, None
-        left = int(soonest - now)
-        return found, Freshness(left, left, private)
+            values, count, soonest, private = self._local(loader, keys, principal, now)
+        if not count:
+            return values, 0, None
+        return values, count, _left(int(soonest - now), private)
 
     def _local(
         self, loader: str, keys: Sequence[Hashable], principal: str, now: float
-    ) -> tuple[dict[Hashable, Any], float, bool]:
-        items, found = self._items, {}
-        soonest, private = float("inf"), False
-        if not self._private:  # one scope to look in: the shared items
-            get, touch = items.get, items.move_to_end
-            for key in keys:
-                entry_key = (loader, SHARED, key)
-                entry = get(entry_key)
+    ) -> tuple[list[Any], int, float, bool]:
+        groups = self._groups
+        group = groups.get((loader, SHARED))
+        own = groups.get((loader, principal)) if self._private else None
+        if group is not None and keys and (own is None or not any(map(own.__contains__, keys))):
+            entries: list[Any] = list(map(group.get, keys))
+            if None not in entries:
+                soonest = min(map(_EXPIRES, entries))
+                if soonest > now:
+                    if min(map(_STAMP, entries)) <= self._stamp - self.max_entries // 2:
+                        self._use(loader, SHARED, group, keys)
+                    return list(map(_VALUE, entries)), len(entries), soonest, False
+        values: list[Any] = []
+        count, soonest, private = 0, float("inf"), False
+        scopes = (principal, SHARED) if self._private else (SHARED,)
+        for key in keys:
+            value = None
+            for scope in scopes:
+                found = groups.get((loader, scope))
+                if found is None:
+                    continue
+                entry = found.get(key)
                 if entry is None:
                     continue
                 if entry[0] <= now:
-                    del items[entry_key]
+                    self._drop(loader, scope, key)
                     continue
-                touch(entry_key)
-                found[key] = entry[1]
-                if entry[0] < soonest:
-                    soonest = entry[0]
-            return found, soonest, private
-        for key in keys:
-            for scope in (principal, SHARED):
-                entry_key = (loader, scope, key)
-                entry = items.get(entry_key)
-                if entry is None:
-                    continue
-                expires, value, is_private = entry
-                if expires <= now:
-                    del items[entry_key]
-                    continue
-                items.move_to_end(entry_key)
-                found[key] = value
-                if expires < soonest:
-                    soonest = expires
-                private = private or is_private
+                self._use(loader, scope, found, (key,))
+                value = entry[1]
+                count += 1
+                soonest = min(soonest, entry[0])
+                private = private or entry[2]
                 break
-        return found, soonest, private
+            values.append(value)
+        return values, count, soonest, private
+
+    def _use(
+        self, loader: str, scope: str, group: dict[Hashable, _Entry], keys: Iterable[Hashable]
+    ) -> None:
+        """`keys` (all in `group`) were used now: last in the order of use."""
+        order = self._order
+        for key in keys:
+            self._stamp += 1
+            expires, value, private, _ = group[key]
+            group[key] = (expires, value, private, self._stamp)
+            order.move_to_end((loader, scope, key))
+
+    def _drop(self, loader: str, scope: str, key: Hashable) -> None:
+        group = self._groups[(loader, scope)]
+        del group[key]
+        if not group:
+            del self._groups[(loader, scope)]
+        self._order.pop((loader, scope, key), None)
 
     async def put_many(
         self,
@@ -262,10 +321,15 @@ class ItemCache:
         if self.shared is not None and codec is not None:
             await self.shared.put_many(loader, kept, expires, lifetime, scope, fresh.private, codec)
             return
+        if not kept:
+            return
         self._private = self._private or fresh.private
-        items = self._items
+        group = self._groups.setdefault((loader, scope), {})
+        order = self._order
         for key, value in kept:
-            items[(loader, scope, key)] = (expires, value, fresh.private)
-            items.move_to_end((loader, scope, key))
-        while len(items) > self.max_entries:
-            items.popitem(last=False)
+            self._stamp += 1
+            group[key] = (expires, value, fresh.private, self._stamp)
+            order[(loader, scope, key)] = None
+            order.move_to_end((loader, scope, key))
+        while len(order) > self.max_entries:
+            self._drop(*order.popitem(last=False)[0])

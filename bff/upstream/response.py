@@ -17,6 +17,7 @@ class UpstreamResponse:
     body: bytes | bytearray
     headers: Headers
     upstream: str
+    kept: bool = False  # served from the response cache's memory: the stored body itself
 
     def json(self) -> Any:
         """The decoded body; an unreadable body is the upstream's fault, never the caller's."""

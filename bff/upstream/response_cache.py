@@ -24,10 +24,11 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 
 from bff.errors import BffError
 from bff.upstream.cache_control import freshness, stale_window
-from bff.upstream.cache_store import CachedAnswer, CacheStore
+from bff.upstream.cache_store import CachedAnswer, CacheStore, MemoryCacheStore
 from bff.upstream.http11 import Headers
 from bff.upstream.item_cache import ItemCache, SharedItems
 from bff.upstream.request import Request
@@ -55,6 +56,8 @@ class ResponseCache:
         shared_items: SharedItems | None = None,
     ) -> None:
         self.entries = store
+        # a memory store serves the bytes it keeps: their decoded records can be kept too
+        self._same_bodies = isinstance(store, MemoryCacheStore)
         self.prefix = f"{prefix}cache:"
         self.max_entry_size = max_entry_size
         self.on_result = on_result
@@ -71,8 +74,7 @@ class ResponseCache:
     def keys(self, upstream: str, request: Request) -> tuple[str, str]:
         """The shared key of `request` and the key for its principal alone."""
         shared = f"{self.prefix}{upstream}:{request.method}:{request.target.decode('ascii')}"
-        principal = hashlib.blake2b(request.fields, digest_size=16).hexdigest()
-        return shared, f"{shared}:p:{principal}"
+        return shared, f"{shared}:p:{_principal(request.fields)}"
 
     async def lookup(
         self, upstream: str, request: Request
@@ -125,7 +127,7 @@ class ResponseCache:
         """The stored answer as a response, with its `Age` (what the header policy reads)."""
         age = max(0, int(self.clock() - answer.stored))
         headers = Headers([*answer.headers, (b"age", str(age).encode())])
-        return UpstreamResponse(answer.status, answer.body, headers, upstream)
+        return UpstreamResponse(answer.status, answer.body, headers, upstream, self._same_bodies)
 
     def revalidate(
         self,
@@ -177,6 +179,12 @@ class ResponseCache:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@lru_cache(maxsize=4096)
+def _principal(fields: bytes) -> str:
+    """A digest of the header lines sent (a request's batches send the same ones)."""
+    return hashlib.blake2b(fields, digest_size=16).hexdigest()
 
 
 def _refreshed(answer: CachedAnswer, not_modified: UpstreamResponse) -> UpstreamResponse:
