@@ -71,12 +71,16 @@ def _from_mapping(data: Any) -> GraphQLRequest:
     )
 
 
-async def read_request(request: Request) -> GraphQLRequest:
-    """The GraphQL request carried by a GET query string or a POST JSON body."""
-    if request.method == "GET":
+async def read_request(
+    request: Request, method: str | None = None, content_type: str | None = None
+) -> GraphQLRequest:
+    """The GraphQL request carried by a GET query string or a POST JSON body; `method` and
+    `content_type` as the caller read them already (else from the request)."""
+    if (method or request.method) == "GET":
         return _from_mapping(dict(request.query_params))
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != JSON:
+    if content_type is None:
+        content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != JSON:
         raise MalformedRequest(f"Content-Type must be {JSON}", 415)
     body = await read_body(request.receive)
     try:
