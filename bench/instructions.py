@@ -243,6 +243,10 @@ def inner(
         check(request, *await call(app, request, token))
 
     async def batch(count: int) -> None:
+        if concurrency == 1:  # one after the other, awaited here: no task or gather counted
+            for _ in range(count):
+                await one()
+            return
         # `concurrency` requests in flight at once, as wrk's connections keep them
         for start in range(0, count, concurrency):
             await asyncio.gather(*(one() for _ in range(min(concurrency, count - start))))
