@@ -24,6 +24,10 @@ encodes about one trace per hundred requests.
 work) are set an hour apart, so what runs depends little on the wall clock; what still does
 (the metering flush once a second, the access line's timestamp formatted once a second) is a
 small share. The 1 % sample is a fixed set of requests for a given code path.
+`--redis URL` adds a `redis` section (rate limits, APQ and metering in that Redis, as
+`bench.auth_targets`'s `gateway-redis`) and `--login` takes the Dashboard's token from the
+gateway's own `POST /auth/token` (the sample admin) instead of `bench.stack.sign_token`: the
+two sides of a Redis-less / Redis-backed comparison, each counted alone.
 `--keep DIR` keeps callgrind's output files for `callgrind_annotate` (the C-level view; for
 the Python-level view, `bench.profile`). `--save` writes `bench/results/instructions-<UTC
 time>-<commit>.md`. `--workloads dashboard,dashboard-cached` counts the Dashboard uncached
@@ -187,7 +191,33 @@ def check(request: Request, status: int, body: bytes) -> None:
         raise SystemExit(f"{request.name}: status {status}: {body[:300]!r}")
 
 
-def inner(config_path: str, workload: str, token: str | None, warmup: int, requests: int) -> int:
+LOGIN = Request(
+    "login",
+    "POST",
+    "/auth/token",
+    orjson.dumps({"username": "user1", "password": "password1"}),
+    False,
+    "POST /auth/token for the sample admin",
+)
+
+
+async def login(app: Any) -> str:
+    """An access token the gateway issued itself (what `bench.auth_targets` measures with)."""
+    status, body = await call(app, LOGIN, None)
+    if status != 200:
+        raise SystemExit(f"login: status {status}: {body[:300]!r}")
+    token: str = orjson.loads(body)["access_token"]
+    return token
+
+
+def inner(
+    config_path: str,
+    workload: str,
+    token: str | None,
+    warmup: int,
+    requests: int,
+    concurrency: int = 1,
+) -> int:
     """The measured process (run under callgrind): warm up, then the counted loop."""
     from bff.app import create_app
     from bff.config import load_settings
@@ -199,7 +229,6 @@ def inner(config_path: str, workload: str, token: str | None, warmup: int, reque
     configure_logging(settings.logging.level, settings.logging.format)
     app = create_app(settings)
     request = WORKLOADS[workload]
-    token = token if request.needs_token else None
     loop = loop_factory()()
     asyncio.set_event_loop(loop)
     started, stop = loop.create_future(), loop.create_future()
@@ -218,10 +247,21 @@ def inner(config_path: str, workload: str, token: str | None, warmup: int, reque
 
     lifespan = loop.create_task(app({"type": "lifespan"}, lifespan_receive, lifespan_send))
     loop.run_until_complete(started)
+    if token == "login":
+        token = loop.run_until_complete(login(app))
+    token = token if request.needs_token else None
+
+    async def one() -> None:
+        check(request, *await call(app, request, token))
 
     async def batch(count: int) -> None:
-        for _ in range(count):
-            check(request, *await call(app, request, token))
+        if concurrency == 1:  # one after the other, awaited here: no task or gather counted
+            for _ in range(count):
+                await one()
+            return
+        # `concurrency` requests in flight at once, as wrk's connections keep them
+        for start in range(0, count, concurrency):
+            await asyncio.gather(*(one() for _ in range(min(concurrency, count - start))))
 
     loop.run_until_complete(batch(warmup))
     tune_gc()
@@ -252,6 +292,7 @@ def measure(
     requests: int,
     out_dir: Path,
     counted: bool = True,
+    concurrency: int = 1,
 ) -> int:
     """Instructions the gateway executed for `requests` requests of `workload`."""
     out_file = out_dir / f"callgrind.{workload}.out"
@@ -276,6 +317,8 @@ def measure(
         str(warmup),
         "--requests",
         str(requests),
+        "--concurrency",
+        str(concurrency),
     ]
     if not counted:
         argv = argv[argv.index(sys.executable) :]
@@ -296,9 +339,12 @@ def measure(
     return int(found.group(1))
 
 
-def write_config(children: Children, tmp: Path, sink: str, cached: bool) -> tuple[Path, str]:
+def write_config(
+    children: Children, tmp: Path, sink: str, cached: bool, redis: str | None, login: bool
+) -> tuple[Path, str]:
     """Services and the bench config for them; with `cached`, services whose answers may be
-    kept (`max-age=600` and an ETag, as in `bench.cache`) and the response cache on."""
+    kept (`max-age=600` and an ETag, as in `bench.cache`) and the response cache on; with
+    `redis`, shared state there; with `login`, the token is one the gateway issues itself."""
     if cached:
         argv = [sys.executable, "-m", "services", *SERVICES, "--port-base", "0"]
         argv += ["--host", "127.0.0.1", "--cache-control", "max-age=600", "--etag"]
@@ -308,9 +354,12 @@ def write_config(children: Children, tmp: Path, sink: str, cached: bool) -> tupl
     config = bench_config(service_urls_of(services), sink)
     if cached:
         config["cache"] = {"enabled": True}
+    if redis:
+        config["redis"] = {"url": redis, "key_prefix": f"bffbench:{secrets.token_hex(6)}:"}
+        config["auth"]["access_ttl"] = "12h"
     path = tmp / f"bff{'-cached' if cached else ''}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path, sign_token(path)
+    return path, "login" if login else sign_token(path)
 
 
 def commit() -> str:
@@ -330,11 +379,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--native", action="store_true", help="run without valgrind (a check; counts nothing)"
     )
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight at once (1)")
+    parser.add_argument("--redis", metavar="URL", help="shared state in this Redis")
+    parser.add_argument("--login", action="store_true", help="token from POST /auth/token")
     parser.add_argument("--inner", metavar="CONFIG", help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.inner:
-        return inner(args.inner, args.workloads, args.token, args.warmup, args.requests)
+        return inner(
+            args.inner, args.workloads, args.token, args.warmup, args.requests, args.concurrency
+        )
     if shutil.which("valgrind") is None:
         print(
             "valgrind is not on PATH (Debian/Ubuntu: apt-get install -y valgrind)", file=sys.stderr
@@ -350,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, Children(Path(tmp), ROOT) as children:
         sink_url = f"http://127.0.0.1:{sink.server_address[1]}"
         configs = {
-            cached: write_config(children, Path(tmp), sink_url, cached)
+            cached: write_config(children, Path(tmp), sink_url, cached, args.redis, args.login)
             for cached in sorted({WORKLOADS[name].cached for name in names})
         }
         out_dir = args.keep or Path(tmp)
@@ -358,7 +412,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             config_path, token = configs[WORKLOADS[name].cached]
             total = measure(
-                config_path, name, token, args.warmup, args.requests, out_dir, not args.native
+                config_path,
+                name,
+                token,
+                args.warmup,
+                args.requests,
+                out_dir,
+                not args.native,
+                args.concurrency,
             )
             rows.append((name, total))
             print(f"{name}: {total / args.requests:,.0f} instructions/request", flush=True)
@@ -367,7 +428,11 @@ def main(argv: list[str] | None = None) -> int:
         f"# Gateway instructions per request ({commit()})",
         "",
         f"callgrind, {args.requests} counted requests after {args.warmup} of warm-up, "
-        "ASGI app called in-process, every feature of the bench config on.",
+        "ASGI app called in-process, every feature of the bench config on"
+        + (f", {args.concurrency} requests at once" if args.concurrency > 1 else "")
+        + (", shared state in Redis" if args.redis else "")
+        + (", token from POST /auth/token" if args.login else "")
+        + ".",
         "",
         "| workload | instructions/request | what |",
         "|---|---:|---|",

@@ -23,6 +23,8 @@ Stages, outermost first, and why in this order:
 6. `PrefixStage` (when `routes` are configured): `/api/...` goes to REST passthrough from
    here, past Starlette's router and exception middleware, which it has no use for (it
    matches its own routes and renders its own errors) and which cost it about 7 % of a GET.
+7. `ExactStage`: `GET`/`POST /graphql` goes to the GraphQL endpoint from here, past the
+   router for the same reason (it renders its own errors); the route stays for the rest.
 
 Telemetry's other seams are wired here too, by injection: the executor's operation span, the
 batch hook each request's loaders get, and each pool's client-span transport layer. Nothing
@@ -62,6 +64,7 @@ from bff.http.admin_upstreams import admin_routes
 from bff.http.authentication import AuthenticationStage
 from bff.http.body_limit import BodyLimitStage
 from bff.http.errors import ErrorsStage
+from bff.http.exact import ExactStage
 from bff.http.graphiql import static_app
 from bff.http.health import healthz, readyz_endpoint
 from bff.http.jwks_fetch import JwksFetcher
@@ -105,6 +108,8 @@ from bff.upstream.item_cache import SharedItems
 from bff.upstream.response_cache import ResponseCache
 
 log = logging.getLogger("bff")
+
+GRAPHQL_METHODS = ["GET", "POST"]
 
 
 def check_manifest(settings: Settings) -> dict[str, str] | None:
@@ -255,7 +260,7 @@ def create_app(
         observe_batch=batch_scope,
     )
     routes = [
-        Route("/graphql", graphql.endpoint, methods=["GET", "POST"]),
+        Route("/graphql", graphql.endpoint, methods=GRAPHQL_METHODS),
         Mount("/graphiql/static", app=static_app(), name="graphiql-static"),
         Route("/healthz", healthz, methods=["GET"]),
         Route(
@@ -287,6 +292,9 @@ def create_app(
     if settings.routes:
         passthrough = Passthrough.from_settings(settings, upstreams)
         middleware.append(Middleware(PrefixStage, prefix="/api", target=passthrough))
+    middleware.append(
+        Middleware(ExactStage, path="/graphql", methods=GRAPHQL_METHODS, endpoint=graphql.endpoint)
+    )
     app = Starlette(
         lifespan=lifespan,
         routes=routes,

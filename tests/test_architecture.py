@@ -23,13 +23,14 @@ TOP_PACKAGES = ("bff", "schema", "resolvers", "upstream_clients", "services")
 
 # What a layer may import besides itself. Kernel first, then the data path from the bottom
 # (upstream HTTP) to the top (routes, the app and its commands).
-KERNEL = {"bff.errors", "bff.config", "bff.request_id", "bff.closing"}
+KERNEL = {"bff.errors", "bff.config", "bff.request_id", "bff.closing", "bff.int_text"}
 ALLOWED: dict[str, set[str]] = {
     # kernel: nothing else of ours
     "bff.errors": set(),
     "bff.config": set(),
     "bff.request_id": set(),
     "bff.closing": set(),
+    "bff.int_text": set(),
     # principal, policy, tokens
     "bff.auth": KERNEL | {"bff.shared_state"},
     # shared state (Redis), query analysis and rate limits, persisted queries: no HTTP, no GraphQL

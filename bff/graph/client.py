@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import msgspec
 
 from bff.errors import BadUpstreamResponse, BadUserInput, NotFound, UpstreamUnavailable
+from bff.int_text import INT_TEXT
 from bff.upstream import UpstreamPool, UpstreamResponse
 from bff.upstream.kept_decodes import decode_kept
 
@@ -92,8 +93,9 @@ class ServiceClient:
 
 
 def id_list(ids: Iterable[int]) -> str:
-    """`1,2,3` for the batch endpoints, duplicates removed, order kept."""
-    return ",".join(map(str, dict.fromkeys(ids)))
+    """`1,2,3` for the batch endpoints, duplicates removed, order kept (each id's text
+    remembered: the same ids come back request after request)."""
+    return ",".join(map(INT_TEXT.__getitem__, dict.fromkeys(ids)))
 
 
 def short_detail(response: UpstreamResponse) -> str:

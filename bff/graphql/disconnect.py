@@ -5,6 +5,12 @@ closed, and the request would go on loading and building an answer nobody reads.
 request executes, `cancel_on_disconnect` watches the ASGI receive channel (its body has been
 read, so the next message is `http.disconnect`) and cancels the request's task when that
 message comes: pending upstream calls are abandoned and no further level starts.
+
+The watch starts `WATCH_AFTER` seconds into the execution, from a timer: most requests are
+done by then, and a timer set and cancelled costs a fraction of a watching task started and
+cancelled (a task, two of its steps and a future per request; 2 % of a one-field lookup's
+instructions, counted). A client that hangs up sooner is noticed when the watch starts, so
+what it still costs is bounded by that wait.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from starlette.types import Receive
 
 T = TypeVar("T")
 
+WATCH_AFTER = 0.1  # seconds of execution before the receive channel is watched
+
 
 class ClientDisconnected(Exception):
     """The client closed the connection before its answer was ready."""
@@ -27,16 +35,29 @@ async def cancel_on_disconnect(receive: Receive, work: Awaitable[T]) -> T:
     disconnects. Call it only after the request body has been read."""
     task = asyncio.current_task()
     assert task is not None
-    watcher = asyncio.get_running_loop().create_task(_watch(receive, task))
+    loop = asyncio.get_running_loop()
+    watching: list[asyncio.Task[None]] = []  # the watching task, once the timer started it
+    timer = loop.call_later(WATCH_AFTER, _start, loop, receive, task, watching)
     try:
         return await work
     except asyncio.CancelledError:
-        if watcher.done() and not watcher.cancelled():
+        if watching and watching[0].done() and not watching[0].cancelled():
             task.uncancel()  # our own cancellation: the request ends here, not the server
             raise ClientDisconnected() from None
         raise
     finally:
-        watcher.cancel()
+        timer.cancel()
+        if watching:
+            watching[0].cancel()
+
+
+def _start(
+    loop: asyncio.AbstractEventLoop,
+    receive: Receive,
+    task: asyncio.Task[object],
+    watching: list[asyncio.Task[None]],
+) -> None:
+    watching.append(loop.create_task(_watch(receive, task)))
 
 
 async def _watch(receive: Receive, task: asyncio.Task[object]) -> None:

@@ -44,12 +44,41 @@ NO_STORE = {"Cache-Control": "no-store"}
 DEFER = "@defer"  # a document without it has nothing to answer in parts
 
 
+class Answer(Response):
+    """A 200 with a rendered body: its raw headers made in one go, as `Response.init_headers`
+    would make them (length, then type: never a `text/` type, so no charset), without
+    that Python pass and its checks on every GraphQL answer."""
+
+    def __init__(self, body: bytes, media_type: str, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = 200
+        self.media_type = media_type
+        self.body = body
+        self.background = None
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", media_type.encode("latin-1")),
+            *headers,
+        ]
+
+
 def graphql_response(
     body: Mapping[str, Any], media_type: str, headers: Iterable[tuple[str, str]] = ()
 ) -> Response:
-    response = Response(orjson.dumps(body), 200, media_type=media_type)
-    response.raw_headers += [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
-    return response
+    raw = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    return Answer(orjson.dumps(body), media_type, raw)
+
+
+def _accept_and_type(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """`Accept` and `Content-Type` (each the first given) in one pass over the raw headers:
+    Starlette's `request.headers.get` builds a `Headers` and scans them once per name."""
+    accept = content_type = None
+    for name, value in headers:
+        if name == b"accept":
+            if accept is None:
+                accept = value.decode("latin-1")
+        elif name == b"content-type" and content_type is None:
+            content_type = value.decode("latin-1")
+    return accept, content_type
 
 
 class GraphQLEndpoint:
@@ -77,8 +106,9 @@ class GraphQLEndpoint:
         self.persisted = persisted
 
     async def endpoint(self, request: Request) -> Response:
-        accept = request.headers.get("accept")
-        if request.method == "GET" and self.graphiql and wants_graphiql(accept):
+        accept, content_type = _accept_and_type(request.scope["headers"])
+        method = request.scope["method"]
+        if method == "GET" and self.graphiql and wants_graphiql(accept):
             page = graphiql_html(request.url.path, default_headers=self.graphiql_headers)
             return HTMLResponse(page, headers=NO_STORE)  # it may hold the demo's token
         multipart = accepts_multipart(accept)
@@ -89,7 +119,9 @@ class GraphQLEndpoint:
                 return error_response(BadUserInput(str(error)), status=406, media_type=JSON)
             media_type = JSON  # errors before execution; an answer is multipart
         try:
-            return await self.handle(request, media_type, multipart=multipart)
+            return await self.handle(
+                request, media_type, multipart=multipart, content_type=content_type
+            )
         except MalformedRequest as error:
             headers = {"Allow": "GET, POST"} if error.status == 405 else None
             return error_response(
@@ -112,9 +144,15 @@ class GraphQLEndpoint:
             return error_response(error, status=status, media_type=media_type)
 
     async def handle(
-        self, request: Request, media_type: str, *, multipart: bool = False
+        self,
+        request: Request,
+        media_type: str,
+        *,
+        multipart: bool = False,
+        content_type: str | None = None,
     ) -> Response:
-        gql = await read_request(request)
+        method = request.scope["method"]
+        gql = await read_request(request, method, content_type)
         query = gql.query
         if self.persisted is not None and self.persisted.applies(query, gql.extensions):
             query = await self.persisted.resolve(query, gql.extensions)
@@ -125,7 +163,7 @@ class GraphQLEndpoint:
             limits.check_variables(gql.variables)
         prepared = self.executor.prepare(query)
         operation = self.executor.operation(prepared, gql.operation_name)
-        if request.method == "GET" and is_mutation(operation):
+        if method == "GET" and is_mutation(operation):
             raise MalformedRequest("Mutations are only accepted over POST", 405)
         cost = None
         if limits is not None:

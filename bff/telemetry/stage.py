@@ -21,7 +21,7 @@ from bff.telemetry.current import Observed, forget, observe
 from bff.telemetry.hub import Telemetry
 from bff.telemetry.metrics import route_of
 from bff.telemetry.redaction import redact_text
-from bff.telemetry.tracing import incoming_context
+from bff.telemetry.tracing import attach_span, detach, incoming_context
 
 
 class TelemetryStage:
@@ -87,11 +87,14 @@ class TelemetryStage:
         )
         span_context = span.get_span_context()
         observed.state.trace_id = f"{span_context.trace_id:032x}"
-        token = otel_context.attach(trace.set_span_in_context(span, context))
+        if context is None:
+            token = attach_span(span)
+        else:
+            token = otel_context.attach(trace.set_span_in_context(span, context))
         try:
             await self.app(scope, receive, send)
         finally:
-            otel_context.detach(token)
+            detach(token)
             if span.is_recording():
                 code = status() if callable(status) else 500
                 operation = observed.state.operation

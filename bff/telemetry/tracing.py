@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
-from contextvars import ContextVar
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any
 
@@ -119,7 +120,9 @@ class Tracing:
     def __init__(self, config: TelemetryConfig, processor: SpanProcessor) -> None:
         """`processor` gets every ended span (`on_end` only; ours is a `SpanQueue`)."""
         self.processor = processor
-        self.sampler = ParentBased(TraceIdRatioBased(config.sample_ratio))
+        root = TraceIdRatioBased(config.sample_ratio)
+        self.sampler = ParentBased(root)
+        self._root_bound = root.bound  # the root sampler's decision, made in `start`
         self.ids = RandomIdGenerator()
         self.recorder = Recorder(
             processor,
@@ -156,28 +159,34 @@ class Tracing:
     ) -> Span:
         """A started span below the span current in `context` (a new trace without one), as
         the SDK's tracer starts it: the sampler decides, a dropped span does not record."""
-        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+        current = current_span() if context is None else trace.get_current_span(context)
+        parent: SpanContext | None = current.get_span_context()
         if parent is None or not parent.is_valid:
             parent, trace_id = None, self.ids.generate_trace_id()
         else:
             trace_id = parent.trace_id
-        decided = self.sampler.should_sample(context, trace_id, name, kind, attributes)
-        decision = decided.decision
+        if parent is None and context is None:
+            # A root in the current context: ParentBased hands it to the ratio sampler, whose
+            # answer is this comparison, with no trace state and the attributes if sampled
+            # (the SDK's sampler chain is a dozen Python calls for it, on every request).
+            sampled = trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._root_bound
+            decision = Decision.RECORD_AND_SAMPLE if sampled else Decision.DROP
+            trace_state = DEFAULT_TRACE_STATE
+            chosen: Mapping[str, Any] | None = attributes if sampled else None
+        else:
+            decided = self.sampler.should_sample(context, trace_id, name, kind, attributes)
+            decision = decided.decision
+            trace_state = decided.trace_state or DEFAULT_TRACE_STATE
+            chosen = decided.attributes
         flags = TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
         if self._random if parent is None else parent.trace_flags.random_trace_id:
             flags |= TraceFlags.RANDOM_TRACE_ID
         span_context = SpanContext(
-            trace_id,
-            self.ids.generate_span_id(),
-            False,
-            TraceFlags(flags),
-            decided.trace_state or DEFAULT_TRACE_STATE,
+            trace_id, self.ids.generate_span_id(), False, TraceFlags(flags), trace_state
         )
         if decision is Decision.DROP:
             return NonRecordingSpan(span_context)
-        return LiveSpan(
-            self.recorder, self._room, name, span_context, parent, kind, decided.attributes
-        )
+        return LiveSpan(self.recorder, self._room, name, span_context, parent, kind, chosen)
 
     def child(
         self,
@@ -234,7 +243,7 @@ class SpanScope:
         self._token: object = None
 
     def __enter__(self) -> Span:
-        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        self._token = attach_span(self.span)
         return self.span
 
     def __exit__(
@@ -243,7 +252,7 @@ class SpanScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        otel_context.detach(self._token)  # type: ignore[arg-type]
+        detach(self._token)  # type: ignore[arg-type]
         if exc is not None and self.span.is_recording():
             self.span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
         self.span.end()
@@ -271,6 +280,30 @@ def current_span() -> Span:
     variable, key = _SPAN_VARIABLE
     span = variable.get().get(key)
     return span if isinstance(span, Span) else INVALID_SPAN
+
+
+def attach_span(span: Span) -> Token[Any]:
+    """`otel_context.attach(trace.set_span_in_context(span))` in C calls (a copy of the
+    current context with `span` in it, set on the runtime context's variable) instead of six
+    Python calls; undone by `detach`, as the API's token is."""
+    if _SPAN_VARIABLE is None:
+        return otel_context.attach(trace.set_span_in_context(span))
+    variable, key = _SPAN_VARIABLE
+    values = variable.get().copy()
+    values[key] = span
+    return variable.set(otel_context.Context(values))
+
+
+def detach(token: Token[Any]) -> None:
+    """`otel_context.detach`: the context before `attach_span`, logged, never raised, when
+    the token is not this context's (as the API does)."""
+    if _SPAN_VARIABLE is None:
+        otel_context.detach(token)
+        return
+    try:
+        _SPAN_VARIABLE[0].reset(token)
+    except Exception:
+        log.exception("Failed to detach context")
 
 
 _HEADS: dict[int, str] = {}  # trace id -> "00-{trace id}-": a trace's calls format it once

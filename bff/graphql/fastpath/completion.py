@@ -31,6 +31,7 @@ from bff.graphql.fastpath.shapes import (
     OBJECT,
     Shape,
 )
+from bff.int_text import INT_TEXT
 
 PLAIN_LISTS = (list, tuple)
 
@@ -159,13 +160,14 @@ class Completion:
                     rest.append(i)
                     odd.append(value)
         elif scalar == ID:
+            texts = INT_TEXT  # str(value), remembered
             for i, value in enumerate(values):
                 kind = type(value)
                 if kind is str:
                     outs[i][key] = value
                 elif kind is int:
                     try:
-                        outs[i][key] = str(value)
+                        outs[i][key] = texts[value]
                     except ValueError:  # past str()'s digit limit: the serializer's error
                         rest.append(i)
                         odd.append(value)
