@@ -15,7 +15,7 @@ from typing import Any
 from resolvers.arguments import offset_after, page_size
 from resolvers.context import RequestContext
 from resolvers.pages import Connection
-from upstream_clients.records import Order, OrderLine, Product, Review, User, to_cents
+from upstream_clients.records import Order, OrderLine, Product, Review, User
 
 Settled = list[Any]  # one value or exception per parent
 
@@ -81,7 +81,7 @@ async def average_ratings(ctx: RequestContext, products: Sequence[Product]) -> S
                 total = 0
                 for review in found:
                     total += review.rating
-                averages[key] = to_cents(total / len(found))
+                averages[key] = round(total / len(found), 2)
         settled.append(averages[key])
     return settled
 
