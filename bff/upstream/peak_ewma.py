@@ -89,10 +89,13 @@ class PeakEwma(Balancer):
             return b
         return a
 
+    def estimate(self, instance: Instance, now: float) -> float:
+        """The latency estimate decayed to `now`, seconds."""
+        return instance.peak_latency * exp((instance.peak_at - now) / self.decay)
+
     def cost(self, instance: Instance, now: float) -> float:
-        """Latency estimate decayed to `now`, times requests in flight + 1 (weight aside)."""
-        estimate = instance.peak_latency * exp((instance.peak_at - now) / self.decay)
-        return max(estimate, FLOOR_SECONDS) * (instance.in_flight + 1)
+        """The estimate (at least the floor) times requests in flight + 1, weight aside."""
+        return max(self.estimate(instance, now), FLOOR_SECONDS) * (instance.in_flight + 1)
 
     def observe(self, instance: Instance, seconds: float, now: float, failed: bool) -> None:
         if failed and seconds < FAILURE_SECONDS:
