@@ -114,6 +114,17 @@ def test_a_slow_instance_costs_one_call_per_retry_and_gets_its_share_back_once_q
     assert recovered[2] > 0.25 * sum(recovered), recovered
 
 
+def test_a_try_of_an_avoided_instance_is_one_call_at_a_time() -> None:
+    instances, clock, balancer = three()
+    slow = instances[2]
+    balancer.observe(slow, SLOW, clock.now - 60, failed=False)  # decayed below the others
+    for fast in instances[:2]:
+        balancer.observe(fast, FAST, clock.now, failed=False)
+    assert shares(balancer, instances, 300)[2] > 150  # the cheapest: tried whenever drawn
+    slow.in_flight = 1  # the try is out: until it answers, the slow one counts as it last did
+    assert shares(balancer, instances, 300)[2] == 0
+
+
 def test_a_quick_failure_does_not_make_an_instance_the_cheapest() -> None:
     instances, clock, balancer = three()
     for fast in instances[:2]:
