@@ -16,6 +16,11 @@ in rotation, from a sixth into the period for half of it:
 - `slow`: one service's instance on host 2 answers `--slow-ms` later (a proxy holds each
   request), catalog, orders and users in turn.
 
+Every upstream is balanced by `--balancer`, `peak_ewma` by default: a production gateway
+facing an instance that turns slow balances on latency (under `round_robin` the slow instance
+gets a third of its service's calls, and a Dashboard's five calls carry the delay to most
+requests' p99; `--balancer round_robin` shows it).
+
 Reported per period: requests, documented fail-closed errors and other errors (which is which:
 `bench/soak_report.py`), p50 and p99 latency, the gateway's RSS; the gateway's RSS at the start
 (after `--warmup` seconds of the same traffic, not recorded) and at the end; and three goal
@@ -75,6 +80,7 @@ from bench.soak_faults import (
 from bench.soak_report import Window
 from bench.soak_traffic import Outcome, Traffic, drive, sessions
 from bench.stack import NEVER_LIMIT, SERVICES, serve_config
+from bff.upstream import BALANCERS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -129,11 +135,11 @@ def rss_mb(pid: int) -> float:
 
 
 def gateway_config(
-    hosts: Hosts, proxies: SlowProxies, redis_url: str, token_format: str
+    hosts: Hosts, proxies: SlowProxies, redis_url: str, token_format: str, balancer: str
 ) -> dict[str, Any]:
     return {
         "server": {"host": "127.0.0.1"},
-        "upstreams": upstreams(hosts, proxies),
+        "upstreams": upstreams(hosts, proxies, balancer),
         "routes": ROUTES,
         "auth": {
             "token_format": token_format,
@@ -330,7 +336,8 @@ def markdown(
             f"- {args.minutes:g} minutes at {args.rate:g} requests/s, a fault every "
             f"{args.fault_every:g} s (a sixth into its period, for half of it), slow = "
             f"+{args.slow_ms:g} ms; {args.tokens} tokens, rate limits, APQ and metering in Redis; "
-            f"{len(SERVICES)} services x {HOSTS} instances; {args.sessions} sessions",
+            f"{len(SERVICES)} services x {HOSTS} instances, balancer `{args.balancer}`; "
+            f"{args.sessions} sessions",
             f"- pinning: {notes['pinning']}",
             f"- machine at the start: {notes['machine_start']}",
             f"- machine at the end: {notes['machine_end']}",
@@ -376,6 +383,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--fault-every", type=float, default=60.0, help="seconds per period and fault (60)")
     add("--slow-ms", type=float, default=100.0, help="latency the slow fault adds (100)")
     add("--tokens", choices=("opaque", "jwt"), default="opaque", help="token format (opaque)")
+    add("--balancer", choices=BALANCERS, default="peak_ewma", help="every upstream's (peak_ewma)")
     add("--warmup", type=float, default=10.0, help="seconds of unrecorded traffic first (10)")
     add("--sessions", type=int, default=8, help="logged-in clients (8)")
     add("--max-in-flight", type=int, default=256, help="unanswered requests at most (256)")
@@ -421,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             redis = DurableRedis(children, pinning, redis_dir)
             redis.start()
             config_path = work / "bff.yaml"
-            config = gateway_config(hosts, proxies, redis.url, args.tokens)
+            config = gateway_config(hosts, proxies, redis.url, args.tokens, args.balancer)
             config_path.write_text(yaml.safe_dump(config, sort_keys=False))
             server = serve_config(children, pinning, config_path, "gateway", ready_path="/readyz")
             soak, periods, rss_start = asyncio.run(

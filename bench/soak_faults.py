@@ -281,11 +281,14 @@ class SlowProxies:
                 sink.write_eof()
 
 
-def upstreams(hosts: Hosts, proxies: SlowProxies) -> dict[str, dict[str, object]]:
-    """The gateway's `upstreams`: every service over hosts 0 and 1 directly and host 2's proxy."""
+def upstreams(
+    hosts: Hosts, proxies: SlowProxies, balancer: str = "round_robin"
+) -> dict[str, dict[str, object]]:
+    """The gateway's `upstreams`: every service over hosts 0 and 1 directly and host 2's proxy,
+    each balanced by `balancer`."""
     config: dict[str, dict[str, object]] = {}
     for service in SERVICES:
         urls: Sequence[str] = [hosts.url(k, service) for k in KILLABLE_HOSTS]
         instances = [{"url": url} for url in [*urls, proxies.url(service)]]
-        config[service] = {"instances": instances}
+        config[service] = {"instances": instances, "balancer": balancer}
     return config

@@ -172,6 +172,32 @@ def test_least_requests_sends_less_to_a_slow_instance(shop: RunningServices) -> 
     assert per_instance[0] / 90 < 0.25, per_instance
 
 
+def test_peak_ewma_sends_a_slow_instance_almost_nothing_once_it_has_answered(
+    shop: RunningServices,
+) -> None:
+    """The slow instance may draw a few calls before its first answer shows what it is worth
+    (the in-flight factor bounds them); after that its latency keeps it out of every
+    comparison with a quick one, for far longer than this test lasts (about 45 s)."""
+    with (
+        KillableInstances("users", 1, ServiceOptions(latency=0.2)) as slow,
+        KillableInstances("users", 2) as fast,
+    ):
+        urls = slow.urls + fast.urls
+        config = settings(shop, [{"url": u} for u in urls], balancer="peak_ewma")
+        with gateway(config) as (url, _):
+            first = concurrent_lookups(url, 6, 15)
+            before = counts(urls)
+            second = concurrent_lookups(url, 6, 15)
+            estimates = [i["peak_latency_ms"] for i in users_state(url)]
+        assert errors_of(first) == [] and errors_of(second) == []
+        # what /admin/upstreams shows operators: the 200 ms, decayed by seconds at most
+        assert estimates[0] > 20, estimates
+        after = counts(urls)
+    assert sum(before) == 90 and sum(after) == 180
+    assert before[0] / 90 < 0.15, before  # round robin: a third; least_requests: about a ninth
+    assert after[0] - before[0] <= 2, (before, after)
+
+
 # --- active health checks ---------------------------------------------------------------------
 
 

@@ -9,7 +9,14 @@ from collections import Counter
 
 import pytest
 
-from bff.upstream import Instance, LeastRequests, RoundRobin, Weighted, make_balancer
+from bff.upstream import (
+    Instance,
+    LeastRequests,
+    PeakEwma,
+    RoundRobin,
+    Weighted,
+    make_balancer,
+)
 from bff.upstream.budget import RetryBudget
 from bff.upstream.health import HealthChecker, HealthSettings, HealthVerdicts
 from bff.upstream.http11 import (
@@ -109,6 +116,7 @@ def test_make_balancer_knows_every_configured_kind() -> None:
     assert isinstance(make_balancer("round_robin", instances), RoundRobin)
     assert isinstance(make_balancer("weighted", instances), Weighted)
     assert isinstance(make_balancer("least_requests", instances), LeastRequests)
+    assert isinstance(make_balancer("peak_ewma", instances), PeakEwma)
 
 
 def test_choose_avoids_instances_already_tried() -> None:
@@ -130,7 +138,7 @@ def test_avoiding_everything_still_chooses() -> None:
     assert RoundRobin([only]).choose(avoid=(only,)) is only
 
 
-@pytest.mark.parametrize("kind", ["round_robin", "weighted", "least_requests"])
+@pytest.mark.parametrize("kind", ["round_robin", "weighted", "least_requests", "peak_ewma"])
 def test_every_balancer_fails_over_zones_and_back_logging_once(
     kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:

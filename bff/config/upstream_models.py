@@ -182,10 +182,12 @@ class UpstreamCacheConfig(Section):
 
 
 class UpstreamConfig(Section):
-    balancer: Literal["round_robin", "weighted", "least_requests"] = Field(
+    balancer: Literal["round_robin", "weighted", "least_requests", "peak_ewma"] = Field(
         "round_robin",
         description="How an instance is picked: `round_robin`, `weighted` (smooth weighted "
-        "round robin) or `least_requests` (power of two choices).",
+        "round robin), `least_requests` (power of two choices on requests in flight) or "
+        "`peak_ewma` (power of two choices on latency times requests in flight, so a slow "
+        "instance gets few calls).",
     )
     instances: list[InstanceConfig] = Field(
         min_length=1, description="The instances of the service; at least one."

@@ -20,7 +20,7 @@ from bff.auth.policy import Scopes
 from bff.errors import BffError
 from bff.http.state import request_state
 from bff.rendering.errors import error_response
-from bff.upstream import Instance, UpstreamPool
+from bff.upstream import Balancer, Instance, PeakEwma, UpstreamPool
 
 ADMIN = Scopes("admin")
 
@@ -56,11 +56,15 @@ def describe_pool(pool: UpstreamPool) -> dict[str, Any]:
             "retries_in_flight": pool.budget.retries,
             "refused": pool.budget.refused,
         },
-        "instances": [describe_instance(i, now, wall) for i in pool.instances],
+        "instances": [describe_instance(i, now, wall, balancer) for i in pool.instances],
     }
 
 
-def describe_instance(instance: Instance, now: float, wall: float) -> dict[str, Any]:
+def describe_instance(
+    instance: Instance, now: float, wall: float, balancer: Balancer | None = None
+) -> dict[str, Any]:
+    """One instance's state; under `peak_ewma`, also the latency estimate it is balanced on
+    now (`peak_latency_ms`, decayed to now), which says why a slow one gets few calls."""
     if instance.ejected(now):
         state, reason, since = "ejected", instance.eject_reason, instance.since
     elif not instance.healthy:
@@ -68,7 +72,7 @@ def describe_instance(instance: Instance, now: float, wall: float) -> dict[str, 
     else:
         state, reason = "healthy", None
         since = max(instance.since, min(instance.ejected_until, now))
-    return {
+    described = {
         "url": instance.url,
         "zone": instance.zone,
         "weight": instance.weight,
@@ -85,3 +89,6 @@ def describe_instance(instance: Instance, now: float, wall: float) -> dict[str, 
         "error_rate": round(instance.error_rate, 4),
         "attempts": instance.attempts,
     }
+    if isinstance(balancer, PeakEwma):
+        described["peak_latency_ms"] = round(balancer.estimate(instance, now) * 1000, 3)
+    return described

@@ -8,6 +8,7 @@ from bff.upstream.balancer import Balancer, NoInstanceAvailable
 from bff.upstream.http11 import Headers
 from bff.upstream.instance import Instance
 from bff.upstream.least_requests import LeastRequests
+from bff.upstream.peak_ewma import PeakEwma
 from bff.upstream.pool import UpstreamPool
 from bff.upstream.registry import Upstreams
 from bff.upstream.response import UpstreamResponse
@@ -22,6 +23,7 @@ __all__ = [
     "Instance",
     "LeastRequests",
     "NoInstanceAvailable",
+    "PeakEwma",
     "RoundRobin",
     "UpstreamPool",
     "UpstreamResponse",

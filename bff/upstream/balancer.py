@@ -87,6 +87,13 @@ class Balancer(ABC):
     def pick(self, candidates: list[Instance]) -> Instance:
         """Pick one of at least two candidates."""
 
+    # Whether `observe` should be called after each attempt: False spares the others a call.
+    observes = False
+
+    def observe(self, instance: Instance, seconds: float, now: float, failed: bool) -> None:  # noqa: B027
+        """One attempt on `instance` ended at `now` after `seconds` (for latency-aware
+        strategies; the transport calls it only when `observes` is set). Default: nothing."""
+
     def _avoiding(self, candidates: list[Instance], avoid: Collection[Instance]) -> list[Instance]:
         """Candidates not tried yet: the zone's, else any usable one, else all as they were."""
         fresh = [i for i in candidates if i not in avoid]

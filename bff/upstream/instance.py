@@ -8,6 +8,8 @@ Plain attributes, written by one owner each and read by anyone (the balancer, `/
   detection (`bff.upstream.outlier`);
 - `in_flight`: requests sent or queued to it now (`BalancedTransport`);
 - `latency`, `error_rate`: moving averages of recent attempts (`record`);
+- `peak_latency`, `peak_at`: the `peak_ewma` balancer's latency estimate and when it was last
+  updated (`bff.upstream.peak_ewma`; untouched under the other balancers);
 - `since`: when `healthy` or the ejection last changed, `time.monotonic()` seconds.
 
 Times are `time.monotonic()` seconds, never wall clock, so a clock step cannot eject anyone.
@@ -39,6 +41,8 @@ class Instance:
     latency: float = 0.0  # seconds, moving average of recent attempts
     error_rate: float = 0.0  # 0..1, moving average of recent attempts
     attempts: int = 0
+    peak_latency: float = 0.0  # seconds, peak-sensitive and decaying by time (`peak_ewma`)
+    peak_at: float = 0.0  # monotonic time of the last update of `peak_latency`
 
     def usable(self, now: float) -> bool:
         """Whether the balancer may pick it: healthy and not ejected at `now`."""

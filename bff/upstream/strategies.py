@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from bff.upstream.balancer import Balancer, Clock
 from bff.upstream.instance import Instance
 from bff.upstream.least_requests import LeastRequests
+from bff.upstream.peak_ewma import PeakEwma
 from bff.upstream.round_robin import RoundRobin
 from bff.upstream.weighted import Weighted
 
@@ -15,6 +16,7 @@ BALANCERS: dict[str, type[Balancer]] = {
     "round_robin": RoundRobin,
     "weighted": Weighted,
     "least_requests": LeastRequests,
+    "peak_ewma": PeakEwma,
 }
 
 

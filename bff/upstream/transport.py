@@ -5,7 +5,8 @@
             └── BalancedTransport   the balancer picks an instance per attempt, and that
                                     instance's `ConnectionPool` sends the request; it keeps
                                     the instance's in-flight count, recent latency and error
-                                    rate, and tells outlier detection how the attempt went
+                                    rate, tells a latency-aware balancer (`observe`) and
+                                    outlier detection how the attempt went
 
 Each layer has two ways to send: `send` (the whole answer, for typed clients) and `stream`
 (REST passthrough: the body streamed both ways; a layer's part ends when the response closes).
@@ -113,6 +114,7 @@ class BalancedTransport(Transport):
         self.upstream = upstream
         self.tls = tls  # the upstream's name, for layers that report per upstream
         self.balancer = balancer
+        self._observe = balancer.observe if balancer.observes else None
         self.outliers = outliers
         self.clock = clock
         count = max(1, len(balancer.instances))
@@ -200,6 +202,8 @@ class BalancedTransport(Transport):
     def _account(self, instance: Instance, started: float, failure: str | None) -> None:
         now = self.clock()
         instance.record(failure is not None, now - started)
+        if self._observe is not None:
+            self._observe(instance, now - started, now, failure is not None)
         if self.outliers is None:
             return
         if failure is None:
