@@ -35,7 +35,6 @@ from graphql import (
     OperationType,
     experimental_execute_incrementally,
     parse,
-    validate,
 )
 from graphql import version as graphql_version
 from graphql.execution.executor import Executor
@@ -47,6 +46,7 @@ from bff.graphql.documents import MAX_FIELDS, count_fields, merged
 from bff.graphql.fallbacks import Fallback, FastPathStats
 from bff.graphql.incremental import Deferred, bounded_incremental_executor, execute_deferred
 from bff.graphql.validation import too_complex, validation_rules
+from bff.graphql.walk import validate
 from bff.limits import Shapes
 
 if TYPE_CHECKING:
