@@ -9,8 +9,9 @@ from typing import Any
 
 import graphql
 import pytest
-from graphql import GraphQLError, GraphQLSchema, parse, specified_rules
-from graphql.validation import ASTValidationRule, ValidationRule
+from graphql import GraphQLError, GraphQLSchema, TypeInfo, parse, specified_rules
+from graphql.pyutils import RefMap
+from graphql.validation import ASTValidationRule, ValidationContext, ValidationRule
 from hypothesis import HealthCheck, given, settings
 
 from bff.graphql import walk
@@ -45,6 +46,14 @@ def same_errors(schema: GraphQLSchema, query: str) -> None:
 def test_the_walk_is_in_use() -> None:
     assert walk.WALKABLE
     assert walk.PRUNE_DIRECTIVES_RULE
+
+
+def test_the_contexts_node_caches_are_keyed_by_identity() -> None:
+    document = parse("{ __typename }")
+    context = ValidationContext(SCHEMA, document, TypeInfo(SCHEMA), lambda _error: None)
+    walk.by_identity(context)
+    for name in walk.CONTEXT_CACHES:
+        assert isinstance(getattr(context, name), RefMap), name
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -39,6 +39,7 @@ from graphql import (
     TypeInfo,
     assert_valid_schema,
 )
+from graphql.pyutils import RefMap
 from graphql.validation import ASTValidationRule, UniqueDirectivesPerLocationRule
 from graphql.validation.validation_context import ValidationContext
 
@@ -53,6 +54,13 @@ except ImportError:  # pragma: no cover - another graphql-core release
 else:
     WALKABLE = True
 
+# the caches of `ValidationContext` keyed by nodes (empty dicts when it is made)
+CONTEXT_CACHES = (
+    "_fragment_spreads",
+    "_recursively_referenced_fragments",
+    "_variable_usages",
+    "_recursive_variable_usages",
+)
 MAX_ERRORS = 100  # graphql-core's default
 ABORTED = "Too many validation errors, error limit reached. Validation aborted."
 
@@ -236,6 +244,16 @@ class _Walk:
             self.path.pop()
 
 
+def by_identity(context: ValidationContext) -> None:
+    """The context's caches keyed by node identity: a dict keyed by nodes hashes each key's
+    whole subtree (nodes are frozen dataclasses), so looking an operation up hashes all of it,
+    again at every lookup. One document holds each node once: same answers, as graphql-core's
+    own `RefMap` gives its other caches."""
+    for name in CONTEXT_CACHES:
+        if getattr(context, name, None) == {}:
+            setattr(context, name, RefMap())
+
+
 def validate(
     schema: GraphQLSchema,
     document: DocumentNode,
@@ -257,6 +275,7 @@ def validate(
         errors.append(error)
 
     context = ValidationContext(schema, document, type_info, on_error, hide_suggestions)
+    by_identity(context)
     visitors: list[Any] = [rule(context) for rule in rules]
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
