@@ -77,6 +77,9 @@ def test_repeated_documents_get_graphql_cores_errors(query: str) -> None:
         "type T { a: Int } query @skip(if: true) @skip(if: true) { __typename }",
         "query($v: Int) { __typename @include(if: $v) } { __typename }",
         "{ __typename ...A } fragment A on Query { __typename } fragment U on Query { x }",
+        # repeated directives on a field, a spread, an inline fragment and a fragment
+        "{ a @skip(if: false) @skip(if: true) b: a ...A @include(if: true) @include(if: true)"
+        " ... @skip(if: false) @skip(if: false) { a } } fragment A on Query @x @x { a }",
     ],
 )
 def test_documents_that_stop_or_fail_validation_get_graphql_cores_errors(query: str) -> None:

@@ -13,8 +13,8 @@ nobody listens to, with nothing below it (a name), is not visited at all. Same c
 same order: same errors, in the same order.
 
 `UniqueDirectivesPerLocationRule` listens to every node (a generic `enter` that returns at once
-where the node has no `directives`); it is called only on kinds whose nodes can hold
-directives, when its source still starts that way.
+where the node has no `directives`); it is called only on nodes that hold directives, when its
+source still starts that way.
 
 What this relies on (graphql-core's validation context, its fragment-nesting visitor and key
 map, not all public) is checked at import; where it moved, or a rule returns anything but
@@ -111,28 +111,33 @@ WALKABLE = WALKABLE and _context_fits()
 
 
 class _Kind:
-    """What listens to one node kind: `TypeInfo`'s methods, and each rule's functions."""
+    """What listens to one node kind: `TypeInfo`'s methods, and each rule's functions;
+    `plain` the enter functions for a node of this kind without directives, when they are
+    fewer (`UniqueDirectivesPerLocationRule` does nothing there), else `None`."""
 
-    __slots__ = ("enter_info", "enters", "keys", "leave_info", "leaves", "silent")
+    __slots__ = ("enter_info", "enters", "keys", "leave_info", "leaves", "plain", "silent")
 
     def __init__(self, kind: str, type_info: TypeInfo, visitors: list[Any]) -> None:
         self.enter_info: Handler | None = getattr(type_info, "enter_" + kind, None)
         self.leave_info: Handler | None = getattr(type_info, "leave_" + kind, None)
         enters: list[tuple[int, Handler]] = []
+        plain: list[tuple[int, Handler]] = []
         leaves: list[tuple[int, Handler]] = []
         for index, visitor in enumerate(visitors):
             enter, leave = visitor.get_enter_leave_for_kind(kind)
-            if (
+            directives_only = (
                 PRUNE_DIRECTIVES_RULE
                 and type(visitor) is UniqueDirectivesPerLocationRule
-                and kind in WITHOUT_DIRECTIVES
-            ):
-                enter = None if enter == visitor.enter else enter
-            if enter:
+                and enter == visitor.enter
+            )
+            if enter and not (directives_only and kind in WITHOUT_DIRECTIVES):
                 enters.append((index, enter))
+                if not directives_only:
+                    plain.append((index, enter))
             if leave:
                 leaves.append((index, leave))
         self.enters = tuple(enters)
+        self.plain = tuple(plain) if len(plain) < len(enters) else None
         self.leaves = tuple(leaves)
         self.keys: tuple[str, ...] = query_document_keys_to_validate.get(kind, ())
         self.silent = not (self.enter_info or self.leave_info or enters or leaves or self.keys)
@@ -160,7 +165,9 @@ class _Walk:
         if kind.enter_info:
             kind.enter_info(node)
         skipping = self.skipping
-        for index, enter in kind.enters:
+        plain = kind.plain
+        enters = kind.enters if plain is None or node.directives else plain  # type: ignore[attr-defined]
+        for index, enter in enters:
             if not skipping[index]:
                 result = enter(node, key, parent, self.path, self.ancestors)
                 if result is None:
