@@ -115,7 +115,17 @@ class _Kind:
     `plain` the enter functions for a node of this kind without directives, when they are
     fewer (`UniqueDirectivesPerLocationRule` does nothing there), else `None`."""
 
-    __slots__ = ("enter_info", "enters", "keys", "leave_info", "leaves", "plain", "silent")
+    __slots__ = (
+        "enter_info",
+        "entering",
+        "enters",
+        "keys",
+        "leave_info",
+        "leaves",
+        "leaving",
+        "plain",
+        "silent",
+    )
 
     def __init__(self, kind: str, type_info: TypeInfo, visitors: list[Any]) -> None:
         self.enter_info: Handler | None = getattr(type_info, "enter_" + kind, None)
@@ -140,7 +150,9 @@ class _Kind:
         self.plain = tuple(plain) if len(plain) < len(enters) else None
         self.leaves = tuple(leaves)
         self.keys: tuple[str, ...] = query_document_keys_to_validate.get(kind, ())
-        self.silent = not (self.enter_info or self.leave_info or enters or leaves or self.keys)
+        self.entering = bool(self.enter_info or enters)
+        self.leaving = bool(self.leave_info or leaves)
+        self.silent = not (self.entering or self.leaving or self.keys)
 
 
 class _Walk:
@@ -201,54 +213,52 @@ class _Walk:
 
     def run(self, root: DocumentNode) -> None:
         """Depth first without recursion: a frame is a node or a tuple of nodes being walked,
-        with its key and parent, and the position of the next child to walk."""
-        path, ancestors = self.path, self.ancestors
+        with its key and parent, and the position of the next child to walk. A node whose
+        kind has no enter (or leave) functions is not entered (or left), unless a rule skips
+        a subtree, which its leave ends."""
+        path, ancestors, kinds = self.path, self.ancestors, self.kinds
+        enter, leave = self.enter, self.leave
         root_kind = self.kind(root.kind)
-        self.enter(root, root_kind, None, None)
+        enter(root, root_kind, None, None)
         # (node or tuple, its key, its parent, its _Kind or None for a tuple, next position)
         frames: list[list[Any]] = [[root, None, None, root_kind, 0]]
         while frames:
             frame = frames[-1]
-            current, _key, _parent, kind, position = frame
+            current, key, parent, kind, position = frame
             if kind is None:  # a tuple: its items, by index
-                if position >= len(current):
-                    self._up(frames)
-                    continue
-                key: Any = position
-                child = current[position]
+                done = position >= len(current)
+                child = None if done else current[position]
             else:
                 keys = kind.keys
-                if position >= len(keys):
-                    self._up(frames)
-                    continue
-                key = keys[position]
-                child = getattr(current, key, None)
+                done = position >= len(keys)
+                child = None if done else getattr(current, keys[position], None)
+            if done:
+                frames.pop()
+                if frames:
+                    ancestors.pop()
+                if kind is not None and (kind.leaving or self.skipped):
+                    leave(current, kind, key, parent)
+                if path:
+                    path.pop()
+                continue
             frame[4] = position + 1
             if child is None:
                 continue
+            key = position if kind is None else kind.keys[position]
             if isinstance(child, tuple):
-                if not child:
-                    continue
-                path.append(key)
-                ancestors.append(current)
-                frames.append([child, key, current, None, 0])
+                if child:
+                    path.append(key)
+                    ancestors.append(current)
+                    frames.append([child, key, current, None, 0])
                 continue
-            child_kind = self.kind(child.kind)
+            child_kind = kinds.get(child.kind) or self.kind(child.kind)
             if child_kind.silent:
                 continue
             path.append(key)
-            self.enter(child, child_kind, key, current)
+            if child_kind.entering:
+                enter(child, child_kind, key, current)
             ancestors.append(current)
             frames.append([child, key, current, child_kind, 0])
-
-    def _up(self, frames: list[list[Any]]) -> None:
-        node, key, parent, kind, _position = frames.pop()
-        if frames:
-            self.ancestors.pop()
-        if kind is not None:
-            self.leave(node, kind, key, parent)
-        if self.path:
-            self.path.pop()
 
 
 def by_identity(context: ValidationContext) -> None:
