@@ -12,8 +12,9 @@ status the GraphQL-over-HTTP spec asks for.
 Before validation a document is bounded (`bff.graphql.documents`, SPEC section 15): past
 `max_fields` field selections (merged, fragments expanded) it is refused as
 `QUERY_TOO_COMPLEX` without being validated, and validation runs on its merged copy, with the
-overlap rule on a budget (`bff.graphql.validation`); with introspection off, validation
-messages suggest no names. The cached document is the one parsed: execution, costs and error
+overlap rule on a budget (`bff.graphql.validation`), driven by a walk that calls only the rules
+listening to each node (`bff.graphql.walk`: graphql-core's errors, for less dispatch); with
+introspection off, validation messages suggest no names. The cached document is the one parsed: execution, costs and error
 locations are the client's.
 """
 
