@@ -163,7 +163,9 @@ class _Walk:
         self.visitors = visitors
         self.kinds: dict[str, _Kind] = {}
         self.skipping: list[Any] = [None] * len(visitors)
-        self.skipped = 0  # how many rules skip a subtree now
+        # (node, rule) for each rule skipping the subtree of that node, innermost last: a skip
+        # ends where its node is left, and nodes are left innermost first
+        self.skips: list[tuple[Node, int]] = []
         self.path: list[Any] = []
         self.ancestors: list[Any] = []
 
@@ -186,7 +188,7 @@ class _Walk:
                     continue
                 if result is SKIP or result is False:
                     skipping[index] = node
-                    self.skipped += 1
+                    self.skips.append((node, index))
                 elif result is BREAK or result is True:
                     skipping[index] = BREAK
                 else:
@@ -203,11 +205,9 @@ class _Walk:
                     skipping[index] = BREAK
                 else:
                     raise Unusual
-        if self.skipped:
-            for index, skipped in enumerate(skipping):
-                if skipped is node:
-                    skipping[index] = None
-                    self.skipped -= 1
+        skips = self.skips
+        while skips and skips[-1][0] is node:
+            skipping[skips.pop()[1]] = None
         if kind.leave_info:
             kind.leave_info()
 
@@ -236,7 +236,8 @@ class _Walk:
                 frames.pop()
                 if frames:
                     ancestors.pop()
-                if kind is not None and (kind.leaving or self.skipped):
+                skips = self.skips
+                if kind is not None and (kind.leaving or (skips and skips[-1][0] is current)):
                     leave(current, kind, key, parent)
                 if path:
                     path.pop()
