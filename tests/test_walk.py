@@ -142,3 +142,29 @@ def test_skip_and_break_are_per_rule_as_in_graphql_core() -> None:
     walked = walk.validate(SCHEMA, document, rules)
     assert seen(walked) == seen(graphql.validate(SCHEMA, document, rules))
     assert [e.message for e in walked] == ["entered __schema __typename"]
+
+
+class SkippingSets(ValidationRule):
+    """Skips every second selection set it meets, and reports each one it leaves."""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self.seen = 0
+
+    def enter_selection_set(self, *_args: Any) -> Any:
+        self.seen += 1
+        return self.SKIP if self.seen % 2 == 0 else None
+
+    def leave_selection_set(self, node: Any, *_args: Any) -> None:
+        self.report_error(GraphQLError("left a selection set", node))
+
+
+def test_skips_nested_in_skips_end_where_their_nodes_are_left() -> None:
+    document = parse(
+        "{ __schema { types { fields { name } name } } a: __typename"
+        " ... on Query { __type(name: 1) { name fields { name } } } }"
+    )
+    rules = [SkippingSets, Skipping, SkippingSets, *specified_rules]
+    walked = walk.validate(SCHEMA, document, rules)
+    assert seen(walked) == seen(graphql.validate(SCHEMA, document, rules))
+    assert sum(e.message == "left a selection set" for e in walked) >= 2
