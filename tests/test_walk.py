@@ -5,6 +5,8 @@ and on documents that hit each way validation stops early."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import graphql
@@ -168,3 +170,28 @@ def test_skips_nested_in_skips_end_where_their_nodes_are_left() -> None:
     walked = walk.validate(SCHEMA, document, rules)
     assert seen(walked) == seen(graphql.validate(SCHEMA, document, rules))
     assert sum(e.message == "left a selection set" for e in walked) >= 2
+
+
+class Recorded(ValidationRule):
+    """Keeps a weak reference to each of its instances."""
+
+    instances: list[weakref.ref[Any]] = []
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self.instances.append(weakref.ref(self))
+
+    def enter_field(self, *_args: Any) -> None:
+        pass
+
+
+def test_the_rules_go_when_validation_returns_without_the_garbage_collector() -> None:
+    document = parse("{ __typename ...A } fragment A on Query { __typename }")
+    gc.collect()
+    gc.disable()
+    try:
+        walk.validate(SCHEMA, document, [Recorded, *validation_rules(introspection=True)])
+        assert Recorded.instances
+        assert all(ref() is None for ref in Recorded.instances)
+    finally:
+        gc.enable()
