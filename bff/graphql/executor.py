@@ -14,8 +14,8 @@ Before validation a document is bounded (`bff.graphql.documents`, SPEC section 1
 `QUERY_TOO_COMPLEX` without being validated, and validation runs on its merged copy, with the
 overlap rule on a budget (`bff.graphql.validation`), driven by a walk that calls only the rules
 listening to each node (`bff.graphql.walk`: graphql-core's errors, for less dispatch); with
-introspection off, validation messages suggest no names. The cached document is the one parsed: execution, costs and error
-locations are the client's.
+introspection off, validation messages suggest no names. The cached document is the one
+parsed: execution, costs and error locations are the client's.
 """
 
 from __future__ import annotations
