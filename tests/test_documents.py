@@ -101,6 +101,15 @@ def test_merging_leaves_the_parsed_document_untouched() -> None:
     assert print_ast(document) == before
 
 
+def test_what_does_not_merge_is_the_parsed_nodes_themselves() -> None:
+    document = parse("{ product(id: 1) { id reviews { id } } } fragment P on Product { id }")
+    assert merged(document) is document
+    document = parse("{ a: product(id: 1) { id } b: product(id: 1) { id id } }")
+    first, second = merged(document).definitions[0].selection_set.selections  # type: ignore[attr-defined]
+    assert first is document.definitions[0].selection_set.selections[0]  # type: ignore[attr-defined]
+    assert print_ast(second) == "b: product(id: 1) {\n  id\n}"
+
+
 # --- counting ---------------------------------------------------------------------------------
 
 

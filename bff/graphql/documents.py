@@ -3,7 +3,8 @@ validation (SPEC section 15, "Documents").
 
 graphql-core's overlap rule compares every pair of fields that share a response name, so a
 field repeated a thousand times under the token cap costs a million comparisons. `merged`
-returns a copy of the document where each selection set holds every distinct selection once:
+returns the document with each selection set holding every distinct selection once (copies of
+the nodes that change, the parsed ones where nothing merges, which is most of a real query):
 
 - fields with the same alias, name, arguments and directives become one field whose selection
   set is the union of theirs (a leaf and a field with a selection set are never merged, so
@@ -59,22 +60,28 @@ Key = tuple[Any, ...]
 
 
 def merged(document: DocumentNode) -> DocumentNode:
-    """A copy of `document` whose selection sets hold each distinct selection once."""
+    """`document` with each selection set holding each distinct selection once: a copy of
+    what merges, the parsed nodes themselves where nothing does (never changed in place)."""
     definitions = []
+    changed = False
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode | FragmentDefinitionNode):
             selection_set = merge_selection_set([definition.selection_set])
-            definition = replace(definition, selection_set=selection_set)
+            if selection_set is not definition.selection_set:
+                definition = replace(definition, selection_set=selection_set)
+                changed = True
         definitions.append(definition)
-    return replace(document, definitions=tuple(definitions))
+    return replace(document, definitions=tuple(definitions)) if changed else document
 
 
 def merge_selection_set(sets: Sequence[SelectionSetNode]) -> SelectionSetNode:
-    """One selection set holding the selections of `sets`, each distinct one once."""
+    """One selection set holding the selections of `sets`, each distinct one once; the one of
+    `sets` itself when it is alone and nothing in it merges."""
     groups: dict[Key, list[SelectionNode]] = {}
     for selection_set in sets:
         for selection in selection_set.selections:
             groups.setdefault(selection_key(selection), []).append(selection)
+    changed = len(sets) > 1 or len(groups) < len(sets[0].selections)
     selections: list[SelectionNode] = []
     for same in groups.values():
         first = same[0]
@@ -84,20 +91,23 @@ def merge_selection_set(sets: Sequence[SelectionSetNode]) -> SelectionSetNode:
                 for s in same
                 if isinstance(s, FieldNode | InlineFragmentNode) and s.selection_set
             ]
-            first = replace(first, selection_set=merge_selection_set(below))
+            selection_set = merge_selection_set(below)
+            if selection_set is not first.selection_set:
+                first = replace(first, selection_set=selection_set)
+                changed = True
         selections.append(first)
-    return replace(sets[0], selections=tuple(selections))
+    return replace(sets[0], selections=tuple(selections)) if changed else sets[0]
 
 
 def selection_key(selection: SelectionNode) -> Key:
     """Equal for selections that may merge into one."""
-    directives = directives_key(selection.directives)
+    directives = directives_key(selection.directives) if selection.directives else ()
     if isinstance(selection, FieldNode):
         return (
             "field",
             selection.alias.value if selection.alias else None,
             selection.name.value,
-            arguments_key(selection.arguments),
+            arguments_key(selection.arguments) if selection.arguments else (),
             directives,
             selection.selection_set is None,
         )

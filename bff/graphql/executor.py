@@ -12,9 +12,10 @@ status the GraphQL-over-HTTP spec asks for.
 Before validation a document is bounded (`bff.graphql.documents`, SPEC section 15): past
 `max_fields` field selections (merged, fragments expanded) it is refused as
 `QUERY_TOO_COMPLEX` without being validated, and validation runs on its merged copy, with the
-overlap rule on a budget (`bff.graphql.validation`); with introspection off, validation
-messages suggest no names. The cached document is the one parsed: execution, costs and error
-locations are the client's.
+overlap rule on a budget (`bff.graphql.validation`), driven by a walk that calls only the rules
+listening to each node (`bff.graphql.walk`: graphql-core's errors, for less dispatch); with
+introspection off, validation messages suggest no names. The cached document is the one
+parsed: execution, costs and error locations are the client's.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from graphql import (
     OperationType,
     experimental_execute_incrementally,
     parse,
-    validate,
 )
 from graphql import version as graphql_version
 from graphql.execution.executor import Executor
@@ -47,6 +47,7 @@ from bff.graphql.documents import MAX_FIELDS, count_fields, merged
 from bff.graphql.fallbacks import Fallback, FastPathStats
 from bff.graphql.incremental import Deferred, bounded_incremental_executor, execute_deferred
 from bff.graphql.validation import too_complex, validation_rules
+from bff.graphql.walk import validate
 from bff.limits import Shapes
 
 if TYPE_CHECKING:
