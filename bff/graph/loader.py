@@ -289,7 +289,7 @@ class BatchLoader(Generic[K, V, R]):
         return batches
 
     def _open_batch(self) -> _Batch:
-        loop = self._running_loop()
+        loop = self._loop or self._running_loop()
         batch = self._open = _Batch(loop)
         # Two loop turns before the keys are taken, as aiodataloader's dispatch takes: loads
         # from tasks started in this turn (one per sibling field or list item) join this batch.
@@ -302,7 +302,7 @@ class BatchLoader(Generic[K, V, R]):
         if self._cancelled:
             batch.done.cancel()
             return
-        batch.task = self._running_loop().create_task(self._run(batch))
+        batch.task = (self._loop or self._running_loop()).create_task(self._run(batch))
 
     async def _run(self, batch: _Batch) -> None:
         keys, remember = batch.keys, True
