@@ -41,7 +41,12 @@ class TracingTransport(Transport):
         except BaseException as exc:
             self._failed(observed, span, exc, started)
             raise
-        self._answered(observed, span, request, reply.instance.url, reply.status, started)
+        if span is None:  # `_answered` without a span (nearly every call): its metrics only
+            observed.telemetry.metrics.upstream(
+                self.upstream, reply.instance.url, reply.status, perf_counter() - started
+            )
+        else:
+            self._answered(observed, span, request, reply.instance.url, reply.status, started)
         return reply
 
     async def stream(

@@ -125,7 +125,7 @@ class ConnectionPool:
             return await conn.exchange(
                 data,
                 deadline,
-                head_only=request.head_only,
+                head_only=request.method == "HEAD",  # `head_only`, without the property call
                 expect_id=request.request_id,
             )
         except (TlsFailed, ConnectionLost) as exc:
