@@ -78,8 +78,10 @@ class KeyLoader(Protocol[K_in, V]):
     def cancel_pending(self) -> None: ...
 
 
-# Around each batch call: (loader class name, upstream, number of keys) -> a context manager.
-BatchHook = Callable[[str, str, int], AbstractContextManager[object]]
+# Around each batch call: (loader class name, upstream, number of keys) -> a context manager,
+# or None when there is nothing to wrap the call in (no span: entering a null context would
+# cost two Python calls per batch).
+BatchHook = Callable[[str, str, int], AbstractContextManager[object] | None]
 
 
 class _Batch:
@@ -313,10 +315,11 @@ class BatchLoader(Generic[K, V, R]):
         keys, remember = batch.keys, True
         try:
             hook = self.observe  # inline, not a coroutine of its own: two Python calls a batch
-            if hook is None:
+            scope = None if hook is None else hook(type(self).__name__, self.upstream, len(keys))
+            if scope is None:
                 values = await self.batch_load_fn(keys)
             else:
-                with hook(type(self).__name__, self.upstream, len(keys)):
+                with scope:
                     values = await self.batch_load_fn(keys)
             if len(values) != len(keys):
                 name = type(self).__name__

@@ -21,7 +21,7 @@ from typing import Any
 from bff.errors import BadUpstreamResponse, BadUserInput, UpstreamTimeout, UpstreamUnavailable
 from bff.upstream.balancer import Balancer, Clock, NoInstanceAvailable
 from bff.upstream.budget import RetryBudget
-from bff.upstream.cache_control import freshness
+from bff.upstream.cache_control import freshness_of
 from bff.upstream.header_policy import UsedAnswers, current_answers
 from bff.upstream.health import HealthChecker, HealthSettings, HealthVerdicts
 from bff.upstream.http11 import (
@@ -215,7 +215,7 @@ class UpstreamPool:
         passed = self.passed_headers
         values = {name: headers.get_list(name) for name in passed} if passed else None
         fields = headers.decoded()  # read in C below: three lookups per call, no method each
-        fresh = freshness(fields, self.cache_ttl)
+        fresh = freshness_of(fields.get("cache-control"), fields.get("age"), self.cache_ttl)
         answers.record(fields, fresh, passed, cookies=not joined, values=values)
 
     async def exchange(self, request: Request) -> UpstreamResponse:
