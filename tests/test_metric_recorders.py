@@ -6,7 +6,7 @@ import math
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from bff.telemetry.recorders import counter_recorder, histogram_recorder
+from bff.telemetry.recorders import counted_recorder, counter_recorder, histogram_recorder
 
 BUCKETS = (0.005, 0.01, 0.1, 1.0)
 # below, on, between and past every bound, zero, an integer, and NaN
@@ -34,6 +34,30 @@ def test_recorders_expose_what_the_library_methods_do() -> None:
     assert mine == theirs
 
 
+def counted_exposition(fused: bool) -> bytes:
+    """One count and one observation per amount, fused or by the library's own methods."""
+    registry = CollectorRegistry()
+    histogram = Histogram("h_seconds", "h", ["upstream"], buckets=BUCKETS, registry=registry)
+    counter = Counter("c", "c", ["upstream", "status"], registry=registry)
+    h_child = histogram.labels("users")
+    ok, failed = counter.labels("users", "2xx"), counter.labels("users", "5xx")
+    record_ok, record_failed = counted_recorder(ok, h_child), counted_recorder(failed, h_child)
+    for index, amount in enumerate(AMOUNTS):
+        if fused:
+            (record_failed if index % 3 == 0 else record_ok)(amount)
+        else:
+            (failed if index % 3 == 0 else ok).inc()
+            h_child.observe(amount)
+    return generate_latest(registry)
+
+
+def test_counted_recorder_exposes_what_inc_and_observe_do() -> None:
+    mine, theirs = counted_exposition(True), counted_exposition(False)
+    assert b'c_total{status="5xx",upstream="users"} 5.0' in theirs  # every third of 13
+    assert b'h_seconds_count{upstream="users"} 12.0' in theirs  # NaN is in no bucket
+    assert mine == theirs
+
+
 def test_another_layout_falls_back_to_the_librarys_methods() -> None:
     """A prometheus-client that keeps its values elsewhere gets `observe` / `inc` back."""
     from bff.telemetry.recorders import counter_recorder, histogram_recorder
@@ -51,4 +75,5 @@ def test_another_layout_falls_back_to_the_librarys_methods() -> None:
     other = Other()
     histogram_recorder(other)(0.25)  # type: ignore[arg-type]
     counter_recorder(other)(2)  # type: ignore[arg-type]
-    assert other.seen == [0.25, -2]
+    counted_recorder(other, other)(0.5)  # type: ignore[arg-type]
+    assert other.seen == [0.25, -2, -1, 0.5]

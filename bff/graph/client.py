@@ -48,6 +48,11 @@ class ServiceClient:
     ) -> R:
         """`GET path`, its 2xx body decoded (and validated) by `decoder`."""
         response = await self.pool.request("GET", path, params=params, headers=self.headers)
+        if 200 <= response.status < 300 and not response.kept:  # `decoded`'s common case
+            try:
+                return decoder.decode(response.body)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                raise BadUpstreamResponse(self.pool.name) from exc
         return self.decoded(decoder, response)
 
     async def post_decoded(self, decoder: msgspec.json.Decoder[R], path: str, body: Any) -> R:

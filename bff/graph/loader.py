@@ -40,6 +40,7 @@ from typing import (
     Generic,
     Protocol,
     Self,
+    TypeGuard,
     TypeVar,
     get_args,
     get_origin,
@@ -77,8 +78,10 @@ class KeyLoader(Protocol[K_in, V]):
     def cancel_pending(self) -> None: ...
 
 
-# Around each batch call: (loader class name, upstream, number of keys) -> a context manager.
-BatchHook = Callable[[str, str, int], AbstractContextManager[object]]
+# Around each batch call: (loader class name, upstream, number of keys) -> a context manager,
+# or None when there is nothing to wrap the call in (no span: entering a null context would
+# cost two Python calls per batch).
+BatchHook = Callable[[str, str, int], AbstractContextManager[object] | None]
 
 
 class _Batch:
@@ -200,7 +203,9 @@ class BatchLoader(Generic[K, V, R]):
     def _response_cache(self) -> ResponseCache | None:
         """The cache of this loader's upstream pool, when the gateway has one (`cache`)."""
         pools = getattr(self.clients, "pools", None)
-        pool = pools.get(self.upstream) if isinstance(pools, Mapping) and self.upstream else None
+        if not self.upstream or not _is_mapping(pools):
+            return None
+        pool = pools.get(self.upstream)
         return pool.cache if isinstance(pool, UpstreamPool) else None
 
     async def load_settled(self, keys: Sequence[K]) -> list[V | Exception | None]:
@@ -289,7 +294,9 @@ class BatchLoader(Generic[K, V, R]):
         return batches
 
     def _open_batch(self) -> _Batch:
-        loop = self._running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         batch = self._open = _Batch(loop)
         # Two loop turns before the keys are taken, as aiodataloader's dispatch takes: loads
         # from tasks started in this turn (one per sibling field or list item) join this batch.
@@ -302,12 +309,18 @@ class BatchLoader(Generic[K, V, R]):
         if self._cancelled:
             batch.done.cancel()
             return
-        batch.task = self._running_loop().create_task(self._run(batch))
+        batch.task = (self._loop or self._running_loop()).create_task(self._run(batch))
 
     async def _run(self, batch: _Batch) -> None:
         keys, remember = batch.keys, True
         try:
-            values = await self._observed_load(keys)
+            hook = self.observe  # inline, not a coroutine of its own: two Python calls a batch
+            scope = None if hook is None else hook(type(self).__name__, self.upstream, len(keys))
+            if scope is None:
+                values = await self.batch_load_fn(keys)
+            else:
+                with scope:
+                    values = await self.batch_load_fn(keys)
             if len(values) != len(keys):
                 name = type(self).__name__
                 raise TypeError(f"{name} returned {len(values)} values for {len(keys)} keys")
@@ -320,13 +333,6 @@ class BatchLoader(Generic[K, V, R]):
         finally:
             self._release(batch, remember)
         batch.done.set_result(None)
-
-    async def _observed_load(self, keys: list[K]) -> list[V | BffError | None]:
-        hook = self.observe
-        if hook is None:
-            return await self.batch_load_fn(keys)
-        with hook(type(self).__name__, self.upstream, len(keys)):
-            return await self.batch_load_fn(keys)
 
     def _release(self, batch: _Batch, remember: bool) -> None:
         """Keys stop waiting for `batch`; their values are remembered unless cleared since."""
@@ -342,6 +348,19 @@ class BatchLoader(Generic[K, V, R]):
                 del waiting[key]
                 if remember and key in batch.values:
                     settled[key] = batch.values[key]
+
+
+_MAPPING_TYPES: set[type] = set()  # the `pools` classes seen (one: the app's registry)
+
+
+def _is_mapping(value: object) -> TypeGuard[Mapping[Any, Any]]:
+    """`isinstance(value, Mapping)` without the ABC's Python-level check for a known class."""
+    if type(value) in _MAPPING_TYPES:
+        return True
+    if isinstance(value, Mapping):
+        _MAPPING_TYPES.add(type(value))
+        return True
+    return False
 
 
 def _value_type(cls: type) -> Any:

@@ -9,28 +9,27 @@ client spans of the batch's upstream call.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 
 from opentelemetry.trace import SpanKind
 
 from bff.telemetry.current import current_observed
 from bff.telemetry.tracing import current_span
 
-_NOTHING: AbstractContextManager[object] = nullcontext()
 
-
-def batch_scope(loader: str, upstream: str, size: int) -> AbstractContextManager[object]:
-    """Around one batch call of `loader` to `upstream` for `size` keys."""
+def batch_scope(loader: str, upstream: str, size: int) -> AbstractContextManager[object] | None:
+    """Around one batch call of `loader` to `upstream` for `size` keys; None when no span is
+    recorded (the loader then awaits the call as it is)."""
     observed = current_observed()
     if observed is None:
-        return _NOTHING
+        return None
     telemetry = observed.telemetry
     telemetry.metrics.batch(upstream, size)
     tracing = telemetry.tracing
     if tracing is None:
-        return _NOTHING
+        return None
     parent = current_span()
     if not parent.is_recording():
-        return _NOTHING
+        return None
     attributes = {"bff.upstream": upstream, "bff.batch.size": size, "bff.loader": loader}
     return tracing.span(f"dataloader {upstream}", SpanKind.INTERNAL, attributes, parent)

@@ -27,9 +27,9 @@ class Observed:
         self.state = state
         self.route = route  # the route family (a bounded metric label)
         self.fields: tuple[str, ...] = ()  # GraphQL fields the operation used (metering)
-        # (span, traceparent, tracestate) last sent for a parent that does not record: reused
-        # by the request's other upstream calls, which all continue the same span
-        self.propagated: tuple[object, str, str] | None = None
+        # (span, its traceparent and tracestate lines) last sent for a parent that does not
+        # record: reused by the request's other upstream calls, which continue the same span
+        self.propagated: tuple[object, bytes] | None = None
 
 
 _CURRENT: ContextVar[Observed | None] = ContextVar("bff_observed", default=None)

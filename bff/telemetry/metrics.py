@@ -29,12 +29,15 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from bff.errors import CODES
 from bff.telemetry.current import current
-from bff.telemetry.recorders import counter_recorder, histogram_recorder
+from bff.telemetry.recorders import counted_recorder, counter_recorder, histogram_recorder
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: half the scrape, no use to a gateway's users
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MAX_OPERATIONS = 100
+# upstream x instance x status recorders kept (a config has a few dozen; odd statuses past this
+# are recorded all the same, through a recorder made for the one attempt)
+MAX_UPSTREAM_RECORDS = 4096
 OTHER = "other"
 MAX_FALLBACK_REASONS = 20  # distinct `reason` labels of bff_graphql_fallbacks_total
 ANONYMOUS_OPERATION = "anonymous"
@@ -170,8 +173,7 @@ class Metrics:
         self._fallback_reasons: set[str] = set()
         self._request_children: dict[tuple[str, str, str], Callable[[float], None]] = {}
         self._duration_children: dict[tuple[str, str], Callable[[float], None]] = {}
-        self._upstream_children: dict[tuple[str, str, str], Callable[[float], None]] = {}
-        self._upstream_duration_children: dict[tuple[str, str], Callable[[float], None]] = {}
+        self._upstream_records: dict[tuple[str, str, int | None], Callable[[float], None]] = {}
         self._batch_children: dict[str, Callable[[float], None]] = {}
         self._cache_children: dict[tuple[str, str], Callable[[float], None]] = {}
         self._error_children: dict[str, Callable[[float], None]] = {}
@@ -192,18 +194,24 @@ class Metrics:
         observe(seconds)
 
     def upstream(self, upstream: str, instance: str, status: int | None, seconds: float) -> None:
-        key = (upstream, instance, "error" if status is None else status_class(status))
-        inc = self._upstream_children.get(key)
-        if inc is None:
-            inc = self._upstream_children[key] = counter_recorder(
-                self.upstream_requests.labels(*key)
-            )
-        inc(1)
-        observe = self._upstream_duration_children.get(key[:2])
-        if observe is None:
-            observe = histogram_recorder(self.upstream_duration.labels(upstream, instance))
-            self._upstream_duration_children[key[:2]] = observe
-        observe(seconds)
+        """One attempt: its count by status class and its duration, through one recorder
+        per (upstream, instance, status) made on first use (statuses are a bounded few)."""
+        record = self._upstream_records.get((upstream, instance, status))
+        if record is None:
+            record = self._upstream_record(upstream, instance, status)
+        record(seconds)
+
+    def _upstream_record(
+        self, upstream: str, instance: str, status: int | None
+    ) -> Callable[[float], None]:
+        outcome = "error" if status is None else status_class(status)
+        record = counted_recorder(
+            self.upstream_requests.labels(upstream, instance, outcome),
+            self.upstream_duration.labels(upstream, instance),
+        )
+        if len(self._upstream_records) < MAX_UPSTREAM_RECORDS:
+            self._upstream_records[(upstream, instance, status)] = record
+        return record
 
     def shared(self, upstream: str) -> None:
         """One call that joined an identical call in flight instead of being sent."""

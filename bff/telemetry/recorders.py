@@ -28,13 +28,10 @@ def histogram_recorder(child: Histogram) -> Callable[[float], None]:
     In a single process the values are `MutexValue`s: both adds are made here under their
     locks, as their `inc` makes them, without a call each; other values (multiprocess
     files) are added through their own `inc`."""
-    values: Any = child  # the library's value objects are not part of its typed surface
-    try:
-        bounds: list[float] = list(values._upper_bounds)  # ends with +Inf
-        buckets = list(values._buckets)
-        total = values._sum
-    except (AttributeError, TypeError):  # another release's layout: its own method
+    parts = _histogram_parts(child)
+    if parts is None:  # another release's layout: its own method
         return child.observe
+    bounds, buckets, total = parts
     if all(type(v) is MutexValue for v in (*buckets, total)):
 
         def observe_locked(amount: float) -> None:
@@ -66,3 +63,52 @@ def counter_recorder(child: Counter) -> Callable[[float], None]:
     values: Any = child
     inc: Callable[[float], None] | None = getattr(getattr(values, "_value", None), "inc", None)
     return inc if inc is not None else child.inc
+
+
+def counted_recorder(counter: Counter, histogram: Histogram) -> Callable[[float], None]:
+    """One `counter` count and one `histogram` observation of the amount, in one call: each
+    upstream attempt records both, which cost three Python calls through the two recorders
+    above (and `MutexValue.inc`). The same value objects, so the same numbers."""
+    parts = _histogram_parts(histogram)
+    count: Any = getattr(counter, "_value", None)
+    if parts is None or type(count) is not MutexValue:
+        inc, observe = counter_recorder(counter), histogram_recorder(histogram)
+
+        def record(amount: float) -> None:
+            inc(1)
+            observe(amount)
+
+        return record
+    bounds, buckets, total = parts
+    if not all(type(v) is MutexValue for v in (*buckets, total)):
+        observe = histogram_recorder(histogram)
+
+        def record_counted(amount: float) -> None:
+            with count._lock:
+                count._value += 1
+            observe(amount)
+
+        return record_counted
+
+    def record_locked(amount: float) -> None:
+        with count._lock:
+            count._value += 1
+        if amount != amount:  # NaN: left to the library, as `histogram_recorder` does
+            histogram.observe(amount)
+            return
+        with total._lock:
+            total._value += amount
+        bucket = buckets[bisect_left(bounds, amount)]
+        with bucket._lock:
+            bucket._value += 1
+
+    return record_locked
+
+
+def _histogram_parts(child: Histogram) -> tuple[list[float], list[Any], Any] | None:
+    """A histogram child's bucket bounds (ending with +Inf), bucket values and sum value."""
+    values: Any = child  # the library's value objects are not part of its typed surface
+    try:
+        return list(values._upper_bounds), list(values._buckets), values._sum
+    except (AttributeError, TypeError):
+        return None

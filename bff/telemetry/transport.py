@@ -41,7 +41,12 @@ class TracingTransport(Transport):
         except BaseException as exc:
             self._failed(observed, span, exc, started)
             raise
-        self._answered(observed, span, request, reply.instance.url, reply.status, started)
+        if span is None:  # `_answered` without a span (nearly every call): its metrics only
+            observed.telemetry.metrics.upstream(
+                self.upstream, reply.instance.url, reply.status, perf_counter() - started
+            )
+        else:
+            self._answered(observed, span, request, reply.instance.url, reply.status, started)
         return reply
 
     async def stream(
@@ -90,37 +95,38 @@ class TracingTransport(Transport):
         if telemetry.tracing is None:  # tracing off: no span, and no trace to continue
             return None, request
         parent = current_span()
-        span = None
         cached = observed.propagated
         if cached is not None and cached[0] is parent:  # not recording when it was cached
-            parent_header, state_header = cached[1], cached[2]
-        else:
-            recording = parent.is_recording()
-            if recording:
-                span = telemetry.tracing.child(
-                    request.method,
-                    parent,
-                    SpanKind.CLIENT,
-                    {
-                        "http.request.method": request.method,
-                        "bff.upstream": self.upstream,
-                        "bff.attempt": attempt,
-                    },
-                )
-            if span is not None:
-                parent_header, state_header = traceparent(span)
-            else:  # not sampled: every call of the request continues the same span
-                context = parent.get_span_context()
-                parent_header, state_header = traceparent(parent)
-                if not context.is_valid:
-                    parent_header = ""
-                if not recording:  # and never will: its headers hold for the request
-                    observed.propagated = (parent, parent_header, state_header)
+            lines = cached[1]
+            return None, request.with_lines(lines) if lines else request
+        span = None
+        recording = parent.is_recording()
+        if recording:
+            span = telemetry.tracing.child(
+                request.method,
+                parent,
+                SpanKind.CLIENT,
+                {
+                    "http.request.method": request.method,
+                    "bff.upstream": self.upstream,
+                    "bff.attempt": attempt,
+                },
+            )
+        if span is not None:
+            parent_header, state_header = traceparent(span)
+        else:  # not sampled: every call of the request continues the same span
+            context = parent.get_span_context()
+            parent_header, state_header = traceparent(parent)
+            if not context.is_valid:
+                parent_header = ""
+        sent = request
         if parent_header:
-            request = request.with_header("traceparent", parent_header)
+            sent = request.with_header("traceparent", parent_header)
             if state_header:
-                request = request.with_header("tracestate", state_header)
-        return span, request
+                sent = sent.with_header("tracestate", state_header)
+        if span is None and not recording:  # and never will: its lines hold for the request
+            observed.propagated = (parent, sent.fields[len(request.fields) :])
+        return span, sent
 
     def _failed(
         self, observed: Observed, span: Span | None, exc: BaseException, started: float

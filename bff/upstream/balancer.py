@@ -74,7 +74,10 @@ class Balancer(ABC):
 
     def choose(self, avoid: Collection[Instance] = ()) -> Instance:
         """An instance for one attempt; `avoid` (instances already tried) when others exist."""
-        candidates = self.candidates()
+        now = self.clock()  # `candidates()` inline: every attempt chooses
+        if now >= self._valid_until:
+            self._refresh(now)
+        candidates = self._candidates
         if avoid:
             candidates = self._avoiding(candidates, avoid)
         if len(candidates) == 1:

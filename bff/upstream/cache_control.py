@@ -81,6 +81,11 @@ def _freshness(value: str | None, age_value: str | None, ttl: float | None) -> F
     return Freshness(max(0, own - age), max(0, kept - age), private)
 
 
+# `freshness` from the `Cache-Control` and `Age` values, for a caller that holds them (a
+# call of `freshness` fewer per answer: the pool reads them from the decoded fields).
+freshness_of = _freshness
+
+
 def stale_window(headers: Mapping[str, str], lifetime: float) -> float:
     """How long past its freshness a cached answer may be served while it is revalidated:
     its `stale-while-revalidate`, else as long again as it was fresh; 0 without a validator

@@ -117,13 +117,15 @@ class ConnectionPool:
             request.fields,
             request.body,
         )
-        conn = await self._acquire(deadline)
+        conn = self._idle_now()
+        if conn is None:
+            conn = await self._acquire(deadline)
         fresh = not conn.used
         try:
             return await conn.exchange(
                 data,
                 deadline,
-                head_only=request.head_only,
+                head_only=request.method == "HEAD",  # `head_only`, without the property call
                 expect_id=request.request_id,
             )
         except (TlsFailed, ConnectionLost) as exc:
@@ -229,6 +231,21 @@ class ConnectionPool:
         await asyncio.sleep(0)  # let the transports run their connection_lost callbacks
 
     # --- slots -----------------------------------------------------------------------------
+
+    def _idle_now(self) -> Connection | None:
+        """A kept-alive connection still fresh, taken without a coroutine (`_acquire`'s
+        common case); None when a connection must be waited for or opened."""
+        idle = self._idle
+        if not idle or self._loop is not asyncio.get_running_loop():
+            return None
+        now, expiry = self._loop.time(), self.keepalive_expiry
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < expiry:
+                return conn
+            self._forget(conn)
+            self._open -= 1
+        return None
 
     async def _acquire(self, deadline: float) -> Connection:
         loop = asyncio.get_running_loop()

@@ -21,7 +21,9 @@ class Headers(Mapping[str, str]):
         self.raw = raw
         self._map: dict[str, str] | None = None
 
-    def _fields(self) -> dict[str, str]:
+    def decoded(self) -> dict[str, str]:
+        """The fields by lower-case name, decoded once: a plain dict, read in C by callers
+        that look up several fields of every answer (the pool's header policy)."""
         if self._map is None:
             fields: dict[str, str] = {}
             for name, value in self.raw:
@@ -32,7 +34,7 @@ class Headers(Mapping[str, str]):
         return self._map
 
     def __getitem__(self, name: str) -> str:
-        return self._fields()[name.lower()]
+        return self.decoded()[name.lower()]
 
     @overload
     def get(self, name: str, /) -> str | None: ...
@@ -43,16 +45,16 @@ class Headers(Mapping[str, str]):
     def get(self, name: str, /, default: object = None) -> object:
         """Mapping's `get` in one call (the mixin's goes through `__getitem__` and a
         KeyError for every field that is not there)."""
-        return self._fields().get(name.lower(), default)
+        return self.decoded().get(name.lower(), default)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._fields()
+        return isinstance(name, str) and name.lower() in self.decoded()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._fields())
+        return iter(self.decoded())
 
     def __len__(self) -> int:
-        return len(self._fields())
+        return len(self.decoded())
 
     def get_list(self, name: str) -> list[str]:
         """Every value of a repeated field, unjoined (`set-cookie` cannot be joined)."""
@@ -60,4 +62,4 @@ class Headers(Mapping[str, str]):
         return [v.decode("latin-1") for n, v in self.raw if n.lower() == wanted]
 
     def __repr__(self) -> str:
-        return f"Headers({list(self._fields().items())!r})"
+        return f"Headers({list(self.decoded().items())!r})"

@@ -328,7 +328,10 @@ class Connection(asyncio.Protocol):
 
     def _finish(self) -> None:
         self._complete = True
-        self._stop_timer()
+        timer = self._timer  # `_stop_timer` inline: every answer ends here
+        if timer is not None:
+            timer.cancel()
+            self._timer = None
         sink = self._sink
         if sink is not None:
             self._sink = None

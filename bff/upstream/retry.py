@@ -55,7 +55,20 @@ class RetryTransport(Transport):
         self.budget = budget or RetryBudget()
 
     async def send(self, request: Request, deadline: float, attempt: int = 1) -> Reply:
-        return await self._call(request, deadline, attempt, self.inner.send)
+        """`_call` written out for whole answers: every upstream call passes here, and one
+        coroutine layer fewer is two Python calls fewer per call."""
+        budget = self.budget
+        budget.requests += 1
+        try:
+            try:
+                answer = await self.inner.send(request, deadline, attempt)
+            except TransportError as error:
+                return await self._again(request, deadline, attempt, error, self.inner.send)
+            if answer.status not in RETRY_STATUSES or not request.idempotent:
+                return answer
+            return await self._again(request, deadline, attempt, answer, self.inner.send)
+        finally:
+            budget.requests -= 1
 
     async def stream(
         self,
@@ -100,8 +113,8 @@ class RetryTransport(Transport):
                 answer = await once(request, deadline, attempt)
             except TransportError as error:
                 return await self._again(request, deadline, attempt, error, once)
-            if not retry_after_status(request, answer.status):
-                return answer
+            if answer.status not in RETRY_STATUSES or not request.idempotent:
+                return answer  # `retry_after_status`, inline
             return await self._again(request, deadline, attempt, answer, once)
         finally:
             budget.requests -= 1

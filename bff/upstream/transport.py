@@ -139,8 +139,14 @@ class BalancedTransport(Transport):
         return self._pools[id(instance)]
 
     async def send(self, request: Request, deadline: float, attempt: int = 1) -> Reply:
-        instance = self._take(attempt)
-        started = self.clock()
+        """`_take` and the success path of `_account` written out: each attempt passes here,
+        and they were two Python calls of a handful of lines."""
+        instance = self.balancer.choose(AVOID.get() if attempt > 1 else ())
+        if instance.in_flight >= self.max_in_flight:
+            raise self._queue_full(instance)
+        instance.in_flight += 1
+        clock = self.clock
+        started = clock()
         try:
             status, headers, body = await self._pools[id(instance)].send(request, deadline)
         except TransportError as exc:
@@ -148,7 +154,14 @@ class BalancedTransport(Transport):
             raise
         finally:
             instance.in_flight -= 1
-        self._account(instance, started, f"status {status}" if status >= 500 else None)
+        if status >= 500:
+            self._account(instance, started, f"status {status}")
+        else:
+            now = clock()
+            instance.record(False, now - started)
+            outliers = self.outliers
+            if outliers is not None and (instance.consecutive_failures or instance.ejections):
+                outliers.succeeded(instance, now)
         return Reply(status, headers, body, instance)
 
     async def stream(
@@ -188,11 +201,14 @@ class BalancedTransport(Transport):
         """The instance for this attempt, counted in flight; `QueueFull` if it has no room."""
         instance = self.balancer.choose(AVOID.get() if attempt > 1 else ())
         if instance.in_flight >= self.max_in_flight:
-            error = QueueFull(f"{instance.url}: {instance.in_flight} requests already waiting")
-            error.instance = instance  # type: ignore[attr-defined]
-            raise error
+            raise self._queue_full(instance)
         instance.in_flight += 1
         return instance
+
+    def _queue_full(self, instance: Instance) -> QueueFull:
+        error = QueueFull(f"{instance.url}: {instance.in_flight} requests already waiting")
+        error.instance = instance  # type: ignore[attr-defined]
+        return error
 
     def _failed(self, instance: Instance, started: float, exc: TransportError) -> None:
         exc.instance = instance  # type: ignore[attr-defined]
