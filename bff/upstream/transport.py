@@ -139,8 +139,9 @@ class BalancedTransport(Transport):
         return self._pools[id(instance)]
 
     async def send(self, request: Request, deadline: float, attempt: int = 1) -> Reply:
-        """`_take` and the success path of `_account` written out: each attempt passes here,
-        and they were two Python calls of a handful of lines."""
+        """`_take` and the success path of `_account` written out (a latency-aware balancer
+        told of the attempt as there): each attempt passes here, and they were two Python
+        calls of a handful of lines."""
         instance = self.balancer.choose(AVOID.get() if attempt > 1 else ())
         if instance.in_flight >= self.max_in_flight:
             raise self._queue_full(instance)
@@ -159,6 +160,8 @@ class BalancedTransport(Transport):
         else:
             now = clock()
             instance.record(False, now - started)
+            if self._observe is not None:
+                self._observe(instance, now - started, now, False)
             outliers = self.outliers
             if outliers is not None and (instance.consecutive_failures or instance.ejections):
                 outliers.succeeded(instance, now)
