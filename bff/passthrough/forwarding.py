@@ -26,7 +26,7 @@ from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from bff.auth.principal import Principal
 from bff.upstream import Headers
-from bff.upstream.request import HOP_BY_HOP, InvalidRequest
+from bff.upstream.request import HOP_BY_HOP, InvalidRequest, field_name
 
 Network = IPv4Network | IPv6Network
 RawFields = Iterable[tuple[bytes, bytes]]
@@ -45,6 +45,13 @@ _OURS = frozenset(
         "forwarded",
     }
 )
+_OURS_RAW = frozenset(name.encode() for name in _OURS)
+_HOP_BY_HOP_RAW = frozenset(name.encode() for name in HOP_BY_HOP)
+# Client field names found to be tokens (bounded: a client may send any names).
+_CHECKED_NAMES: set[bytes] = set()
+_NAMES_KEPT = 4096
+# Host fields found valid, as sent and as checked (clients send a few, over and over).
+_HOSTS: dict[bytes, str] = {}
 # The request stage sets the response's X-Request-Id: the upstream's echo would repeat it;
 # the server sets Date.
 _DROPPED_DOWN = HOP_BY_HOP | {"content-length", "x-request-id", "date"}
@@ -87,45 +94,101 @@ def upstream_fields(
     forward_authorization: bool,
     trusted_proxies: Sequence[Network] = (),
 ) -> dict[str, str]:
-    """The fields to send upstream, from the client's (ASGI: lower-case byte names)."""
-    named = _connection_named(fields)
-    out: dict[str, str] = {}
-    host = ""
+    """`upstream_head`'s fields by name (what an upstream reads of them)."""
+    head = upstream_head(
+        fields,
+        principal=principal,
+        request_id=request_id,
+        client=client,
+        scheme=scheme,
+        forward_authorization=forward_authorization,
+        trusted_proxies=trusted_proxies,
+    )
+    lines = head.decode("latin-1").split("\r\n")[:-1]
+    return dict(line.split(": ", 1) for line in lines)
+
+
+def upstream_head(
+    fields: Sequence[tuple[bytes, bytes]],
+    *,
+    principal: Principal,
+    request_id: str,
+    client: str | None,
+    scheme: str,
+    forward_authorization: bool,
+    trusted_proxies: Sequence[Network] = (),
+) -> bytes:
+    """The header lines to send upstream (`name: value\r\n` each), from the client's fields
+    (ASGI: lower-case byte names), rendered in one pass over the bytes as they came.
+
+    A field repeated by the client is sent once, its values joined (`; ` for Cookie). A name
+    that is no token or a value with CR, LF or NUL is refused (InvalidRequest), as the
+    request encoder refuses them (`bff.upstream.request`).
+    """
+    out: dict[bytes, bytes] = {}
+    host = b""
     hosts = 0
-    forwarded_for = ""
-    for raw_name, raw_value in fields:
-        name = raw_name.decode("latin-1")
-        value = raw_value.decode("latin-1")
-        if name == "host":
-            host, hosts = value, hosts + 1
-        elif name == "x-forwarded-for":
-            forwarded_for = f"{forwarded_for}, {value}" if forwarded_for else value
-        if name in _OURS or name in HOP_BY_HOP or name in named:
+    forwarded_for = b""
+    connection: list[tuple[bytes, bytes]] | None = None
+    for name, value in fields:
+        if name in _OURS_RAW or name in _HOP_BY_HOP_RAW:
+            if name == b"host":
+                host, hosts = value, hosts + 1
+            elif name == b"x-forwarded-for":
+                forwarded_for = forwarded_for + b", " + value if forwarded_for else value
+            elif name == b"connection":
+                connection = [*(connection or ()), (name, value)]
             continue
-        if name == "authorization" and not forward_authorization:
+        if name == b"authorization" and not forward_authorization:
             continue
-        if name in out:
-            out[name] = f"{out[name]}{'; ' if name == 'cookie' else ', '}{value}"
-        else:
+        prior = out.get(name)
+        if prior is None:
+            if name not in _CHECKED_NAMES:
+                _check_name(name)
             out[name] = value
+        else:
+            out[name] = prior + (b"; " if name == b"cookie" else b", ") + value
+    if connection is not None:  # the fields it names are hop-by-hop too
+        named = _connection_named(connection)
+        out = {name: value for name, value in out.items() if name not in named}
     if hosts > 1:
         raise InvalidRequest("the request has more than one Host field")
-    host = checked_host(host)
+    checked = _HOSTS.get(host)
+    if checked is None:
+        checked = checked_host(host.decode("latin-1"))
+        if len(_HOSTS) < _NAMES_KEPT:
+            _HOSTS[host] = checked
+    lines = [b"%b: %b\r\n" % item for item in out.items()]
+    for key, text in principal.identity_headers().items():
+        lines.append(f"{key}: {text}\r\n".encode("latin-1"))
+    ours = [f"X-Request-Id: {request_id}\r\n"]
     scheme = "https" if scheme == "https" else "http"
-    out.update(principal.identity_headers())
-    out["X-Request-Id"] = request_id
     if client is not None:
         hops = [client]  # the socket's peer address, as the server gives it
         if forwarded_for and _is_trusted(client, trusted_proxies):
-            hops[:0] = [_node(h.strip()) for h in forwarded_for.split(",") if h.strip()]
-        out["X-Forwarded-For"] = ", ".join(hops)
+            listed = forwarded_for.decode("latin-1").split(",")
+            hops[:0] = [_node(h.strip()) for h in listed if h.strip()]
+        ours.append(f"X-Forwarded-For: {', '.join(hops)}\r\n")
         elements = [f"for={_quoted(_for_value(hop))}" for hop in hops]
-        elements[-1] += f";proto={scheme}" + (f";host={_quoted(host)}" if host else "")
-        out["Forwarded"] = ", ".join(elements)
-    out["X-Forwarded-Proto"] = scheme
-    if host:
-        out["X-Forwarded-Host"] = host
-    return out
+        elements[-1] += f";proto={scheme}" + (f";host={_quoted(checked)}" if checked else "")
+        ours.append(f"Forwarded: {', '.join(elements)}\r\n")
+    ours.append(f"X-Forwarded-Proto: {scheme}\r\n")
+    if checked:
+        ours.append(f"X-Forwarded-Host: {checked}\r\n")
+    lines.append("".join(ours).encode("latin-1"))
+    head = b"".join(lines)
+    # Each line ends in the one CRLF written here: any other CR or LF came inside a value.
+    n = len(lines) - 1 + len(ours)
+    if head.count(b"\n") != n or head.count(b"\r") != n or b"\0" in head:
+        raise InvalidRequest("header values must not contain CR, LF or NUL")
+    return head
+
+
+def _check_name(name: bytes) -> None:
+    """InvalidRequest unless `name` is a token; remembered once checked (names repeat)."""
+    field_name(name.decode("latin-1"))
+    if len(_CHECKED_NAMES) < _NAMES_KEPT:
+        _CHECKED_NAMES.add(name)
 
 
 def checked_host(value: str) -> str:
@@ -172,7 +235,7 @@ def client_fields(
     the route's `response_headers`, which lets those of `WITHHELD` through."""
     out = []
     withheld = WITHHELD - passed if passed else WITHHELD
-    named: frozenset[str] = frozenset()
+    named: frozenset[bytes] = frozenset()
     length: bytes | None = None
     lengths = 0
     chunked = False
@@ -191,17 +254,18 @@ def client_fields(
             continue
         out.append((lowered, value))
     if named:
-        out = [(n, v) for n, v in out if n.decode("latin-1") not in named]
+        out = [(n, v) for n, v in out if n not in named]
     if lengths == 1 and not chunked and length is not None and length.isdigit():
         out.append((b"content-length", length))
     return out
 
 
-def _connection_named(fields: RawFields) -> frozenset[str]:
-    named: set[str] = set()
+def _connection_named(fields: RawFields) -> frozenset[bytes]:
+    """The names a `Connection` field lists (hop-by-hop too), lower-case."""
+    named: set[bytes] = set()
     for name, value in fields:
         if name.lower() == b"connection":
-            named.update(t.strip().lower() for t in value.decode("latin-1").split(","))
+            named.update(t.strip().lower() for t in value.split(b","))
     return frozenset(named)
 
 
