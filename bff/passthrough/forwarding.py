@@ -57,6 +57,9 @@ _HOSTS: dict[bytes, str] = {}
 _DROPPED_DOWN = HOP_BY_HOP | {"content-length", "x-request-id", "date"}
 # Withheld from the client unless the route's `response_headers` names them.
 WITHHELD = frozenset({"server", "x-powered-by", "via", "set-cookie"})
+_DROPPED_DOWN_RAW = frozenset(name.encode() for name in _DROPPED_DOWN)
+_WITHHELD_RAW = frozenset(name.encode() for name in WITHHELD)
+_WITHHELD_BY_ROUTE: dict[frozenset[str], frozenset[bytes]] = {}
 # A Host field: a name (letters, digits, "-", "_", dots) or an IP literal, and a port.
 _HOST = re.compile(
     r"(?:([A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,252}))|\[([0-9A-Fa-f:.]{2,45})\])(?::([0-9]{1,5}))?"
@@ -234,23 +237,22 @@ def client_fields(
     """The upstream response's fields to pass to the client; `passed` (lower-case names) are
     the route's `response_headers`, which lets those of `WITHHELD` through."""
     out = []
-    withheld = WITHHELD - passed if passed else WITHHELD
+    withheld = _WITHHELD_RAW if not passed else _withheld_raw(passed)
     named: frozenset[bytes] = frozenset()
     length: bytes | None = None
     lengths = 0
     chunked = False
     for name, value in headers.raw:
         lowered = name.lower()
-        text = lowered.decode("latin-1")
-        if text in _DROPPED_DOWN:
-            if text == "content-length":
+        if lowered in _DROPPED_DOWN_RAW:
+            if lowered == b"content-length":
                 length, lengths = value.strip(), lengths + 1
-            elif text == "transfer-encoding":
+            elif lowered == b"transfer-encoding":
                 chunked = True
-            elif text == "connection":
+            elif lowered == b"connection":
                 named = _connection_named([(lowered, value)])
             continue
-        if text in withheld:
+        if lowered in withheld:
             continue
         out.append((lowered, value))
     if named:
@@ -258,6 +260,15 @@ def client_fields(
     if lengths == 1 and not chunked and length is not None and length.isdigit():
         out.append((b"content-length", length))
     return out
+
+
+def _withheld_raw(passed: frozenset[str]) -> frozenset[bytes]:
+    """`WITHHELD` less a route's `response_headers`, as byte names (worked out once each)."""
+    withheld = _WITHHELD_BY_ROUTE.get(passed)
+    if withheld is None:
+        withheld = frozenset(name.encode("latin-1") for name in WITHHELD - passed)
+        _WITHHELD_BY_ROUTE[passed] = withheld  # one per distinct list in the config
+    return withheld
 
 
 def _connection_named(fields: RawFields) -> frozenset[bytes]:
