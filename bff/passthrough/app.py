@@ -191,9 +191,10 @@ async def _relay(
     """The upstream's answer to the client as it comes; the upstream connection is given back
     only when the body was read whole, and closed otherwise (client gone, upstream failed).
 
-    A body that arrived with its head goes out in one message. For a longer one, the request
-    body is consumed by now (or abandoned after an early answer), so `receive` is free to
-    tell when the client hangs up: the relay then stops reading the upstream.
+    A body that arrived with its head goes out in one message, without iterating. For a
+    longer one, the request body is consumed by now (or abandoned after an early answer), so
+    `receive` is free to tell when the client hangs up: the relay then stops reading the
+    upstream.
     """
     gone: asyncio.Future[None] | None = None
     try:
@@ -204,6 +205,10 @@ async def _relay(
                 "headers": client_fields(answer.headers, passed),
             }
         )
+        whole = answer.take_whole()
+        if whole is not None:  # the usual case: it came with the head, one message
+            await send({"type": "http.response.body", "body": whole, "more_body": False})
+            return
         async for piece in answer:
             last = answer.at_end
             await send({"type": "http.response.body", "body": piece, "more_body": not last})
