@@ -52,6 +52,8 @@ _CHECKED_NAMES: set[bytes] = set()
 _NAMES_KEPT = 4096
 # Host fields found valid, as sent and as checked (clients send a few, over and over).
 _HOSTS: dict[bytes, str] = {}
+# The forwarding lines of a peer without a trusted chain, by (peer, host, scheme).
+_FORWARDED: dict[tuple[str | None, str, str], tuple[bytes, int]] = {}
 # The request stage sets the response's X-Request-Id: the upstream's echo would repeat it;
 # the server sets Date.
 _DROPPED_DOWN = HOP_BY_HOP | {"content-length", "x-request-id", "date"}
@@ -164,27 +166,41 @@ def upstream_head(
     lines = [b"%b: %b\r\n" % item for item in out.items()]
     for key, text in principal.identity_headers().items():
         lines.append(f"{key}: {text}\r\n".encode("latin-1"))
-    ours = [f"X-Request-Id: {request_id}\r\n"]
+    lines.append(b"X-Request-Id: %b\r\n" % request_id.encode("latin-1"))
     scheme = "https" if scheme == "https" else "http"
-    if client is not None:
-        hops = [client]  # the socket's peer address, as the server gives it
-        if forwarded_for and _is_trusted(client, trusted_proxies):
-            listed = forwarded_for.decode("latin-1").split(",")
-            hops[:0] = [_node(h.strip()) for h in listed if h.strip()]
-        ours.append(f"X-Forwarded-For: {', '.join(hops)}\r\n")
-        elements = [f"for={_quoted(_for_value(hop))}" for hop in hops]
-        elements[-1] += f";proto={scheme}" + (f";host={_quoted(checked)}" if checked else "")
-        ours.append(f"Forwarded: {', '.join(elements)}\r\n")
-    ours.append(f"X-Forwarded-Proto: {scheme}\r\n")
-    if checked:
-        ours.append(f"X-Forwarded-Host: {checked}\r\n")
-    lines.append("".join(ours).encode("latin-1"))
+    hops: list[str] | None = None
+    if client is not None and forwarded_for and _is_trusted(client, trusted_proxies):
+        listed = forwarded_for.decode("latin-1").split(",")
+        hops = [_node(h.strip()) for h in listed if h.strip()] + [client]
+    peer = (client, checked, scheme)
+    suffix = _FORWARDED.get(peer) if hops is None else None
+    if suffix is None:
+        suffix = _forwarded_lines(client if hops is None else hops, checked, scheme)
+        if hops is None and len(_FORWARDED) < _NAMES_KEPT:
+            _FORWARDED[peer] = suffix  # a client's requests repeat it: worked out once
+    lines.append(suffix[0])
     head = b"".join(lines)
     # Each line ends in the one CRLF written here: any other CR or LF came inside a value.
-    n = len(lines) - 1 + len(ours)
+    n = len(lines) - 1 + suffix[1]
     if head.count(b"\n") != n or head.count(b"\r") != n or b"\0" in head:
         raise InvalidRequest("header values must not contain CR, LF or NUL")
     return head
+
+
+def _forwarded_lines(hops: list[str] | str | None, host: str, scheme: str) -> tuple[bytes, int]:
+    """The `X-Forwarded-*` and `Forwarded` lines for `hops` (the peer alone, or a trusted
+    proxy's chain and the peer), and how many lines they are."""
+    ours = []
+    if hops is not None:
+        hops = [hops] if isinstance(hops, str) else hops
+        ours.append(f"X-Forwarded-For: {', '.join(hops)}\r\n")
+        elements = [f"for={_quoted(_for_value(hop))}" for hop in hops]
+        elements[-1] += f";proto={scheme}" + (f";host={_quoted(host)}" if host else "")
+        ours.append(f"Forwarded: {', '.join(elements)}\r\n")
+    ours.append(f"X-Forwarded-Proto: {scheme}\r\n")
+    if host:
+        ours.append(f"X-Forwarded-Host: {host}\r\n")
+    return "".join(ours).encode("latin-1"), len(ours)
 
 
 def _check_name(name: bytes) -> None:
