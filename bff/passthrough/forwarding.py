@@ -206,7 +206,7 @@ def _forwarded_lines(hops: list[str] | str | None, host: str, scheme: str) -> tu
 def _check_name(name: bytes) -> None:
     """InvalidRequest unless `name` is a token; remembered once checked (names repeat)."""
     field_name(name.decode("latin-1"))
-    if len(_CHECKED_NAMES) < _NAMES_KEPT:
+    if len(_CHECKED_NAMES) < _NAMES_KEPT and len(name) <= 64:  # long ones are rare
         _CHECKED_NAMES.add(name)
 
 
