@@ -10,7 +10,9 @@ request; the gateway with the bench config, its access line at `info` and 1 % tr
 exported to a sink in this runner), the service, wrk and this runner on the other. CPU per
 request is a server's process tree's user + system time over the requests wrk completed.
 
-Goals: the gateway's served req/s at c=32 at least 0.4 x nginx's (issue 23), its CPU per
+Goals: the gateway's served req/s at c=32 at least 0.4 x nginx's (issue 23), and so its
+requests per CPU-second (nginx's CPU per request over the gateway's: when nginx is held to the
+upstream's pace, the served ratio flatters the gateway and the run says so), its CPU per
 passthrough GET at c=32 at most 250 µs (issue 11), at most 0.5 ms added p50 at c=1 over the
 direct call. Without nginx installed the nginx row and its goal are left out, and the run says
 so.
@@ -44,6 +46,7 @@ RESULTS = ROOT / "bench" / "results"
 CPU_GOAL_US = 250.0
 ADDED_P50_GOAL_MS = 0.5
 NGINX_RATIO_GOAL = 0.4
+CAPPED = 0.8  # nginx at this share of the direct call's req/s or more: capped by the upstream
 ROUTE = {"name": "catalog", "upstream": "catalog", "methods": ["GET"], "auth": "public"}
 CONCURRENCY = (1, 32)
 
@@ -101,15 +104,28 @@ def report(
         nginx32, nginx_cpu = results[("nginx", 32)]
         ratio = load32.rps / nginx32.rps
         capacity = (nginx_cpu or 0.0) / cpu_us if cpu_us else 0.0
+        goal = NGINX_RATIO_GOAL
         checks.append(
             (
-                ratio >= NGINX_RATIO_GOAL,
-                f"passthrough GET at c=32: {ratio:.2f} x nginx's req/s "
-                f"(goal >= {NGINX_RATIO_GOAL}); by CPU per request {capacity:.2f} x nginx "
-                f"(requests per CPU-second; the served ratio is higher when the upstream, on "
-                f"the load core, caps nginx)",
+                ratio >= goal,
+                f"passthrough GET at c=32, served: {ratio:.2f} x nginx's req/s (goal >= {goal})",
             )
         )
+        checks.append(
+            (
+                capacity >= goal,
+                f"passthrough GET at c=32, by CPU per request: {capacity:.2f} x "
+                f"nginx (nginx's µs / the gateway's, i.e. requests per CPU-second; goal >= {goal})",
+            )
+        )
+        direct32 = results[("direct", 32)][0]
+        if nginx32.rps >= CAPPED * direct32.rps:
+            lines.append(
+                f"nginx served {nginx32.rps:.0f} req/s, the upstream {direct32.rps:.0f} direct: "
+                "nginx ran at the upstream's pace (service and wrk share the load core), so "
+                "the served ratio flatters the gateway; the CPU ratio does not depend on it."
+            )
+            lines.append("")
     lines += [f"{'PASS' if ok else 'FAIL'} {text}" for ok, text in checks]
     return lines, all(ok for ok, _ in checks)
 
