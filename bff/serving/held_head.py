@@ -30,9 +30,11 @@ class HeldHead:
         self._pending = False  # a flush is scheduled
 
     def arm(self) -> None:
+        """A cycle starts: its first write (the head, or a `100 Continue`) is held."""
         self._armed = True
 
     def write(self, data: bytes) -> None:
+        """Hold the armed first write; send a held one with the next, in one `writev`."""
         held = self._held
         if held is not None:
             self._held = None
