@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from bff.auth.principal import Principal
-from bff.passthrough.forwarding import checked_host, client_fields, upstream_fields
+from bff.passthrough.forwarding import checked_host, client_fields, upstream_fields, upstream_head
 from bff.upstream import Headers
 from bff.upstream.request import InvalidRequest
 from tests.edge_wire import (
@@ -255,3 +255,53 @@ def test_response_headers_are_checked_in_config() -> None:
         with pytest.raises(ConfigError) as raised:
             settings_from_dict({**base, "routes": [{**route, "response_headers": [bad]}]})
         assert "routes[0].response_headers[0]" in str(raised.value)
+
+
+def head_for(fields: list[tuple[bytes, bytes]]) -> bytes:
+    return upstream_head(
+        fields,
+        principal=Principal(sub="7", scopes=frozenset({"b", "a"})),
+        request_id="r1",
+        client="127.0.0.1",
+        scheme="http",
+        forward_authorization=False,
+    )
+
+
+def test_the_upstream_head_joins_repeats_drops_what_connection_names_and_adds_ours() -> None:
+    head = head_for(
+        [
+            (b"host", b"gw:8080"),
+            (b"cookie", b"a=1"),
+            (b"accept", b"text/html"),
+            (b"connection", b"keep-alive, x-hop"),
+            (b"x-hop", b"secret"),
+            (b"cookie", b"b=2"),
+            (b"accept", b"*/*"),
+            (b"x-user-id", b"999"),
+        ]
+    )
+    assert head == (
+        b"cookie: a=1; b=2\r\naccept: text/html, */*\r\n"
+        b"X-User-Id: 7\r\nX-User-Scopes: a b\r\nX-Request-Id: r1\r\n"
+        b"X-Forwarded-For: 127.0.0.1\r\n"
+        b'Forwarded: for="127.0.0.1";proto=http;host="gw:8080"\r\n'
+        b"X-Forwarded-Proto: http\r\nX-Forwarded-Host: gw:8080\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [(b"x-a", b"one\x00two")],
+        [(b"x-a", b"one\r\nx-injected: yes")],
+        [(b"bad name", b"v")],
+        [(b"host", b"a"), (b"host", b"b")],
+        [(b"host", b"not a host")],
+    ],
+)
+def test_the_upstream_head_refuses_what_could_split_or_mislead(
+    fields: list[tuple[bytes, bytes]],
+) -> None:
+    with pytest.raises(InvalidRequest):
+        head_for(fields)

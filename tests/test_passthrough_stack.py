@@ -8,7 +8,9 @@ its health check and 503 to everything else; each counts what it was sent.
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -37,6 +39,11 @@ class Upstream:
 
     failing: bool
     seen: Counter[str] = field(default_factory=Counter)
+    # `/big` sends its first piece, then waits for this before the rest (a body still going)
+    more: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.more.set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,9 +61,11 @@ class Upstream:
                 raise RuntimeError("the upstream dies mid-body")
             if scope["path"] == "/big" and not self.failing:
                 await send({"type": "http.response.start", "status": 200, "headers": []})
-                for _ in range(BIG // 65536):
+                for n in range(BIG // 65536):
                     piece = b"x" * 65536
                     await send({"type": "http.response.body", "body": piece, "more_body": True})
+                    if n == 0 and not self.more.is_set():
+                        await asyncio.to_thread(self.more.wait, 10)
                 await send({"type": "http.response.body", "body": b""})
                 return
         await send({"type": "http.response.start", "status": status, "headers": []})
@@ -143,6 +152,7 @@ def test_a_request_with_a_body_is_sent_once(gateway: Gateway) -> None:
 
 def test_a_streamed_response_counts_in_flight_until_it_ends(gateway: Gateway) -> None:
     instances = gateway.upstreams["flaky"].instances
+    gateway.good.more.clear()  # else loopback buffers may take all 4 MiB before the check
     with (
         httpx.Client(base_url=gateway.url, trust_env=False, timeout=10) as client,
         client.stream("GET", "/api/flaky/big") as reply,
@@ -151,6 +161,7 @@ def test_a_streamed_response_counts_in_flight_until_it_ends(gateway: Gateway) ->
         pieces = reply.iter_raw(65536)
         size = len(next(pieces))
         assert sum(i.in_flight for i in instances) == 1  # head answered, body still going
+        gateway.good.more.set()
         size += sum(len(piece) for piece in pieces)
     assert size == BIG
     for _ in range(500):

@@ -175,3 +175,30 @@ def test_a_streamed_request_body_is_never_sent_again(run: Run) -> None:
     server = run(scenario())
     assert [(r.method, r.body) for r in server.received] == [("GET", b""), ("PUT", b"once")]
     assert server.accepted == 1
+
+
+def test_a_body_that_came_with_its_head_is_taken_whole_and_its_connection_reused(
+    run: Run,
+) -> None:
+    small, big = response(b'{"ok":true}'), response(b"z" * 2_000_000)
+
+    async def scenario() -> tuple[Hostile, list[bytes | None]]:
+        async with Hostile(serve_each(small, big, small)) as server:
+            pool = ConnectionPool(server.url, limit=1, connect_timeout=1)
+            loop = asyncio.get_running_loop()
+            taken: list[bytes | None] = []
+            try:
+                streamed = await pool.stream(build_request("GET", "/"), loop.time() + 5)
+                taken.append(streamed.take_whole())
+                large = await pool.stream(build_request("GET", "/"), loop.time() + 5)
+                taken.append(large.take_whole())  # not all there yet: iterate it instead
+                assert len(await large.aread()) == 2_000_000
+                again = await pool.stream(build_request("GET", "/"), loop.time() + 5)
+                taken.append(again.take_whole())
+            finally:
+                await pool.aclose()
+        return server, taken
+
+    server, taken = run(scenario())
+    assert taken == [b'{"ok":true}', None, b'{"ok":true}']
+    assert server.accepted == 1  # each answer, taken or read whole, gave its connection back

@@ -29,12 +29,12 @@ from starlette.types import Receive, Scope, Send
 from bff.errors import BffError, Forbidden, Unauthenticated
 from bff.http.errors import client_gone
 from bff.http.state import request_state
-from bff.passthrough.forwarding import Network, body_framing, client_fields, upstream_fields
+from bff.passthrough.forwarding import Network, body_framing, client_fields, upstream_head
 from bff.passthrough.routes import PassRoute, routes_from_settings
 from bff.upstream import UpstreamPool
 from bff.upstream.balancer import NoInstanceAvailable
 from bff.upstream.http11 import ProtocolViolation, TimedOut, TransportError
-from bff.upstream.request import InvalidRequest, Request, build_request
+from bff.upstream.request import InvalidRequest, Request, encode_path
 from bff.upstream.streaming import StreamedResponse
 
 if TYPE_CHECKING:
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 # What a query string may carry as is: printable ASCII but space and "#".
 _QUERY_BYTES = frozenset(range(0x21, 0x7F)) - {ord("#")}
+# Methods whose request without a body still says `Content-Length: 0` (as `build_request`).
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class BodyTooLarge(Exception):
@@ -102,7 +104,7 @@ class Passthrough:
             if not _QUERY_BYTES.issuperset(query):
                 raise InvalidRequest("the query string has characters that must be escaped")
             length = body_framing(fields) or None  # a body of 0 bytes is no body to stream
-            headers = upstream_fields(
+            head = upstream_head(
                 fields,
                 principal=state.principal,
                 request_id=state.request_id,
@@ -111,13 +113,16 @@ class Passthrough:
                 forward_authorization=route.forward_authorization,
                 trusted_proxies=self.trusted,
             )
-            built = build_request(method, path, headers=headers, streamed=length is not None)
         except InvalidRequest as exc:
             return await _error(send, 400, str(exc), "BAD_USER_INPUT")
         if length is not None and length > self.max_body:
             return await _error(send, 413, "Request body too large", "BAD_USER_INPUT")
-        target = built.target + b"?" + query if query else built.target
-        request = Request(built.method, target, built.fields, b"", built.request_id)
+        if length is None and method in _BODY_METHODS:
+            head += b"Content-Length: 0\r\n"  # a POST without a body says so
+        target = encode_path(path).encode("ascii")
+        if query:
+            target += b"?" + query
+        request = Request(method, target, head, b"", state.request_id.encode("ascii"))
         await self._forward(route, request, length, scope, receive, send)
 
     async def _forward(
@@ -186,9 +191,10 @@ async def _relay(
     """The upstream's answer to the client as it comes; the upstream connection is given back
     only when the body was read whole, and closed otherwise (client gone, upstream failed).
 
-    A body that arrived with its head goes out in one message. For a longer one, the request
-    body is consumed by now (or abandoned after an early answer), so `receive` is free to
-    tell when the client hangs up: the relay then stops reading the upstream.
+    A body that arrived with its head goes out in one message, without iterating. For a
+    longer one, the request body is consumed by now (or abandoned after an early answer), so
+    `receive` is free to tell when the client hangs up: the relay then stops reading the
+    upstream.
     """
     gone: asyncio.Future[None] | None = None
     try:
@@ -199,6 +205,10 @@ async def _relay(
                 "headers": client_fields(answer.headers, passed),
             }
         )
+        whole = answer.take_whole()
+        if whole is not None:  # the usual case: it came with the head, one message
+            await send({"type": "http.response.body", "body": whole, "more_body": False})
+            return
         async for piece in answer:
             last = answer.at_end
             await send({"type": "http.response.body", "body": piece, "more_body": not last})

@@ -40,6 +40,7 @@ from uvicorn.server import ServerState
 from bff.errors import BadUserInput, BffError
 from bff.rendering.errors import error_response
 from bff.rendering.media import JSON
+from bff.serving.held_head import HeldHead
 from bff.serving.limits import EdgeLimits
 
 log = logging.getLogger("bff.edge")
@@ -112,11 +113,13 @@ class EdgeProtocol(HttpToolsProtocol):
         self._served = False  # a whole head has arrived on this connection
         self._over_cap = False
         self._refused = False  # a head was refused while earlier requests were in flight
+        self._held_head: HeldHead | None = None  # the transport as each cycle writes to it
 
     # connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._held_head = HeldHead(transport, self.loop)
         if len(self.connections) > self.limits.max_connections:
             self._over_cap = True
         self._arm(self.limits.header_timeout)  # a socket that never sends a head is closed
@@ -183,7 +186,12 @@ class EdgeProtocol(HttpToolsProtocol):
             log.info("refused a request head from %s: %s", self._peer(), refusal)
             self._serve_instead(head_too_large)
         elif not self._over_cap:
+            running = self.cycle
             super().on_headers_complete()
+            held = self._held_head
+            if held is not None and (running is None or running.response_complete):
+                self.cycle.transport = held  # type: ignore[assignment]
+                held.arm()  # it starts now (a pipelined one waits): one write, not two
         elif self.url == b"/healthz" or self.url.startswith(b"/healthz?"):
             super().on_headers_complete()
             self.cycle.keep_alive = False  # answered, then closed: the cap still holds
@@ -236,6 +244,8 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def _close(self, why: str) -> None:
         log.info("closed the connection of %s: %s", self._peer(), why)
+        if self._held_head is not None:
+            self._held_head.flush()
         self.transport.close()
 
     def _refuse_head(self, why: str) -> None:
@@ -245,6 +255,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self._phase = IDLE
         self._disarm()
         if self.cycle is None or self.cycle.response_complete:
+            if self._held_head is not None:
+                self._held_head.flush()
             self.transport.write(TOO_LARGE)
             self.transport.close()
         else:
@@ -252,6 +264,8 @@ class EdgeProtocol(HttpToolsProtocol):
             self.flow.pause_reading()
 
     def on_response_complete(self) -> None:
+        if self._held_head is not None:
+            self._held_head.flush()
         if self._refused and not self.pipeline:  # the last answer before a refused head
             self.server_state.total_requests += 1
             self.transport.write(TOO_LARGE)
@@ -263,6 +277,8 @@ class EdgeProtocol(HttpToolsProtocol):
         message = "Invalid HTTP request received."
         self.logger.warning(message)
         self._disarm()
+        if self._held_head is not None:
+            self._held_head.flush()
         self.send_400_response(message)
 
     def _peer(self) -> str:

@@ -35,6 +35,7 @@ __all__ = [
     "Params",
     "Request",
     "build_request",
+    "encode_path",
     "encode_query",
     "field_name",
     "method_token",
@@ -108,6 +109,11 @@ class Request:
     @property
     def head_only(self) -> bool:
         return self.method == "HEAD"
+
+
+def encode_path(path: str) -> str:
+    """A canonical path (`normalise_path`'s) as a request target: what is not a pchar escaped."""
+    return path if _PLAIN_PATH.fullmatch(path) else quote(path, safe=_PATH_SAFE)
 
 
 def encode_query(params: Mapping[str, str | int]) -> str:
@@ -193,7 +199,7 @@ def build_request(
         path = f"/{path}"
     if "/." in path or "//" in path or "\\" in path or "%" in path:
         path = normalise_path(path)  # dot segments, encoded slashes...: canonical, or refused
-    target = path if _PLAIN_PATH.fullmatch(path) else quote(path, safe=_PATH_SAFE)
+    target = encode_path(path)
     if params:
         target = f"{target}?{encode_query(params)}"
     lines = render_fields(headers) if headers else []

@@ -76,6 +76,21 @@ class BodyStream:
         """Whether the whole body arrived and was handed out."""
         return self.finished and not self._pieces
 
+    def take_whole(self) -> bytes | None:
+        """The whole body if it has all arrived and is at most one piece (most answers come
+        with their head), handed out at once; None otherwise (read it with `next`)."""
+        pieces = self._pieces
+        if not self.finished or len(pieces) > 1:
+            return None
+        if not pieces:
+            return b""
+        piece = pieces.popleft()
+        self._buffered = 0
+        if self.paused:
+            self.paused = False
+            self.conn.resume_reading()
+        return piece
+
     async def next(self) -> bytes | None:
         """The next piece of the body, None at its end; a TransportError if it failed."""
         while True:
@@ -144,6 +159,14 @@ class StreamedResponse:
         """Whether the body has been read to its end (the next read would stop): a relay can
         mark the piece it just took as the last one."""
         return self._body.drained
+
+    def take_whole(self) -> bytes | None:
+        """The whole body when it already arrived in one piece (the caller then needs no
+        iteration, and the connection is given back); None when it must be iterated."""
+        whole = self._body.take_whole()
+        if whole is not None:
+            self._give_back()
+        return whole
 
     def __aiter__(self) -> StreamedResponse:
         return self
