@@ -170,3 +170,35 @@ def test_the_transport_reports_each_attempt_to_peak_ewma_only() -> None:
     plain.clock = clock
     plain._account(others[0], started, None)
     assert others[0].peak_latency == 0.0 and others[0].latency > 0
+
+
+def test_a_pooled_call_that_succeeds_is_observed_on_both_send_paths() -> None:
+    """Through a pool to a real service: `send` (a buffered call) and `stream` (passthrough)
+    each give peak_ewma the attempt's latency, not only its failures."""
+    import asyncio
+    import time
+
+    from bff.upstream import UpstreamPool
+    from bff.upstream.request import build_request
+    from services import RunningServices, ServiceOptions, ServiceSpec
+
+    async def scenario(url: str) -> tuple[float, float]:
+        instance = Instance(url)
+        pool = UpstreamPool("users", [instance], balancer="peak_ewma", total_timeout=5.0)
+        try:
+            answer = await pool.request("GET", "/users/1")
+            assert answer.status == 200
+            after_send = instance.peak_latency
+            instance.peak_latency = 0.0
+            request = build_request("GET", "/users/2", streamed=True)
+            streamed = await pool.stream(request, time.monotonic() + 5.0)
+            assert streamed.status == 200
+            await streamed.aclose()
+            return after_send, instance.peak_latency
+        finally:
+            await pool.aclose()
+
+    options = ServiceOptions(latency=0.02)
+    with RunningServices([ServiceSpec("users", options)]) as running:
+        after_send, after_stream = asyncio.run(scenario(running.url("users")))
+    assert after_send >= 0.02 and after_stream >= 0.02
