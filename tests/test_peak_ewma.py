@@ -3,13 +3,17 @@ hand, a seeded random draw. No I/O, no sleeps."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections import Counter
 
-from bff.upstream import Instance, PeakEwma, make_balancer
+from bff.upstream import Instance, PeakEwma, UpstreamPool, make_balancer
 from bff.upstream.outlier import OutlierDetector
 from bff.upstream.peak_ewma import DECAY, FAILURE_SECONDS, FLOOR_SECONDS
+from bff.upstream.request import build_request
 from bff.upstream.transport import BalancedTransport
+from services import RunningServices, ServiceOptions, ServiceSpec
 
 FAST, SLOW = 0.002, 0.1  # seconds
 
@@ -175,12 +179,6 @@ def test_the_transport_reports_each_attempt_to_peak_ewma_only() -> None:
 def test_a_pooled_call_that_succeeds_is_observed_on_both_send_paths() -> None:
     """Through a pool to a real service: `send` (a buffered call) and `stream` (passthrough)
     each give peak_ewma the attempt's latency, not only its failures."""
-    import asyncio
-    import time
-
-    from bff.upstream import UpstreamPool
-    from bff.upstream.request import build_request
-    from services import RunningServices, ServiceOptions, ServiceSpec
 
     async def scenario(url: str) -> tuple[float, float]:
         instance = Instance(url)
