@@ -61,7 +61,7 @@ import yaml
 from bench.procs import Children, Pinning
 from bench.stack import SERVICES, gateway_config, service_urls_of, sign_token, start_services
 from bench.telemetry import Sink
-from bench.workloads import DASHBOARD, PRODUCT
+from bench.workloads import DASHBOARD, PRODUCT, apollo_dashboard
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -99,6 +99,14 @@ WORKLOADS = {
         True,
         "the Dashboard with the response cache on and warm (0 upstream calls)",
         cached=True,
+    ),
+    "dashboard-apollo": Request(
+        "dashboard-apollo",
+        "POST",
+        "/graphql",
+        apollo_dashboard().body,
+        True,
+        "the Dashboard as Apollo Client sends it (fragments, __typename, @include; 5 calls)",
     ),
     "product": Request(
         "product",
