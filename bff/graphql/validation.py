@@ -4,7 +4,7 @@ graphql-core meters the work of `OverlappingFieldsCanBeMergedRule` and aborts pa
 units: most of a second of CPU. On a merged document (`bff.graphql.documents`) the queries of
 the README and the test suite spend at most a few units (pairs of fields sharing a response
 name, fragments spread side by side: n fragments in one selection set cost about 2.5 n^2);
-`OVERLAP_BUDGET` still lets 24 fragments sit side by side, and bounds what a document built to
+`OVERLAP_BUDGET` still lets 20 fragments sit side by side, and bounds what a document built to
 defeat the merge (a hundred distinct fragments selecting the same field, a chain of them) can
 spend to a few milliseconds. A document past it is refused as `QUERY_TOO_COMPLEX`, not as the
 client's syntax mistake.
@@ -45,7 +45,7 @@ from graphql.validation.validate import ValidationAbortedError
 from bff.errors import QueryTooComplex
 from bff.graphql.variable_uses import VariableUsesRule, type_info_kept
 
-OVERLAP_BUDGET = 1_500
+OVERLAP_BUDGET = 1_000
 TOO_COMPLEX = "The query is too complex to validate: simplify its fragments and repeated fields"
 
 
