@@ -7,10 +7,10 @@
 Both gateways run `bff serve` on the target core over the same sample services (0 ms latency);
 wrk drives one at a time at concurrency 32, in interleaved rounds (A B, then B A, ...; see
 `rounds.py` for why), and every answer is checked first. Each round gives a throughput ratio
-(openapi / code-first); the goal (issue 19) is the median of those ratios >= 0.8. Upstream
-calls per request are counted at the services (`/_stats`) over every measurement: both must
-be 5. Gateway CPU per request is its process's user + system time over the requests wrk
-completed.
+(openapi / code-first); the goal (issue 23; issue 19 asked 0.8) is the median of those
+ratios >= 0.9. Upstream calls per request are counted at the services (`/_stats`) over
+every measurement: both must be 5. Gateway CPU per request is its process's user + system
+time over the requests wrk completed.
 
 Run: `python -m bench.sources [--rounds 5] [--duration 5]`; it prints a table and saves it
 as `bench/results/<UTC time>-<commit>-sources.md`. Not part of `python -m bench.run`.
@@ -40,7 +40,7 @@ from bench.workloads import DASHBOARD
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CONCURRENCY = 32
-GOAL = 0.8
+GOAL = 0.9  # issue 23 (issue 19 asked 0.8)
 CALLS = 5
 
 
