@@ -8,8 +8,13 @@ functions with the most own time and the heaviest call paths (cumulative), and w
 raw profile (`pstats`, readable by snakeviz or `python -m pstats`) next to the bench results.
 cProfile slows Python code down unevenly (calls cost more than loops), so read the shares,
 not the absolute times. `--cache` profiles a warm response cache (the services answer
-`Cache-Control: max-age=600` with an ETag, as in `bench.cache`). `py-spy record -o flame.svg
---pid <gateway>` during a normal `bench.run` gives the sampling view.
+`Cache-Control: max-age=600` with an ETag, as in `bench.cache`).
+
+`--sampling` samples instead (py-spy, when installed: `pip install py-spy`), which does not
+slow calls down: it prints each function's share of the samples, own and inclusive, and
+writes the collapsed stacks (for flamegraph tools). A function's own share includes the C it
+calls (`msgspec` decoding, `orjson`, a socket write) and, at a coroutine's `await`, freeing
+what the awaited frame held.
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ import argparse
 import asyncio
 import cProfile
 import io
+import os
 import pstats
 import secrets
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -33,6 +41,8 @@ from bench.procs import Children, Pinning, free_port
 from bench.stack import gateway_config, service_urls_of, sign_token, start_services
 from bench.workloads import available
 
+MISSING_PY_SPY = "--sampling needs py-spy (pip install py-spy)"
+
 RESULTS = Path(__file__).parent / "results"
 WARM_UP = 2.0  # seconds of load before the profiler starts: caches and pools filled
 
@@ -45,10 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--output", type=Path, default=RESULTS / "profile.pstats")
     parser.add_argument("--cache", action="store_true", help="cache on, cacheable services")
+    parser.add_argument("--sampling", action="store_true", help="py-spy instead of cProfile")
     args = parser.parse_args(argv)
     if wrk_path() is None:
         print(MISSING_WRK, file=sys.stderr)
         return 2
+    sampler = py_spy_path() if args.sampling else None
+    if args.sampling and sampler is None:
+        print(MISSING_PY_SPY, file=sys.stderr)
+        return 2
+    stacks = args.output.with_suffix(".stacks")
     workload = available(1)[args.workload]
 
     from bff.app import create_app
@@ -77,11 +93,17 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.01)
             url = f"{url_of(sock)}/graphql"
             run_wrk(url, script, concurrency=args.concurrency, duration=WARM_UP, prefix=[])
-            loop.call_soon_threadsafe(profiler.enable)  # cProfile profiles the calling thread
+            if sampler is not None:
+                spy = start_sampling(sampler, stacks, args.duration)
+            else:
+                loop.call_soon_threadsafe(profiler.enable)  # it profiles the calling thread
             result = run_wrk(
                 url, script, concurrency=args.concurrency, duration=args.duration, prefix=[]
             )
-            loop.call_soon_threadsafe(profiler.disable)
+            if sampler is not None:
+                spy.wait()
+            else:
+                loop.call_soon_threadsafe(profiler.disable)
             print(f"{result.requests} requests, {result.rps:.0f} req/s under the profiler")
             server.should_exit = True
 
@@ -93,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         tune_gc()
         run(serve())
 
+    if sampler is not None:
+        print(sampled_shares(stacks.read_text(), args.top))
+        print(f"collapsed stacks: {stacks}")
+        return 0
     args.output.parent.mkdir(parents=True, exist_ok=True)
     profiler.dump_stats(args.output)
     for order in ("tottime", "cumulative"):
@@ -102,6 +128,48 @@ def main(argv: list[str] | None = None) -> int:
         print(out.getvalue())
     print(f"raw profile: {args.output}")
     return 0
+
+
+def py_spy_path() -> str | None:
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def start_sampling(py_spy: str, stacks: Path, duration: float) -> subprocess.Popen[bytes]:
+    """py-spy sampling this process (its main thread serves) for `duration` seconds."""
+    stacks.parent.mkdir(parents=True, exist_ok=True)
+    command = [py_spy, "record", "--pid", str(os.getpid()), "--format", "raw", "--rate", "250"]
+    command += ["--duration", str(round(duration)), "--output", str(stacks), "--gil"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def function_of(frame: str) -> str:
+    """`name (path/file.py:12)` as `file.py:name`: one entry per function, not per line."""
+    name, _, where = frame.partition(" (")
+    return f"{Path(where.rsplit(':', 1)[0]).name}:{name}"
+
+
+def sampled_shares(collapsed: str, top: int) -> str:
+    """Each function's share of the samples: own (at the top of the stack) and inclusive."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [function_of(frame) for frame in stack.split(";")]
+        total += count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    lines = [f"{total} samples"]
+    for title, table in (("own", own), ("inclusive", inclusive)):
+        lines.append(f"\n{title} share of the samples:")
+        for frame, count in sorted(table.items(), key=lambda item: -item[1])[:top]:
+            lines.append(f"{100 * count / max(total, 1):6.2f} %  {frame}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
