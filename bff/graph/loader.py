@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from functools import partial
 from itertools import filterfalse
 from operator import attrgetter
 from typing import (
@@ -214,9 +215,13 @@ class BatchLoader(Generic[K, V, R]):
         known = settled.__contains__
         batches = self._batches_for(keys) if not all(map(known, keys)) else ()
         for batch in batches:
-            if not batch.done.done():
-                # shielded: a cancelled waiter must not cancel a batch others wait for
-                await asyncio.shield(batch.done)
+            done = batch.done
+            if not done.done():
+                # a future of this waiter's own, as `asyncio.shield` gives (a cancelled waiter
+                # must not cancel a batch others wait for), without shield's Python closures
+                waiter = done.get_loop().create_future()
+                done.add_done_callback(partial(_wake, waiter))
+                await waiter
         try:  # remembered, as nearly always: realigned in C
             return list(map(settled.__getitem__, keys))
         except KeyError:  # cleared meanwhile, or a bug's error (never remembered)
@@ -401,3 +406,13 @@ def _settle(future: asyncio.Future[Any], value: Any) -> None:
         future.set_exception(value)
     else:
         future.set_result(value)
+
+
+def _wake(waiter: asyncio.Future[None], done: asyncio.Future[None]) -> None:
+    """A waiter of `load_settled` learns that its batch settled (or was cancelled)."""
+    if waiter.done():  # its task was cancelled meanwhile: the batch goes on for the others
+        return
+    if done.cancelled():
+        waiter.cancel()
+    else:
+        waiter.set_result(None)

@@ -67,10 +67,25 @@ class Engine(Completion, Resolving):
 
     @staticmethod
     async def units(units: Units) -> None:
+        """Run the units concurrently, each a task started in this step (as `gather` starts
+        them), awaited in turn: `gather`'s future and its Python callback per unit cost a
+        Dashboard's two sibling levels more than the tasks themselves. A unit that raises
+        (the response grew too large, or a bug) or a cancelled request stops the others."""
         if len(units) == 1:
             await units[0]
-        elif units:
-            await asyncio.gather(*units)
+            return
+        if not units:
+            return
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(unit) for unit in units]
+        try:
+            for task in tasks:
+                await task
+        except BaseException:
+            for task in tasks:
+                if not task.cancel() and not task.cancelled():
+                    task.exception()  # done: its error is retrieved (no "never retrieved" log)
+            raise
 
     def start(
         self,
