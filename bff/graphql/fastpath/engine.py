@@ -67,9 +67,10 @@ class Engine(Completion, Resolving):
 
     @staticmethod
     async def units(units: Units) -> None:
-        """Run the units concurrently, each a task started in this step (as `gather` starts
-        them), awaited in turn: `gather`'s future and its Python callback per unit cost a
-        Dashboard's two sibling levels more than the tasks themselves. A unit that raises
+        """Run the units concurrently: all but the first as tasks started in this step (as
+        `gather` starts them), the first in this task, then the others awaited in turn.
+        `gather`'s future, its Python callback per unit and a task for every unit cost a
+        Dashboard's two sibling levels more than the work they start. A unit that raises
         (the response grew too large, or a bug) or a cancelled request stops the others."""
         if len(units) == 1:
             await units[0]
@@ -77,8 +78,9 @@ class Engine(Completion, Resolving):
         if not units:
             return
         loop = asyncio.get_running_loop()
-        tasks = [loop.create_task(unit) for unit in units]
+        tasks = [loop.create_task(unit) for unit in units[1:]]
         try:
+            await units[0]
             for task in tasks:
                 await task
         except BaseException:
