@@ -7,9 +7,9 @@ type of the answer is chosen in `bff.rendering.media`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
@@ -26,8 +26,9 @@ class MalformedRequest(Exception):
         self.status = status
 
 
-@dataclass(frozen=True, slots=True)
-class GraphQLRequest:
+class GraphQLRequest(msgspec.Struct, frozen=True):
+    """One per request: a struct, built in C (see `bff.upstream.response.UpstreamResponse`)."""
+
     query: str | None  # None only with an APQ hash (`extensions.persistedQuery`)
     operation_name: str | None
     variables: dict[str, Any] | None
