@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 import orjson
 
 from bff.upstream.failures import InvalidRequest
@@ -74,11 +74,11 @@ _PLAIN_PATH = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=\-._~%]*")
 _PLAIN_QUERY = re.compile(r"[A-Za-z0-9,:@/\-._~]*")
 
 
-@dataclass(slots=True)
-class Request:
+class Request(msgspec.Struct, frozen=True, gc=False):
     """A request ready for the wire, less the request line's prefix and the `Host` field.
 
-    Read-only by convention (built on every call; a frozen dataclass costs 3x as much).
+    A frozen struct: built in C on every call (a frozen dataclass costs ten times as much).
+    `gc=False`: it holds only bytes and text.
     """
 
     method: str

@@ -26,7 +26,8 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable
 from contextvars import ContextVar
-from dataclasses import dataclass
+
+import msgspec
 
 from bff.closing import close_every
 from bff.upstream.balancer import Balancer, Clock
@@ -48,12 +49,9 @@ class QueueFull(TransportError):
     request_sent = False
 
 
-@dataclass(slots=True)
-class Reply:
-    """What one attempt got back, and from which instance.
-
-    Read-only by convention: one is built per call, and a frozen dataclass costs 3x as much.
-    """
+class Reply(msgspec.Struct, frozen=True):
+    """What one attempt got back, and from which instance: a frozen struct, built in C on
+    every call (a frozen dataclass costs ten times as much)."""
 
     status: int
     headers: list[tuple[bytes, bytes]]
