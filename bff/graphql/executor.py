@@ -45,6 +45,7 @@ from bff.graphql import internals
 from bff.graphql.ceiling import MAX_RESULT_VALUES, bounded_executor, too_large
 from bff.graphql.documents import MAX_FIELDS, count_fields, merged
 from bff.graphql.fallbacks import Fallback, FastPathStats
+from bff.graphql.fastpath import execute_deferred_plan, execute_plan, plan_operation
 from bff.graphql.incremental import Deferred, bounded_incremental_executor, execute_deferred
 from bff.graphql.validation import too_complex, validation_rules
 from bff.graphql.walk import validate
@@ -193,8 +194,6 @@ class GraphQLExecutor:
         if not reference:
             plan = self.plan(prepared, operation_name) if self.fast else DISABLED
             if not isinstance(plan, Fallback):
-                from bff.graphql.fastpath import execute_plan  # only where graphql-core fits it
-
                 result = await execute_plan(
                     self.schema, plan, context, variables, self.limit, self.hide_suggestions
                 )
@@ -254,8 +253,6 @@ class GraphQLExecutor:
         deferred = None
         plan = self.plan(prepared, operation_name, deferring=True) if self.fast else DISABLED
         if not isinstance(plan, Fallback):
-            from bff.graphql.fastpath import execute_deferred_plan
-
             deferred = await execute_deferred_plan(
                 self.schema, plan, context, variables, self.limit
             )
@@ -293,8 +290,6 @@ class GraphQLExecutor:
         try:
             return plans[operation_name]
         except KeyError:
-            from bff.graphql.fastpath import plan_operation  # only where graphql-core fits it
-
             plan = plan_operation(
                 self.schema, prepared.document, operation_name, deferring=deferring
             )
