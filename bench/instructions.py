@@ -58,6 +58,8 @@ from typing import Any
 import orjson
 import yaml
 
+from bench.openapi import DASHBOARD as OPENAPI_DASHBOARD
+from bench.openapi import shop_sources
 from bench.procs import Children, Pinning
 from bench.stack import SERVICES, gateway_config, service_urls_of, sign_token, start_services
 from bench.telemetry import Sink
@@ -80,6 +82,12 @@ class Request:
     needs_token: bool
     description: str
     cached: bool = False  # cache on, over services whose answers may be kept (warm when counted)
+    openapi: bool = False  # the graph is the shop's OpenAPI documents (`bench.sources`)
+
+    @property
+    def setup(self) -> tuple[bool, bool]:
+        """The config this workload runs on: (cached, openapi)."""
+        return self.cached, self.openapi
 
 
 WORKLOADS = {
@@ -107,6 +115,15 @@ WORKLOADS = {
         apollo_dashboard().body,
         True,
         "the Dashboard as Apollo Client sends it (fragments, __typename, @include; 5 calls)",
+    ),
+    "dashboard-openapi": Request(
+        "dashboard-openapi",
+        "POST",
+        "/graphql",
+        orjson.dumps({"query": OPENAPI_DASHBOARD, "variables": {"limit": 20}}),
+        True,
+        "the Dashboard from the shop's OpenAPI sources, as bench.sources asks it (5 calls)",
+        openapi=True,
     ),
     "product": Request(
         "product",
@@ -348,11 +365,18 @@ def measure(
 
 
 def write_config(
-    children: Children, tmp: Path, sink: str, cached: bool, redis: str | None, login: bool
+    children: Children,
+    tmp: Path,
+    sink: str,
+    setup: tuple[bool, bool],
+    redis: str | None,
+    login: bool,
 ) -> tuple[Path, str]:
-    """Services and the bench config for them; with `cached`, services whose answers may be
-    kept (`max-age=600` and an ETag, as in `bench.cache`) and the response cache on; with
+    """Services and the bench config for them; when cached (`setup[0]`), services whose
+    answers may be kept (`max-age=600` and an ETag, as in `bench.cache`) and the response
+    cache on; with openapi (`setup[1]`), the shop's OpenAPI sources as the graph; with
     `redis`, shared state there; with `login`, the token is one the gateway issues itself."""
+    cached, openapi = setup
     if cached:
         argv = [sys.executable, "-m", "services", *SERVICES, "--port-base", "0"]
         argv += ["--host", "127.0.0.1", "--cache-control", "max-age=600", "--etag"]
@@ -362,10 +386,12 @@ def write_config(
     config = bench_config(service_urls_of(services), sink)
     if cached:
         config["cache"] = {"enabled": True}
+    if openapi:
+        config.update(shop_sources())
     if redis:
         config["redis"] = {"url": redis, "key_prefix": f"bffbench:{secrets.token_hex(6)}:"}
         config["auth"]["access_ttl"] = "12h"
-    path = tmp / f"bff{'-cached' if cached else ''}.yaml"
+    path = tmp / f"bff{'-cached' if cached else ''}{'-openapi' if openapi else ''}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path, "login" if login else sign_token(path)
 
@@ -412,13 +438,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, Children(Path(tmp), ROOT) as children:
         sink_url = f"http://127.0.0.1:{sink.server_address[1]}"
         configs = {
-            cached: write_config(children, Path(tmp), sink_url, cached, args.redis, args.login)
-            for cached in sorted({WORKLOADS[name].cached for name in names})
+            setup: write_config(children, Path(tmp), sink_url, setup, args.redis, args.login)
+            for setup in sorted({WORKLOADS[name].setup for name in names})
         }
         out_dir = args.keep or Path(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
-            config_path, token = configs[WORKLOADS[name].cached]
+            config_path, token = configs[WORKLOADS[name].setup]
             total = measure(
                 config_path,
                 name,

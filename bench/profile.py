@@ -8,7 +8,8 @@ functions with the most own time and the heaviest call paths (cumulative), and w
 raw profile (`pstats`, readable by snakeviz or `python -m pstats`) next to the bench results.
 cProfile slows Python code down unevenly (calls cost more than loops), so read the shares,
 not the absolute times. `--cache` profiles a warm response cache (the services answer
-`Cache-Control: max-age=600` with an ETag, as in `bench.cache`).
+`Cache-Control: max-age=600` with an ETag, as in `bench.cache`). `--openapi` profiles the
+Dashboard served from the shop's OpenAPI documents (`bench.sources`' second target).
 
 `--sampling` samples instead (py-spy, when installed: `pip install py-spy`), which does not
 slow calls down: it prints each function's share of the samples, own and inclusive, and
@@ -34,9 +35,12 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
 import yaml
 
 from bench.load import MISSING_WRK, run_wrk, write_script, wrk_path
+from bench.openapi import DASHBOARD as OPENAPI_DASHBOARD
+from bench.openapi import shop_sources
 from bench.procs import Children, Pinning, free_port
 from bench.stack import gateway_config, service_urls_of, sign_token, start_services
 from bench.workloads import available
@@ -56,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS / "profile.pstats")
     parser.add_argument("--cache", action="store_true", help="cache on, cacheable services")
     parser.add_argument("--sampling", action="store_true", help="py-spy instead of cProfile")
+    parser.add_argument(
+        "--openapi", action="store_true", help="the Dashboard from OpenAPI sources (bench.sources)"
+    )
     args = parser.parse_args(argv)
     if wrk_path() is None:
         print(MISSING_WRK, file=sys.stderr)
@@ -78,11 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         config = gateway_config(service_urls_of(services), secrets.token_urlsafe(32))
         if args.cache:
             config["cache"] = {"enabled": True}
+        body = workload.body
+        if args.openapi:
+            config.update(shop_sources())
+            body = orjson.dumps({"query": OPENAPI_DASHBOARD, "variables": {"limit": 20}})
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         headers = {"content-type": "application/json"}
-        if workload.needs_token:
+        if workload.needs_token or args.openapi:
             headers["authorization"] = f"Bearer {sign_token(config_path)}"
-        script = write_script(Path(tmp) / "load.lua", workload.body, headers)
+        script = write_script(Path(tmp) / "load.lua", body, headers)
 
         sock = bind("127.0.0.1", free_port())
         server = server_for(create_app(load_settings(str(config_path))))
