@@ -20,7 +20,16 @@ from typing import Any
 
 import pytest
 import strawberry
-from graphql import ExecutionResult, GraphQLError
+from graphql import (
+    ExecutionResult,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+)
 
 from bff.auth import ANONYMOUS, Principal
 from bff.config import Settings
@@ -33,6 +42,7 @@ from bff.graphql.fastpath.plan import (
     FieldPlan,
     OperationPlan,
 )
+from bff.graphql.fastpath.shapes import ENUM, shape_of
 from bff.upstream import Upstreams
 from services import RunningServices, ServiceOptions, ServiceSpec
 from tests.support import (
@@ -558,3 +568,54 @@ def test_the_engine_answers_like_graphql_core_on_any_schema(query: str) -> None:
 
     fast, reference = asyncio.run(main())
     assert fast == reference
+
+
+# -- a plain graphql-core enum (generated sources make them): its values looked up inline
+
+STATUS = GraphQLEnumType("Status", {"OPEN": "open", "DONE": "done", "ONE": 1, "NAMED": None})
+ROW = GraphQLObjectType("Row", {"status": GraphQLField(STATUS), "strict": GraphQLField(
+    GraphQLNonNull(STATUS))})  # fmt: skip
+# known values, an unknown one, an unhashable one, a null, a bool hashing like 1, a name
+# standing for a null value, an exception (each an error or a null, as graphql-core says)
+ROWS = [
+    {"status": "open", "strict": "done"},
+    {"status": "odd", "strict": "open"},
+    {"status": ["open"], "strict": 1},
+    {"status": None, "strict": True},
+    {"status": "NAMED", "strict": "odd"},
+    {"status": 1.0, "strict": None},
+]
+ENUM_SCHEMA = GraphQLSchema(
+    GraphQLObjectType(
+        "Query",
+        {
+            "rows": GraphQLField(GraphQLList(ROW), resolve=lambda *_: ROWS),
+            "statuses": GraphQLField(
+                GraphQLList(STATUS), resolve=lambda *_: ["done", ValueError("no"), 1, "x"]
+            ),
+        },
+    )
+)
+ENUMS = GraphQLExecutor(ENUM_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "query", ["{ rows { status } }", "{ rows { strict } }", "{ rows { status strict } statuses }"]
+)
+def test_a_plain_enum_is_completed_inline_as_graphql_core_completes_it(query: str) -> None:
+    async def main() -> tuple[Outcome, Outcome]:
+        prepared = ENUMS.prepare(query)
+        plan = ENUMS.plan(prepared, None)
+        assert isinstance(plan, OperationPlan)
+        runs = []
+        for reference in (False, True):
+            result = await ENUMS.execute(
+                prepared, operation_name=None, variables=None, context=None, reference=reference
+            )
+            runs.append(outcome(result, list(result.errors or ())))
+        return runs[0], runs[1]
+
+    fast, reference = asyncio.run(main())
+    assert fast == reference
+    assert "open" not in fast[0]  # the values' names were written, not the values
+    assert shape_of(STATUS).scalar == ENUM and shape_of(GraphQLNonNull(STATUS)).inline

@@ -28,6 +28,8 @@ from bff.config import Settings, load_settings
 from bff.graphql.executor import GraphQLExecutor, RequestErrors
 from bff.graphs import served_graph
 from bff.serving import BackgroundServer
+from bff.sources.calls import text
+from bff.sources.links import first_of_each
 from bff.upstream import Upstreams
 from tests.library_service import BIG, BOOKS, Library
 from tests.querygen import GeneratedQuery, queries
@@ -429,3 +431,28 @@ def executor_of(graph: Any) -> GraphQLExecutor:
         EXECUTORS.clear()
         found = EXECUTORS[id(graph.schema)] = GraphQLExecutor(graph.schema, fast=True)
     return found
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [{"id": 1, "n": "a"}, {"id": 2, "n": "b"}, {"id": 1, "n": "c"}, {"n": "no id"}],
+        [{"id": 1, "n": "a"}, "not an object", {"id": 1, "n": "c"}, None, {"id": 2}],
+        [],
+    ],
+)
+def test_a_query_link_matches_each_key_to_its_first_item(items: list[Any]) -> None:
+    found = first_of_each(items, "id")
+    expected: dict[Any, Any] = {}
+    for item in items:  # the rule, spelled out: objects only, the first of a key wins
+        if isinstance(item, dict) and item.get("id") not in expected:
+            expected[item.get("id")] = item
+    assert found == expected
+    assert all(found[key] is expected[key] for key in expected)  # the same items
+
+
+def test_a_list_parameter_is_comma_joined_as_json_writes_its_items() -> None:
+    assert text([3, 1, 3]) == "3,1,3"
+    assert text(("a", 2)) == "a,2"
+    assert text([True, 1]) == "true,1"  # a bool is no key: as JSON spells it
+    assert text([]) == ""

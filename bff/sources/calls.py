@@ -22,6 +22,7 @@ from urllib.parse import quote
 import orjson
 
 from bff.errors import BadUpstreamResponse, BadUserInput, NotFound, UpstreamUnavailable
+from bff.int_text import INT_TEXT
 from bff.upstream import UpstreamPool, UpstreamResponse
 
 MAX_DETAIL = 200
@@ -84,13 +85,20 @@ class Call:
         raise BadUpstreamResponse(self.upstream)
 
 
+KEY_TYPES = frozenset((int, str))  # exact types: a bool is written as JSON writes it
+INT_ONLY = frozenset((int,))
+
+
 def text(value: Any) -> str:
     """A parameter value as text: lists comma-joined, booleans as JSON writes them."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):
-        if all(type(v) is int or type(v) is str for v in value):
-            return ",".join(map(str, value))  # link keys: the common case, kept cheap
+        kinds = set(map(type, value))  # link keys, the common case: joined in C
+        if kinds <= INT_ONLY:
+            return ",".join(map(INT_TEXT.__getitem__, value))
+        if kinds <= KEY_TYPES:
+            return ",".join(map(str, value))
         return ",".join(text(v) for v in value)
     if isinstance(value, dict):
         return orjson.dumps(value).decode()

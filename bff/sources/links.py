@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import methodcaller
 from typing import Any
 
 from bff.errors import BadUpstreamResponse, BffError
@@ -88,11 +89,19 @@ class LinkLoader(BatchLoader[Hashable, Any, Any]):
                 if found is not None:
                     found.append(item)
             return [grouped[key] for key in keys]
-        first: dict[Any, Any] = {}
-        for item in items:
-            if isinstance(item, dict):
-                first.setdefault(item.get(match), item)
-        return [first.get(key) for key in keys]
+        return list(map(first_of_each(items, match).get, keys))
+
+
+def first_of_each(items: list[Any], match: str) -> dict[Any, Any]:
+    """The first item of each `match` value; an item that is not an object matches none."""
+    if DICT_ONLY.issuperset(map(type, items)):  # JSON objects all: matched in C
+        backwards = items[::-1]  # the last one written of a key is its first item
+        return dict(zip(map(methodcaller("get", match), backwards), backwards, strict=True))
+    first: dict[Any, Any] = {}
+    for item in items:
+        if isinstance(item, dict):
+            first.setdefault(item.get(match), item)
+    return first
 
 
 def items_of(data: Any, plan: LinkPlan) -> list[Any]:
@@ -116,14 +125,15 @@ def link_form(plan: LinkPlan, loader_class: type[LinkLoader], access: SourceAcce
             return [refused] * len(parents)
         loader = ctx.loaders.keyed(name, make)
         keys = [parent.get(key) for parent in parents]
-        if all(type(k) in SCALAR_KEYS for k in keys):
+        if SCALAR_KEYS.issuperset(map(type, keys)):  # in C: no generator step per key
             return list(await loader.load_settled(keys))
         return await mixed_keys(loader, keys)
 
     return form
 
 
-SCALAR_KEYS = (int, str)
+SCALAR_KEYS = frozenset((int, str))  # exact types: a bool is not a key
+DICT_ONLY = frozenset((dict,))
 
 
 async def mixed_keys(loader: LinkLoader, keys: list[Any]) -> list[Any]:

@@ -21,6 +21,7 @@ from bff.graphql.ceiling import MAX_RESULT_VALUES, ResponseTooLarge
 from bff.graphql.fastpath.outcome import Outcome, Pos, path_of
 from bff.graphql.fastpath.plan import FieldPlan, Selection
 from bff.graphql.fastpath.shapes import (
+    ENUM,
     FLOAT,
     ID,
     INT,
@@ -140,8 +141,9 @@ class Completion:
         shape: Shape, key: str, values: Iterable[Any], outs: list[dict[str, Any]]
     ) -> tuple[list[int], list[Any]] | None:
         """Store the built-in scalars' plain values (a value of the exact type, an Int in range,
-        a finite Float, an ID from a str or an int), checked in one loop per scalar; the
-        others' indexes and values are returned. None: this scalar has no such check."""
+        a finite Float, an ID from a str or an int) and a plain enum's known values (its
+        name), checked in one loop per scalar; the others' indexes and values are returned.
+        None: this scalar has no such check."""
         scalar, exact = shape.scalar, shape.exact
         rest: list[int] = []
         odd: list[Any] = []
@@ -172,6 +174,15 @@ class Completion:
                         rest.append(i)
                         odd.append(value)
                 else:
+                    rest.append(i)
+                    odd.append(value)
+        elif scalar == ENUM:
+            names = shape.names
+            assert names is not None
+            for i, value in enumerate(values):
+                try:
+                    outs[i][key] = names[value]
+                except (KeyError, TypeError):  # unknown, or unhashable: the serializer says
                     rest.append(i)
                     odd.append(value)
         elif exact is not None:

@@ -14,6 +14,7 @@ from math import isfinite
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
+    GraphQLEnumType,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
 
 LEAF, OBJECT, LIST = 0, 1, 2
 # How completion checks a leaf value inline, without a call per value (`Shape.scalar`): the
-# built-in scalars' common values; anything else goes through the shape's serializer.
-OTHER, INT, FLOAT, ID = 0, 1, 2, 3
+# built-in scalars' common values, and a plain enum's values by lookup; anything else goes
+# through the shape's serializer.
+OTHER, INT, FLOAT, ID, ENUM = 0, 1, 2, 3, 4
 
 MIN_INT, MAX_INT = -(2**31), 2**31 - 1
 
@@ -56,6 +58,7 @@ class Shape:
         "inline",
         "item",
         "kind",
+        "names",
         "nullable",
         "object_type",
         "scalar",
@@ -69,6 +72,7 @@ class Shape:
         self.serialize: Serializer | None = None
         self.exact: type | None = None  # values of this type serialize to themselves
         self.scalar = OTHER  # or the built-in scalar whose values completion checks inline
+        self.names: dict[Any, str] | None = None  # ENUM: each value's name, as graphql-core's
         self.inline = False  # a leaf whose plain values completion checks inline
         self.item: Shape | None = None
         self.object_type: GraphQLObjectType | None = None
@@ -90,6 +94,9 @@ def shape_of(type_: GraphQLOutputType) -> Shape:
         coerce = getattr(type_, "coerce_output_value", None)
         shape.exact = EXACT.get(coerce)
         shape.scalar = SCALARS.get(coerce, OTHER)
+        names = enum_names(type_)
+        if names is not None:
+            shape.scalar, shape.names = ENUM, names
         shape.inline = shape.scalar != OTHER or shape.exact is not None
         return shape
     if isinstance(type_, GraphQLObjectType):
@@ -99,6 +106,16 @@ def shape_of(type_: GraphQLOutputType) -> Shape:
         shape.object_type = type_
         return shape
     raise Unsupported(f"abstract type {type_}")
+
+
+def enum_names(type_: GraphQLLeafType) -> dict[Any, str] | None:
+    """A plain `GraphQLEnumType`'s lookup of names by value: a value found there is what its
+    `coerce_output_value` answers (an unhashable or unknown value is left to it). None for
+    any other type, a subclass included (strawberry's enums map their members themselves)."""
+    if type(type_) is not GraphQLEnumType:
+        return None
+    lookup = getattr(type_, "_value_lookup", None)  # graphql-core's, built once per type
+    return lookup if isinstance(lookup, dict) else None
 
 
 def serializer(type_: GraphQLLeafType) -> Serializer:
