@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Sequence
+from types import CoroutineType
 from typing import Any
 
 from graphql import GraphQLResolveInfo, GraphQLSchema
@@ -85,9 +86,20 @@ class Resolving:
     async def _batch_later(
         self, field: FieldPlan, args: dict[str, Any], sources: list[Any]
     ) -> list[Any]:
-        """An `async def` form: its checks, like strawberry's, run with its I/O."""
-        result = self._batch_now(field, args, sources)
-        return result if isinstance(result, list) else await result
+        """An `async def` form: its checks, like strawberry's, run with its I/O. `_batch_now`
+        and `_merge_later` written out in one coroutine: a frame fewer on each of its steps."""
+        values, allowed, parents = self._check(field, sources)
+        if not parents:
+            return values
+        try:
+            form = field.batch
+            assert form is not None
+            found = form(self.context, parents, **self._named(field, args))
+            if type(found) is CoroutineType or is_awaitable(found):
+                found = await found
+        except Exception as error:
+            found = [error] * len(parents)
+        return self._merge(field, values, allowed, found)
 
     async def _merge_later(
         self, field: FieldPlan, values: list[Any], allowed: list[int], found: Any
