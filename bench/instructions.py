@@ -61,6 +61,7 @@ import yaml
 from bench.openapi import DASHBOARD as OPENAPI_DASHBOARD
 from bench.openapi import shop_sources
 from bench.procs import Children, Pinning
+from bench.sources import SAME_DATA
 from bench.stack import SERVICES, gateway_config, service_urls_of, sign_token, start_services
 from bench.telemetry import Sink
 from bench.workloads import DASHBOARD, PRODUCT, apollo_dashboard
@@ -124,6 +125,14 @@ WORKLOADS = {
         True,
         "the Dashboard from the shop's OpenAPI sources, as bench.sources asks it (5 calls)",
         openapi=True,
+    ),
+    "dashboard-same-data": Request(
+        "dashboard-same-data",
+        "POST",
+        "/graphql",
+        orjson.dumps({"query": SAME_DATA}),
+        True,
+        "the code-first graph asked for the OpenAPI Dashboard's data (bench.sources; 5 calls)",
     ),
     "product": Request(
         "product",
