@@ -553,20 +553,26 @@ TOY_QUERIES = [
 ]
 
 
-@pytest.mark.parametrize("query", TOY_QUERIES)
-def test_the_engine_answers_like_graphql_core_on_any_schema(query: str) -> None:
+def fast_and_reference(executor: GraphQLExecutor, query: str) -> tuple[Outcome, Outcome]:
+    """`query` on the fast path (which must plan it) and on graphql-core, no context."""
+
     async def main() -> tuple[Outcome, Outcome]:
-        prepared = TOY.prepare(query)
-        assert isinstance(TOY.plan(prepared, None), OperationPlan)
+        prepared = executor.prepare(query)
+        assert isinstance(executor.plan(prepared, None), OperationPlan)
         runs = []
         for reference in (False, True):
-            result = await TOY.execute(
+            result = await executor.execute(
                 prepared, operation_name=None, variables=None, context=None, reference=reference
             )
             runs.append(outcome(result, list(result.errors or ())))
         return runs[0], runs[1]
 
-    fast, reference = asyncio.run(main())
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("query", TOY_QUERIES)
+def test_the_engine_answers_like_graphql_core_on_any_schema(query: str) -> None:
+    fast, reference = fast_and_reference(TOY, query)
     assert fast == reference
 
 
@@ -603,19 +609,7 @@ ENUMS = GraphQLExecutor(ENUM_SCHEMA)
     "query", ["{ rows { status } }", "{ rows { strict } }", "{ rows { status strict } statuses }"]
 )
 def test_a_plain_enum_is_completed_inline_as_graphql_core_completes_it(query: str) -> None:
-    async def main() -> tuple[Outcome, Outcome]:
-        prepared = ENUMS.prepare(query)
-        plan = ENUMS.plan(prepared, None)
-        assert isinstance(plan, OperationPlan)
-        runs = []
-        for reference in (False, True):
-            result = await ENUMS.execute(
-                prepared, operation_name=None, variables=None, context=None, reference=reference
-            )
-            runs.append(outcome(result, list(result.errors or ())))
-        return runs[0], runs[1]
-
-    fast, reference = asyncio.run(main())
+    fast, reference = fast_and_reference(ENUMS, query)
     assert fast == reference
     assert "open" not in fast[0]  # the values' names were written, not the values
     assert shape_of(STATUS).scalar == ENUM and shape_of(GraphQLNonNull(STATUS)).inline
