@@ -58,7 +58,7 @@ from typing import Any
 import orjson
 import yaml
 
-from bench.openapi import DASHBOARD as OPENAPI_DASHBOARD
+from bench.openapi import DASHBOARD_BODY as OPENAPI_BODY
 from bench.openapi import shop_sources
 from bench.procs import Children, Pinning
 from bench.sources import SAME_DATA
@@ -121,7 +121,7 @@ WORKLOADS = {
         "dashboard-openapi",
         "POST",
         "/graphql",
-        orjson.dumps({"query": OPENAPI_DASHBOARD, "variables": {"limit": 20}}),
+        OPENAPI_BODY,
         True,
         "the Dashboard from the shop's OpenAPI sources, as bench.sources asks it (5 calls)",
         openapi=True,

@@ -35,11 +35,10 @@ import threading
 import time
 from pathlib import Path
 
-import orjson
 import yaml
 
 from bench.load import MISSING_WRK, run_wrk, write_script, wrk_path
-from bench.openapi import DASHBOARD as OPENAPI_DASHBOARD
+from bench.openapi import DASHBOARD_BODY as OPENAPI_BODY
 from bench.openapi import shop_sources
 from bench.procs import Children, Pinning, free_port
 from bench.stack import gateway_config, service_urls_of, sign_token, start_services
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         body = workload.body
         if args.openapi:
             config.update(shop_sources())
-            body = orjson.dumps({"query": OPENAPI_DASHBOARD, "variables": {"limit": 20}})
+            body = OPENAPI_BODY
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         headers = {"content-type": "application/json"}
         if workload.needs_token or args.openapi:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 
 SHOP_DIR = Path(__file__).resolve().parent / "shop"
@@ -20,6 +21,7 @@ DASHBOARD = """query Dashboard($limit: Int) { orders(limit: $limit) { items { id
   user { id name }
   items { quantity unitPrice product { id name price stock { available }
   reviews { rating } } } } } }"""
+DASHBOARD_BODY = orjson.dumps({"query": DASHBOARD, "variables": {"limit": 20}})  # as POSTed
 
 
 def shop_sources(urls: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
