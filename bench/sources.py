@@ -18,8 +18,7 @@ The OpenAPI sources have no average rating, so their Dashboard asks for every re
 rating instead (and for the stock as an object): a bigger answer than the code-first
 Dashboard's. `same-data` asks the code-first gateway for the same data (`reviews(first: 100)
 { rating }`, `unitPrice`, no `total`), so `openapi / same-data` compares the two paths on one
-answer; it is printed beside the issue's ratio. (Measured: the bigger answer costs the
-code-first path about 5 % more CPU; the rest of the gap is the sources path's own.)
+answer; it is printed beside the issue's ratio.
 
 Run: `python -m bench.sources [--rounds 5] [--duration 5]`; it prints a table and saves it
 as `bench/results/<UTC time>-<commit>-sources.md`. Not part of `python -m bench.run`.

@@ -13,6 +13,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from bff.graphs import served_graph
 from bff.serving import BackgroundServer
 from bff.sources.calls import text
 from bff.sources.links import first_of_each
+from bff.sources.records import record_class
 from bff.upstream import Upstreams
 from tests.library_service import BIG, BOOKS, Library
 from tests.querygen import GeneratedQuery, queries
@@ -433,20 +435,23 @@ def executor_of(graph: Any) -> GraphQLExecutor:
     return found
 
 
+ITEM = record_class("Item", {"id": "id", "n": "n"})
+
+
 @pytest.mark.parametrize(
     "items",
     [
-        [{"id": 1, "n": "a"}, {"id": 2, "n": "b"}, {"id": 1, "n": "c"}, {"n": "no id"}],
-        [{"id": 1, "n": "a"}, "not an object", {"id": 1, "n": "c"}, None, {"id": 2}],
+        [ITEM(id=1, n="a"), ITEM(id=2, n="b"), ITEM(id=1, n="c"), ITEM(n="no id")],
+        [ITEM(id=1, n="a"), "not an object", {"id": 1}, ITEM(id=1, n="c"), None, ITEM(id=2)],
         [],
     ],
 )
 def test_a_query_link_matches_each_key_to_its_first_item(items: list[Any]) -> None:
-    found = first_of_each(items, "id")
+    found = first_of_each(items, ITEM, attrgetter("id"))
     expected: dict[Any, Any] = {}
-    for item in items:  # the rule, spelled out: objects only, the first of a key wins
-        if isinstance(item, dict) and item.get("id") not in expected:
-            expected[item.get("id")] = item
+    for item in items:  # the rule, spelled out: records only, the first of a key wins
+        if isinstance(item, ITEM) and item.id not in expected:
+            expected[item.id] = item
     assert found == expected
     assert all(found[key] is expected[key] for key in expected)  # the same items
 

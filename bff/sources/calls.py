@@ -5,7 +5,8 @@ Path parameters are percent-escaped into the path, query parameters go into the 
 `input` argument is the JSON body. The caller's `X-User-Id`/`X-User-Scopes` and the source's
 `headers` go with every call.
 
-Answers (SPEC section 12): a 2xx JSON answer is the value (204 or an empty body: null). A 404
+Answers (SPEC section 12): a 2xx JSON answer is the value, decoded into records by the
+operation's decoder (`bff.sources.records`; 204 or an empty body: null). A 404
 is `None` for a query field of object type, `NotFound` otherwise; any other 4xx is
 `BadUserInput`; a 5xx `UpstreamUnavailable`. Both keep the upstream's short `detail` or
 `message`. Time-outs and refused connections are the pool's `UpstreamTimeout` and
@@ -14,7 +15,7 @@ is `None` for a query field of object type, `NotFound` otherwise; any other 4xx 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -47,6 +48,7 @@ class Call:
     arguments: tuple[Argument, ...]
     headers: Mapping[str, str]
     null_on_404: bool  # a query field of object type: 404 is "there is none"
+    decode: Callable[[bytes | bytearray], Any]  # a 2xx body -> the value (`ValueError`: not JSON)
 
     async def send(
         self, pool: UpstreamPool, identity: Mapping[str, str], values: Mapping[str, Any]
@@ -73,7 +75,12 @@ class Call:
     def answer(self, response: UpstreamResponse) -> Any:
         status = response.status
         if 200 <= status < 300:
-            return None if status == 204 or not response.body else response.json()
+            if status == 204 or not response.body:
+                return None
+            try:
+                return self.decode(response.body)
+            except ValueError as error:  # not JSON: the upstream's fault, never the caller's
+                raise BadUpstreamResponse(self.upstream) from error
         if status == 404:
             if self.null_on_404:
                 return None

@@ -8,9 +8,10 @@ the config still are.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from operator import attrgetter
 from typing import Any
 
-from graphql import GraphQLList, GraphQLNonNull
+from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, get_nullable_type
 
 from bff.config.source_models import LinkConfig
 from bff.graph.fields import batch_field
@@ -121,6 +122,18 @@ def add_link(
     many_keys = types.kind(spec.properties[link.key]) == "array"  # a list of keys: a list
     listed = link.list or many_keys
     field_type: Any = GraphQLList(GraphQLNonNull(item_type)) if listed else item_type
+    records = registry.records
+    item_object = get_nullable_type(item_type)
+    item_record = None
+    if isinstance(item_object, GraphQLObjectType):
+        item_record = records.classes[item_object.name]
+    if not path_argument and item_record is None:
+        problems.append(
+            f"{where}.match: the items of {link.operation} ({pointer_text(item_at_flat)}) "
+            "are not objects"
+        )
+        return
+    target = GraphQLList(item_type) if not path_argument or link.list else item_type
     call = Call(
         source.config.upstream,
         operation.method,
@@ -128,15 +141,20 @@ def add_link(
         (Argument(link.argument, parameter.name, parameter.location),),
         dict(source.config.headers),
         null_on_404=path_argument,
+        decode=records.link_decoder(target, link.result),
     )
+    read_match = None
+    if not path_argument:
+        assert link.match is not None and isinstance(item_object, GraphQLObjectType)
+        read_match = attrgetter(records.attributes[item_object.name][link.match])
     plan = LinkPlan(
         f"{link.type}.{link.field}",
-        link.key,
+        attrgetter(records.attributes[link.type][link.key]),
         call,
         call.arguments[0],
         path_argument,
-        link.result,
-        link.match,
+        read_match,
+        item_record,
         link.list,
         source.config.max_batch,
     )

@@ -11,9 +11,8 @@ A 404 for one key of a path link is that field's `null`, with no error.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from operator import methodcaller
 from typing import Any
 
 from bff.errors import BadUpstreamResponse, BffError
@@ -25,15 +24,16 @@ from bff.sources.calls import Argument, Call
 
 @dataclass(frozen=True)
 class LinkPlan:
-    """What a link field needs at run time."""
+    """What a link field needs at run time. Its call's answer is decoded to the value at
+    `result` (`Records.link_decoder`): the items, or the one item of a path link."""
 
     name: str  # `Type.field`, the loader's key in the request
-    key: str
+    read_key: Callable[[Any], Any]  # the parent record's key
     call: Call
     argument: Argument
     path_argument: bool
-    result: str | None
-    match: str | None
+    read_match: Callable[[Any], Any] | None  # an item record's `match` (query links)
+    item_record: type | None  # the record class of an item (query links)
     many: bool  # `list: true`
     max_batch: int
 
@@ -62,59 +62,51 @@ class LinkLoader(BatchLoader[Hashable, Any, Any]):
         """A path link: the answer for one key (`None` on 404)."""
         plan = self.plan
         try:
-            data = await plan.call.send(self.pool, self.identity, {plan.argument.graphql: key})
+            return await plan.call.send(self.pool, self.identity, {plan.argument.graphql: key})
         except BffError as error:
             return error
-        if plan.result is None or data is None:
-            return data
-        if not isinstance(data, Mapping):
-            return BadUpstreamResponse(plan.call.upstream)
-        return data.get(plan.result)
 
     async def chunk(self, keys: Sequence[Hashable]) -> list[Any]:
         """A query link: one call for `keys`, its items realigned to them."""
         plan = self.plan
         try:
-            data = await plan.call.send(
+            items = await plan.call.send(
                 self.pool, self.identity, {plan.argument.graphql: list(keys)}
             )
-            items = items_of(data, plan)
         except BffError as error:
             return [error] * len(keys)
-        match = plan.match or ""
+        if not isinstance(items, list):
+            return [BadUpstreamResponse(plan.call.upstream)] * len(keys)
+        assert plan.read_match is not None and plan.item_record is not None
         if plan.many:
             grouped: dict[Any, list[Any]] = {key: [] for key in keys}
+            record, read_match = plan.item_record, plan.read_match
             for item in items:
-                found = grouped.get(item.get(match)) if isinstance(item, dict) else None
+                found = grouped.get(read_match(item)) if type(item) is record else None
                 if found is not None:
                     found.append(item)
             return [grouped[key] for key in keys]
-        return list(map(first_of_each(items, match).get, keys))
+        return list(map(first_of_each(items, plan.item_record, plan.read_match).get, keys))
 
 
-def first_of_each(items: list[Any], match: str) -> dict[Any, Any]:
-    """The first item of each `match` value; an item that is not an object matches none."""
-    if DICT_ONLY.issuperset(map(type, items)):  # JSON objects all: matched in C
+def first_of_each(
+    items: list[Any], record: type, read_match: Callable[[Any], Any]
+) -> dict[Any, Any]:
+    """The first item of each matched value; an item that is not a record matches none."""
+    if {record}.issuperset(map(type, items)):  # records all: matched in C
         backwards = items[::-1]  # the last one written of a key is its first item
-        return dict(zip(map(methodcaller("get", match), backwards), backwards, strict=True))
+        return dict(zip(map(read_match, backwards), backwards, strict=True))
     first: dict[Any, Any] = {}
     for item in items:
-        if isinstance(item, dict):
-            first.setdefault(item.get(match), item)
+        if type(item) is record:
+            first.setdefault(read_match(item), item)
     return first
-
-
-def items_of(data: Any, plan: LinkPlan) -> list[Any]:
-    items = data.get(plan.result) if plan.result and isinstance(data, Mapping) else data
-    if not isinstance(items, list):
-        raise BadUpstreamResponse(plan.call.upstream)
-    return items
 
 
 def link_form(plan: LinkPlan, loader_class: type[LinkLoader], access: SourceAccess) -> Any:
     """The batch form of the link field: the keys of all parents, one load (none when the
     caller may not read the target source)."""
-    key, name = plan.key, plan.name
+    read_key, name = plan.read_key, plan.name
 
     def make(clients: Any) -> LinkLoader:
         return loader_class(clients, plan)
@@ -124,7 +116,7 @@ def link_form(plan: LinkPlan, loader_class: type[LinkLoader], access: SourceAcce
         if refused is not None:
             return [refused] * len(parents)
         loader = ctx.loaders.keyed(name, make)
-        keys = [parent.get(key) for parent in parents]
+        keys = list(map(read_key, parents))
         if SCALAR_KEYS.issuperset(map(type, keys)):  # in C: no generator step per key
             return list(await loader.load_settled(keys))
         return await mixed_keys(loader, keys)
@@ -133,7 +125,6 @@ def link_form(plan: LinkPlan, loader_class: type[LinkLoader], access: SourceAcce
 
 
 SCALAR_KEYS = frozenset((int, str))  # exact types: a bool is not a key
-DICT_ONLY = frozenset((dict,))
 
 
 async def mixed_keys(loader: LinkLoader, keys: list[Any]) -> list[Any]:

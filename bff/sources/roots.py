@@ -33,7 +33,6 @@ from bff.sources.types import Types, is_object_list
 
 BODY_ARGUMENT = "input"
 BOUNDS = ("first", "limit")  # arguments bounding a list, in the cost
-BOUNDS = ("first", "limit")  # arguments bounding a list, in the cost
 
 
 def root_field(
@@ -81,10 +80,13 @@ def root_field(
         tuple(routed),
         dict(headers),
         null_on_404=operation.method == "GET" and is_object,
+        decode=types.registry.records.decoder(output),
     )
 
     # what the answer must be (its fields are read from it): else the upstream broke its contract
-    shape = dict if is_object else list if isinstance(output, GraphQLList) else None
+    shape: type | None = list if isinstance(output, GraphQLList) else None
+    if isinstance(output, GraphQLObjectType):
+        shape = types.registry.records.classes[output.name]
 
     async def form(ctx: AnyContext, parents: Any, **arguments: Any) -> list[Any]:
         refused = access.refusal(ctx.principal)

@@ -16,15 +16,16 @@
 - Names GraphQL forbids are made valid by `bff.sources.names`; a field keeps reading the
   property under its original name.
 
-Object fields are `read_field`s over the decoded JSON object, so the execution fast path reads
-them natively.
+Every object type has a record class (`bff.sources.records`) its answers are decoded into;
+its fields are `read_field`s reading the record's attributes, so the execution fast path reads
+them natively, in C.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from operator import methodcaller
+from operator import attrgetter
 from typing import Any
 
 from graphql import (
@@ -51,6 +52,7 @@ from bff.graph.fields import read_field
 from bff.limits.analysis import LIST_SIZE
 from bff.sources.document import Document, DocumentError, Pointer, pointer_text
 from bff.sources.names import NameSet, enum_value_name, graphql_name, type_name
+from bff.sources.records import Records
 from bff.sources.scalars import INT64, JSON
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -83,6 +85,7 @@ class Registry:
     inputs: dict[tuple[str, Pointer], GraphQLInputObjectType] = field(default_factory=dict)
     unions: dict[tuple[str, Pointer], GraphQLUnionType] = field(default_factory=dict)
     named: dict[tuple[str, Pointer], Any] = field(default_factory=dict)  # output types
+    records: Records = field(default_factory=Records)
     problems: list[str] = field(default_factory=list)
 
     def claim(self, name: str, source: str, where: Pointer, component: bool) -> str:
@@ -238,6 +241,9 @@ class Types:
         self.registry.named[key] = spec
         self.registry.objects[name] = spec
         required = set(schema.get("required") or ())
+        records = self.registry.records
+        records.add(name, list(properties))  # before the properties: they may name this type
+        attributes = records.attributes[name]
         for prop, prop_node in properties.items():
             prop_at = (*at, "properties", prop)
             prop_schema, _ = self.flatten(prop_node, prop_at)
@@ -247,7 +253,9 @@ class Types:
             gql: Any = self.output(prop_node, prop_at, name + type_name(prop))
             if prop in required and not is_nullable(prop_schema):
                 gql = GraphQLNonNull(gql)
-            made = read_field(gql, reader(prop), description=prop_schema.get("description"))
+            records.set_output(name, prop, gql)
+            read = attrgetter(attributes[prop])
+            made = read_field(gql, read, description=prop_schema.get("description"))
             if is_object_list(gql):
                 made.extensions[LIST_SIZE] = ""  # costs `limits.default_list_size`
             spec.fields[spec.names.take(graphql_name(prop))] = made
@@ -288,15 +296,20 @@ class Types:
         }
         by_tag.update({component_name(spec.where) or "": spec.name for spec, _ in options})
 
-        def resolve_type(value: Any, info: Any, abstract: Any) -> str | None:
-            if not isinstance(value, Mapping):
-                return None
+        def pick(value: Mapping[str, Any]) -> str:
             if tag is not None and str(value.get(tag)) in by_tag:
                 return by_tag[str(value.get(tag))]
             for spec, required in options:
                 if required <= value.keys():
                     return spec.name
             return options[0][0].name
+
+        records = self.registry.records
+        records.picks[name] = pick  # an answer's members are built into their records by it
+        by_record = {records.classes[spec.name]: spec.name for spec, _ in options}
+
+        def resolve_type(value: Any, info: Any, abstract: Any) -> str | None:
+            return by_record.get(type(value))
 
         made = self.registry.unions[key] = GraphQLUnionType(
             name, [spec.type for spec, _ in options], resolve_type=resolve_type
@@ -371,8 +384,3 @@ def is_object_list(type_: Any) -> bool:
     return isinstance(get_nullable_type(type_), GraphQLList) and isinstance(
         get_named_type(type_), GraphQLObjectType
     )
-
-
-def reader(prop: str) -> Callable[[Any], Any]:
-    """Reads `prop` of a decoded JSON object (absent: null)."""
-    return methodcaller("get", prop)
