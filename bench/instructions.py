@@ -84,6 +84,7 @@ class Request:
     description: str
     cached: bool = False  # cache on, over services whose answers may be kept (warm when counted)
     openapi: bool = False  # the graph is the shop's OpenAPI documents (`bench.sources`)
+    floor: str | None = None  # counts the floor (`bench.floor`); the gateway workload it floors
 
     @property
     def setup(self) -> tuple[bool, bool]:
@@ -142,6 +143,24 @@ WORKLOADS = {
         False,
         '{ product(id: "42") { name } }, no token (1 upstream call)',
     ),
+    "floor-dashboard": Request(
+        "floor-dashboard",
+        "POST",
+        "/dashboard",
+        b"{}",
+        False,
+        "the floor's Dashboard: the same 5 upstream calls and answer, no gateway",
+        floor="dashboard",
+    ),
+    "floor-product": Request(
+        "floor-product",
+        "POST",
+        "/product",
+        b"{}",
+        False,
+        "the floor's product lookup: the same upstream call and answer, no gateway",
+        floor="product",
+    ),
     "passthrough": Request(
         "passthrough",
         "GET",
@@ -183,7 +202,7 @@ def scope_of(request: Request, token: str | None) -> dict[str, Any]:
         "scheme": "http",
         "path": request.path,
         "raw_path": request.path.encode(),
-        "query_string": b"",
+        "query_string": b"id=42" if request.path == "/product" else b"",
         "root_path": "",
         "headers": headers,
         "client": ("127.0.0.1", 50000),
@@ -261,8 +280,8 @@ def inner(
     random.seed(23)
     settings = load_settings(config_path)
     configure_logging(settings.logging.level, settings.logging.format)
-    app = create_app(settings)
     request = WORKLOADS[workload]
+    app = floor_app(settings) if request.floor else create_app(settings)
     loop = loop_factory()()
     asyncio.set_event_loop(loop)
     started, stop = loop.create_future(), loop.create_future()
@@ -316,6 +335,14 @@ def inner(
     loop.run_until_complete(lifespan)
     loop.close()
     return 0
+
+
+def floor_app(settings: Any) -> Any:
+    """The floor over the config's services, with the client `bench.run` gives it (`raw`)."""
+    from bench.floor import UPSTREAMS, FloorApp, RawUpstream
+
+    urls = {name: str(settings.upstreams[name].instances[0].url) for name in UPSTREAMS}
+    return FloorApp({name: RawUpstream(url.rstrip("/")) for name, url in urls.items()})
 
 
 def measure(
@@ -484,6 +511,18 @@ def main(argv: list[str] | None = None) -> int:
             for name, total in rows
         ),
     ]
+    counts = dict(rows)
+    floored = [
+        (name, WORKLOADS[name].floor, total)
+        for name, total in rows
+        if counts.get(WORKLOADS[name].floor or "")
+    ]
+    if floored:
+        lines += [
+            "",
+            "By instructions, floor / gateway (what `bench.run`'s gateway/floor is by CPU):",
+        ]
+        lines += [f"- {gateway}: {total / counts[gateway]:.2f}" for name, gateway, total in floored]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.save:
