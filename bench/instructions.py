@@ -161,6 +161,14 @@ WORKLOADS = {
         "the floor's product lookup: the same upstream call and answer, no gateway",
         floor="product",
     ),
+    "typename": Request(
+        "typename",
+        "POST",
+        "/graphql",
+        orjson.dumps({"query": "{ __typename }"}),
+        False,
+        "{ __typename }: the fixed cost of a GraphQL request (no upstream call)",
+    ),
     "passthrough": Request(
         "passthrough",
         "GET",
