@@ -144,3 +144,18 @@ def test_attribute_names_are_python_names_and_unique() -> None:
     assert names["id"] == "id" and names["get"] == "get"
     assert all(name.isidentifier() for name in names.values())
     assert len(set(names.values())) == len(names)
+
+
+@pytest.mark.parametrize("depth", [100, 5000])
+@pytest.mark.parametrize("leaf", [b'{"id": 1}', b'"odd"'])
+def test_an_answer_nested_past_what_python_reads_is_a_value_error(depth: int, leaf: bytes) -> None:
+    records, output = made("Category")
+    body = b'{"id": 1, "children": [' * depth + leaf + b"]}" * depth
+    if depth == 100:  # read, typed or built
+        assert type(records.decoder(output)(body)) is records.classes["Category"]
+        return
+    with pytest.raises(ValueError, match="nested too deeply"):
+        records.decoder(output)(body)
+    link = records.link_decoder(GraphQLList(output), "items")
+    with pytest.raises(ValueError, match="nested too deeply"):
+        link(b'{"items": [' + body + b"]}")

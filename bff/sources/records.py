@@ -31,6 +31,7 @@ import orjson
 from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLUnionType
 
 Record = msgspec.Struct
+TOO_DEEP = "the answer is nested too deeply to read"
 Pick = Callable[[Mapping[str, Any]], str]  # a union's member for a JSON object, by name
 
 
@@ -116,23 +117,34 @@ class Records:
         return any(self.reaches_union(inner, seen) for inner in props.values())
 
     def decoder(self, output: Any) -> Callable[[bytes | bytearray], Any]:
-        """Decodes an answer of GraphQL type `output` (`ValueError` if it is not JSON)."""
+        """Decodes an answer of GraphQL type `output` (`ValueError` if it is not JSON, or
+        nested deeper than Python's recursion limit lets either decoder read)."""
         if self.reaches_union(output):
-            return lambda body: self.build(orjson.loads(body), output)
+
+            def built(body: bytes | bytearray) -> Any:
+                try:
+                    return self.build(orjson.loads(body), output)
+                except RecursionError as error:
+                    raise ValueError(TOO_DEEP) from error
+
+            return built
         typed = msgspec.json.Decoder(self.decoded(output) | None)
 
         def decode(body: bytes | bytearray) -> Any:
             try:
-                return typed.decode(body)
-            except msgspec.ValidationError:  # another shape: built unchecked, field by field
-                return self.build(orjson.loads(body), output)
+                try:
+                    return typed.decode(body)
+                except msgspec.ValidationError:  # another structure: built in Python
+                    return self.build(orjson.loads(body), output)
+            except RecursionError as error:
+                raise ValueError(TOO_DEEP) from error
 
         return decode
 
     def link_decoder(self, target: Any, result: str | None) -> Callable[[bytes | bytearray], Any]:
         """Decodes a link's answer to its value at property `result` (the whole answer when
-        `None`), of GraphQL type `target`; `ValueError` if the answer is not JSON, or not an
-        object when it should hold `result`."""
+        `None`), of GraphQL type `target`; `ValueError` as `decoder`, or if the answer is not
+        an object when it should hold `result`."""
         if result is None:
             return self.decoder(target)
 
@@ -140,7 +152,10 @@ class Records:
             value = orjson.loads(body)
             if not isinstance(value, dict):
                 raise ValueError("the answer is not an object")
-            return self.build(value.get(result), target)
+            try:
+                return self.build(value.get(result), target)
+            except RecursionError as error:
+                raise ValueError(TOO_DEEP) from error
 
         if self.reaches_union(target):
             return built
@@ -154,6 +169,8 @@ class Records:
                 return read(typed.decode(body))
             except msgspec.ValidationError:
                 return built(body)
+            except RecursionError as error:
+                raise ValueError(TOO_DEEP) from error
 
         return decode
 
