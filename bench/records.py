@@ -185,10 +185,11 @@ def source_decoders() -> list[Callable[[bytes], object]]:
     assert isinstance(page, GraphQLObjectType) and not problems, problems
     links = [("users", "users"), ("catalog", "products"), ("inventory", "stock")]
     links.append(("reviews", "reviews"))
-    decoders = [records.decoder(page)]
+    decoders = [records.decoder(page, "orders")]
     for source, operation_id in links:
         answer = answer_of(source, operation_id)
-        decoders.append(records.link_decoder(records.outputs[answer.name]["items"], "items"))
+        items = records.outputs[answer.name]["items"]
+        decoders.append(records.link_decoder(items, "items", source))
     return decoders
 
 

@@ -66,6 +66,7 @@ class Library:
         self.calls: Counter[str] = Counter()
         self.headers: dict[str, dict[str, str]] = {}  # the last request's, by `METHOD path`
         self.bodies: list[Any] = []
+        self.odd_loan: Any = None  # set: answered among the loans, breaking the contract
         self.app = Starlette(
             routes=[
                 Route("/books/{isbn}", self.book),
@@ -114,7 +115,9 @@ class Library:
             self.bodies.append(body)
             return JSONResponse({"detail": "that book is out"}, 409)
         state = request.query_params.get("state")
-        found = [loan for loan in LOANS if state is None or loan["state"] == state]
+        found: list[Any] = [loan for loan in LOANS if state is None or loan["state"] == state]
+        if self.odd_loan is not None:
+            found.insert(1, self.odd_loan)
         return JSONResponse({"loans": found, "next": None})
 
     async def authors(self, request: Request) -> Response:

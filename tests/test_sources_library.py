@@ -9,6 +9,7 @@ served by `tests.library_service` on loopback; calls are counted at the service.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import tempfile
@@ -394,10 +395,20 @@ LIBRARY_SCHEMA = _library_schema()
 @hypothesis.given(query=queries(LIBRARY_SCHEMA, LIBRARY_POOLS))
 def test_generated_library_queries_agree(settings: Settings, query: GeneratedQuery) -> None:
     hypothesis.note(str(query))
+    for principal in (
+        PRINCIPALS["anonymous"],
+        Principal(sub="3", scopes=frozenset({"people:read"})),
+    ):
+        fast, reference = (run(settings, query, principal, r) for r in (False, True))
+        assert fast == reference, principal
+
+
+def run(settings: Settings, query: GeneratedQuery, principal: Principal, reference: bool) -> Any:
+    """What one executor (the fast path, or graphql-core's as `reference`) answers."""
     graph = served_graph(settings)
     executor = executor_of(graph)
 
-    async def run(principal: Principal, reference: bool) -> object:
+    async def execute() -> object:
         pools = Upstreams.from_settings(settings)
         try:
             prepared = executor.prepare(query.document)
@@ -415,12 +426,24 @@ def test_generated_library_queries_agree(settings: Settings, query: GeneratedQue
             await pools.aclose()
         return observe(result, list(result.errors or ()))
 
-    for principal in (
-        PRINCIPALS["anonymous"],
-        Principal(sub="3", scopes=frozenset({"people:read"})),
-    ):
-        fast = asyncio.run(run(principal, False))
-        assert fast == asyncio.run(run(principal, True)), principal
+    return asyncio.run(execute())
+
+
+@pytest.mark.parametrize("odd", ["not a loan", 7, ["a", "list"]])
+def test_an_item_of_another_structure_is_the_upstreams_error_in_its_place(
+    settings: Settings, service: Library, odd: Any
+) -> None:
+    service.odd_loan = odd
+    try:
+        query = GeneratedQuery("{ loans { next loans { id book { title } } } }", {}, None)
+        fast, reference = (run(settings, query, PRINCIPALS["anonymous"], r) for r in (False, True))
+    finally:
+        service.odd_loan = None
+    assert fast == reference
+    assert json.loads(fast.data) == {"loans": {"next": None, "loans": None}}  # `[Loan!]`
+    (error,) = (json.loads(e) for e in fast.errors + fast.below_nulled)
+    assert error["path"] == ["loans", "loans", 1]
+    assert error["extensions"] == {"code": "UPSTREAM_UNAVAILABLE", "upstream": "library"}
 
 
 EXECUTORS: dict[int, GraphQLExecutor] = {}

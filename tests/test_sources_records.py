@@ -9,6 +9,7 @@ import orjson
 import pytest
 from graphql import GraphQLList, GraphQLObjectType
 
+from bff.errors import BadUpstreamResponse
 from bff.sources.document import Document
 from bff.sources.records import Records, attribute_names
 from bff.sources.types import Registry, Types
@@ -63,7 +64,7 @@ def test_an_answer_is_decoded_into_records_read_by_attribute() -> None:
         "unknown": {"skipped": True},
         "children": [{"id": 2, "name": "leaf", "children": []}],
     }
-    value = records.decoder(output)(orjson.dumps(body))
+    value = records.decoder(output, "test")(orjson.dumps(body))
     names = records.attributes["Category"]
     assert type(value) is records.classes["Category"]
     assert value.id == 1 and value.name == "root" and value.kind == "branch"
@@ -78,9 +79,11 @@ def test_an_answer_is_decoded_into_records_read_by_attribute() -> None:
 
 
 def test_an_answer_of_another_shape_keeps_each_odd_value_for_its_field() -> None:
+    """Scalars stay as JSON has them; a value of another structure is the upstream's error
+    in its place, and the rest of the answer stands."""
     records, output = made("Category")
     body = {"id": "one", "name": 5, "children": [{"id": 2}, "not a category", None], "class": 1}
-    value = records.decoder(output)(orjson.dumps(body))
+    value = records.decoder(output, "test")(orjson.dumps(body))
     assert type(value) is records.classes["Category"]
     assert (value.id, value.name, getattr(value, records.attributes["Category"]["class"])) == (
         "one",
@@ -89,38 +92,43 @@ def test_an_answer_of_another_shape_keeps_each_odd_value_for_its_field() -> None
     )
     first, odd, missing = value.children
     assert type(first) is records.classes["Category"] and first.id == 2
-    assert (odd, missing) == ("not a category", None)
+    assert missing is None
+    assert isinstance(odd, BadUpstreamResponse)
+    assert odd.extensions == {"code": "UPSTREAM_UNAVAILABLE", "upstream": "test"}
+    assert "not a category" not in str(odd)  # the body is never shown
+    listless = records.decoder(output, "test")(orjson.dumps({"id": 1, "children": "none"}))
+    assert isinstance(listless.children, BadUpstreamResponse)
 
 
 def test_odd_scalars_are_decoded_in_c_as_json_has_them(monkeypatch: pytest.MonkeyPatch) -> None:
     records, output = made("Category")
     monkeypatch.setattr(Records, "build", lambda *_: pytest.fail("built in Python"))
     body = {"id": "one", "weight": "heavy", "kind": 3, "class": "yes", "children": [{"id": []}]}
-    value = records.decoder(output)(orjson.dumps(body))
+    value = records.decoder(output, "test")(orjson.dumps(body))
     assert (value.id, value.weight, value.kind) == ("one", "heavy", 3)
     assert value.children[0].id == []
 
 
 @pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"3"])
-def test_an_answer_that_is_no_object_stays_as_it_came(body: bytes) -> None:
+def test_an_answer_that_is_no_object_is_the_upstreams_error(body: bytes) -> None:
     records, output = made("Category")
-    assert records.decoder(output)(body) == orjson.loads(body)
+    assert isinstance(records.decoder(output, "test")(body), BadUpstreamResponse)
 
 
 def test_a_body_that_is_not_json_is_a_value_error() -> None:
     records, output = made("Category")
     with pytest.raises(ValueError):
-        records.decoder(output)(b'{"id": ')
+        records.decoder(output, "test")(b'{"id": ')
 
 
 def test_union_members_are_built_into_their_own_records() -> None:
     records, output = made("Drawing")
     body = {"shapes": [{"r": 1}, {"side": 2}, "odd", None]}
-    value = records.decoder(output)(orjson.dumps(body))
+    value = records.decoder(output, "test")(orjson.dumps(body))
     circle, square, odd, missing = value.shapes
     assert type(circle) is records.classes["Circle"] and circle.r == 1
     assert type(square) is records.classes["Square"] and square.side == 2
-    assert (odd, missing) == ("odd", None)
+    assert missing is None and isinstance(odd, BadUpstreamResponse)
     union = records.outputs["Drawing"]["shapes"].of_type.of_type
     assert union.resolve_type(square, None, union) == "Square"
     assert union.resolve_type({"side": 2}, None, union) is None  # only records reach it
@@ -129,7 +137,7 @@ def test_union_members_are_built_into_their_own_records() -> None:
 def test_a_link_answer_is_its_value_at_result() -> None:
     records, output = made("Category")
     assert isinstance(output, GraphQLObjectType)
-    decode = records.link_decoder(GraphQLList(output), "items")
+    decode = records.link_decoder(GraphQLList(output), "items", "test")
     (item,) = decode(b'{"items": [{"id": 7}], "next": null}')
     assert item.id == 7
     (item,) = decode(b'{"items": [{"id": "seven"}]}')  # another shape: built unchecked
@@ -152,10 +160,10 @@ def test_an_answer_nested_past_what_python_reads_is_a_value_error(depth: int, le
     records, output = made("Category")
     body = b'{"id": 1, "children": [' * depth + leaf + b"]}" * depth
     if depth == 100:  # read, typed or built
-        assert type(records.decoder(output)(body)) is records.classes["Category"]
+        assert type(records.decoder(output, "test")(body)) is records.classes["Category"]
         return
     with pytest.raises(ValueError, match="nested too deeply"):
-        records.decoder(output)(body)
-    link = records.link_decoder(GraphQLList(output), "items")
+        records.decoder(output, "test")(body)
+    link = records.link_decoder(GraphQLList(output), "items", "test")
     with pytest.raises(ValueError, match="nested too deeply"):
         link(b'{"items": [' + body + b"]}")

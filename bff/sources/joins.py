@@ -141,7 +141,7 @@ def add_link(
         (Argument(link.argument, parameter.name, parameter.location),),
         dict(source.config.headers),
         null_on_404=path_argument,
-        decode=records.link_decoder(target, link.result),
+        decode=records.link_decoder(target, link.result, source.config.upstream),
     )
     read_match = None
     if not path_argument:

@@ -13,8 +13,8 @@ JSON has it (a string where the schema says integer stays a string, for its fiel
 and every attribute is optional and nullable (a missing or null required property is the
 field's error). An answer whose structure differs (a list where an object is due) fails the
 typed decoder; it is then read as plain JSON and built into the same records (`build`), each
-odd value kept where it is, so every answer is read as when answers were dicts, and the rest
-of the answer stands. An answer that reaches a union is always built that way: a msgspec
+value of the wrong structure an error in its place (the upstream's unreadable answer there),
+so the rest of the answer stands. An answer that reaches a union is always built that way: a msgspec
 union of Structs needs a tag in every member, while a union here picks its member by its own
 rule.
 """
@@ -29,6 +29,8 @@ from typing import Any
 import msgspec
 import orjson
 from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLUnionType
+
+from bff.errors import BadUpstreamResponse
 
 Record = msgspec.Struct
 TOO_DEEP = "the answer is nested too deeply to read"
@@ -116,14 +118,14 @@ class Records:
         props = self.outputs.get(output.name, {})
         return any(self.reaches_union(inner, seen) for inner in props.values())
 
-    def decoder(self, output: Any) -> Callable[[bytes | bytearray], Any]:
-        """Decodes an answer of GraphQL type `output` (`ValueError` if it is not JSON, or
-        nested deeper than Python's recursion limit lets either decoder read)."""
+    def decoder(self, output: Any, upstream: str) -> Callable[[bytes | bytearray], Any]:
+        """Decodes an answer of GraphQL type `output` from `upstream` (`ValueError` if it is
+        not JSON, or nested deeper than Python's recursion limit lets either decoder read)."""
         if self.reaches_union(output):
 
             def built(body: bytes | bytearray) -> Any:
                 try:
-                    return self.build(orjson.loads(body), output)
+                    return self.build(orjson.loads(body), output, upstream)
                 except RecursionError as error:
                     raise ValueError(TOO_DEEP) from error
 
@@ -135,25 +137,27 @@ class Records:
                 try:
                     return typed.decode(body)
                 except msgspec.ValidationError:  # another structure: built in Python
-                    return self.build(orjson.loads(body), output)
+                    return self.build(orjson.loads(body), output, upstream)
             except RecursionError as error:
                 raise ValueError(TOO_DEEP) from error
 
         return decode
 
-    def link_decoder(self, target: Any, result: str | None) -> Callable[[bytes | bytearray], Any]:
+    def link_decoder(
+        self, target: Any, result: str | None, upstream: str
+    ) -> Callable[[bytes | bytearray], Any]:
         """Decodes a link's answer to its value at property `result` (the whole answer when
         `None`), of GraphQL type `target`; `ValueError` as `decoder`, or if the answer is not
         an object when it should hold `result`."""
         if result is None:
-            return self.decoder(target)
+            return self.decoder(target, upstream)
 
         def built(body: bytes | bytearray) -> Any:
             value = orjson.loads(body)
             if not isinstance(value, dict):
                 raise ValueError("the answer is not an object")
             try:
-                return self.build(value.get(result), target)
+                return self.build(value.get(result), target, upstream)
             except RecursionError as error:
                 raise ValueError(TOO_DEEP) from error
 
@@ -174,27 +178,31 @@ class Records:
 
         return decode
 
-    def build(self, value: Any, output: Any) -> Any:
-        """Plain JSON `value` as records of type `output`; a value of another shape is kept
-        as it is, for its field to report."""
+    def build(self, value: Any, output: Any, upstream: str) -> Any:
+        """Plain JSON `value` as records of type `output`. A scalar is kept as it is, for its
+        field to judge; a value of another structure (no object where an object is due, no
+        list where a list is) is `upstream`'s unreadable answer there, an error in its place
+        that both executors report at that position (`BadUpstreamResponse`)."""
         if isinstance(output, GraphQLNonNull):
             output = output.of_type
         if value is None:
             return None
         if isinstance(output, GraphQLList):
             if not isinstance(value, list):
-                return value
-            return [self.build(item, output.of_type) for item in value]
+                return BadUpstreamResponse(upstream)
+            return [self.build(item, output.of_type, upstream) for item in value]
         if isinstance(output, GraphQLUnionType):
             if not isinstance(value, dict):
-                return value
-            return self.build(value, self.member(output, value))
-        if isinstance(output, GraphQLObjectType) and isinstance(value, dict):
+                return BadUpstreamResponse(upstream)
+            return self.build(value, self.member(output, value), upstream)
+        if isinstance(output, GraphQLObjectType):
+            if not isinstance(value, dict):
+                return BadUpstreamResponse(upstream)
             name = output.name
             attributes, outputs = self.attributes[name], self.outputs[name]
             return self.classes[name](
                 **{
-                    attr: self.build(value.get(prop), outputs.get(prop))
+                    attr: self.build(value.get(prop), outputs.get(prop), upstream)
                     for prop, attr in attributes.items()
                 }
             )

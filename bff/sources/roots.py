@@ -80,7 +80,7 @@ def root_field(
         tuple(routed),
         dict(headers),
         null_on_404=operation.method == "GET" and is_object,
-        decode=types.registry.records.decoder(output),
+        decode=types.registry.records.decoder(output, upstream),
     )
 
     # what the answer must be (its fields are read from it): else the upstream broke its contract
