@@ -536,6 +536,9 @@ TOY_QUERIES = [
     "{ strict { score ref whole } }",
     "{ things { id huge } }",
     "{ things { id name weight size code } }",
+    # one loop for a selection's attribute leaves, stopping at an odd value: the rest as before
+    "{ things { size label weight id name } }",
+    "{ strict { code id } things { name size weight } }",
     "{ strict { name weight size } strict2: strict { id code } }",
     "{ things { id broken } }",
     "{ strict { id broken } }",

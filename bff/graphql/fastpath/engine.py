@@ -110,6 +110,14 @@ class Engine(Completion, Resolving):
                 places = [places[i] for i in alive]
             if not places:
                 return units
+        rows = selection.rows
+        if rows is not None and fields is selection.fields:  # not a mutation's one root field
+            fields = selection.rest
+            stopped = rows.fill(sources, outs)
+            if stopped >= 0:  # from that parent on, each field the general way
+                odd = sources[stopped:], outs[stopped:], places[stopped:]
+                for field in rows.fields:
+                    self.read_leaves(field, *odd)
         for field in fields:
             kind = field.kind
             if kind == ATTR:

@@ -63,6 +63,7 @@ from bff.graph.fields import READ as READ_FIELD
 from bff.graph.fields import BatchResolver, Check
 from bff.graph.permissions import Requires
 from bff.graphql.fallbacks import Fallback
+from bff.graphql.fastpath.rows import Rows, row_filler
 from bff.graphql.fastpath.shapes import OBJECT, Shape, Unsupported, shape_of
 from bff.graphql.fastpath.support import choose_operation, scan
 
@@ -100,6 +101,13 @@ class Selection:
     template: dict[str, str | None]
     deferred: list[Selection] = field(default_factory=list)  # fragments deferred here
     usage: DeferUsage | None = None  # for a deferred fragment: its `@defer`
+    rows: Rows | None = None  # its plain attribute leaves, filled in one loop (`rows`)
+    rest: list[FieldPlan] = field(default_factory=list)  # `fields` but those `rows` fills
+
+    def __post_init__(self) -> None:
+        self.rows = row_filler(self.fields)
+        filled = () if self.rows is None else self.rows.fields
+        self.rest = [f for f in self.fields if f not in filled]
 
 
 @dataclass(slots=True, eq=False)
