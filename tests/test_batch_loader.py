@@ -96,6 +96,22 @@ def test_loads_from_sibling_tasks_share_one_batch_without_duplicates() -> None:
     assert len(batches) == 1 and sorted(batches[0]) == [-1, 1, 2, 3, 4]
 
 
+def test_the_keys_that_opened_a_batch_get_its_first_results_and_joiners_their_own() -> None:
+    async def main() -> tuple[list[Any], list[list[int]]]:
+        loader = Squares()
+        results = await asyncio.gather(
+            loader.load_settled([1, 2]),  # opens the batch: its results, as they are
+            loader.load_settled([2, 3]),
+            loader.load_settled((4, -2)),
+            loader.load_settled([1]),
+        )
+        return results, loader.batches
+
+    results, batches = run(main)
+    assert results == [[1, 4], [4, 9], [16, None], [1]]
+    assert batches == [[1, 2, 3, 4, -2]]
+
+
 def test_a_key_attribute_realigns_records_to_their_keys() -> None:
     async def main() -> list[Any]:
         return await ByCode().load_settled(["b", "X", "a", "b"])

@@ -88,13 +88,23 @@ BatchHook = Callable[[str, str, int], AbstractContextManager[object] | None]
 class _Batch:
     """Keys asked for within the same few loop turns; `done` settles when all have values."""
 
-    __slots__ = ("done", "keys", "task", "values")
+    __slots__ = ("_values", "done", "keys", "results", "task")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.keys: list[Any] = []
-        self.values: dict[Any, Any] = {}
+        self.results: list[Any] | None = None  # aligned to `keys`, once the call answered
+        self._values: dict[Any, Any] | None = None
         self.done: asyncio.Future[None] = loop.create_future()
         self.task: asyncio.Task[None] | None = None  # once dispatched
+
+    @property
+    def values(self) -> dict[Any, Any]:
+        """The results by key, made when first asked for (the common case never asks)."""
+        if self.results is None:
+            return {}
+        if self._values is None:
+            self._values = dict(zip(self.keys, self.results, strict=True))
+        return self._values
 
 
 class BatchLoader(Generic[K, V, R]):
@@ -111,6 +121,7 @@ class BatchLoader(Generic[K, V, R]):
         self._settled: dict[K, Any] = {}  # value, None or exception, per key
         self._waiting: dict[K, _Batch] = {}  # keys of batches not settled yet
         self._open: _Batch | None = None  # the batch still taking keys
+        self._pending = 0  # batches opened and not released (`_release`)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cancelled = False  # `cancel_pending` was called: no batch starts any more
 
@@ -222,6 +233,10 @@ class BatchLoader(Generic[K, V, R]):
                 waiter = done.get_loop().create_future()
                 done.add_done_callback(partial(_wake, waiter))
                 await waiter
+        if len(batches) == 1:  # one batch, which these keys opened: its results, as they are
+            results = batches[0].results
+            if results is not None and batches[0].keys[: len(keys)] == keys:
+                return results[: len(keys)]
         try:  # remembered, as nearly always: realigned in C
             return list(map(settled.__getitem__, keys))
         except KeyError:  # cleared meanwhile, or a bug's error (never remembered)
@@ -277,13 +292,12 @@ class BatchLoader(Generic[K, V, R]):
         """The batches that will settle `keys`: queued or in flight, or the open one."""
         settled, waiting = self._settled, self._waiting
         if not waiting:  # nothing in flight: the new keys all join the open batch, in C
-            unique = dict.fromkeys(keys)
-            fresh = list(filterfalse(settled.__contains__, unique) if settled else unique)
+            fresh = dict.fromkeys(filterfalse(settled.__contains__, keys) if settled else keys)
             if not fresh:
                 return []
             joined = self._open or self._open_batch()
             joined.keys.extend(fresh)
-            waiting.update(dict.fromkeys(fresh, joined))
+            self._waiting = dict.fromkeys(fresh, joined)  # `waiting` was empty
             return [joined]
         batches: list[_Batch] = []
         for key in keys:
@@ -303,6 +317,7 @@ class BatchLoader(Generic[K, V, R]):
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         batch = self._open = _Batch(loop)
+        self._pending += 1
         # Two loop turns before the keys are taken, as aiodataloader's dispatch takes: loads
         # from tasks started in this turn (one per sibling field or list item) join this batch.
         loop.call_soon(loop.call_soon, self._dispatch, batch)
@@ -329,12 +344,12 @@ class BatchLoader(Generic[K, V, R]):
             if len(values) != len(keys):
                 name = type(self).__name__
                 raise TypeError(f"{name} returned {len(values)} values for {len(keys)} keys")
-            batch.values = dict(zip(keys, values, strict=True))
+            batch.results = values if type(values) is list else list(values)
         except asyncio.CancelledError:
             batch.done.cancel()
             raise
         except Exception as error:  # a bug, not an upstream failure: not remembered
-            batch.values, remember = dict.fromkeys(keys, error), False
+            batch.results, remember = [error] * len(keys), False
         finally:
             self._release(batch, remember)
         batch.done.set_result(None)
@@ -342,11 +357,11 @@ class BatchLoader(Generic[K, V, R]):
     def _release(self, batch: _Batch, remember: bool) -> None:
         """Keys stop waiting for `batch`; their values are remembered unless cleared since."""
         waiting, settled = self._waiting, self._settled
-        count = len(batch.keys)
-        if len(waiting) == count and list(waiting.values()).count(batch) == count:
-            waiting.clear()  # every key still waiting is this batch's (and only once)
-            if remember:
-                settled.update(batch.values)
+        self._pending -= 1
+        if not self._pending and len(waiting) == len(batch.keys):
+            waiting.clear()  # the only batch in flight, none of its keys cleared meanwhile
+            if remember and batch.results is not None:
+                settled.update(zip(batch.keys, batch.results, strict=True))
             return
         for key in batch.keys:
             if waiting.get(key) is batch:
