@@ -2,7 +2,7 @@
 
 `start` takes the parents of one selection (their records, their result dicts, their places)
 and goes through the fields in order (`__typename` came with the result dict's template):
-attributes are filled in at once, a
+attributes are filled in at once (the scalar ones in one loop per selection, `rows`), a
 field that needs I/O becomes a unit of work. The units of a level run concurrently, and a
 unit starts the next level of its own field as soon as its values are in, so a query's
 critical path is one upstream call per level, as with one dataloader batch per level.
