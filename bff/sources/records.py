@@ -14,9 +14,9 @@ and every attribute is optional and nullable (a missing or null required propert
 field's error). An answer whose structure differs (a list where an object is due) fails the
 typed decoder; it is then read as plain JSON and built into the same records (`build`), each
 value of the wrong structure an error in its place (the upstream's unreadable answer there),
-so the rest of the answer stands. An answer that reaches a union is always built that way: a msgspec
-union of Structs needs a tag in every member, while a union here picks its member by its own
-rule.
+so the rest of the answer stands. An answer that reaches a union is always built that way: a
+msgspec union of Structs needs a tag in every member, while a union here picks its member by
+its own rule.
 """
 
 from __future__ import annotations
