@@ -37,6 +37,11 @@ class Requires(FieldExtension):
         self.owner = owner
         self.owner_of_result = owner_of_result
 
+    @property
+    def checks_result(self) -> bool:
+        """Whether `after` looks at the loaded value (otherwise it hands it back as it is)."""
+        return self.owner_of_result is not None
+
     def before(self, principal: Principal, source: Any) -> None:
         """Raise when `principal` may not read this field of `source`."""
         if self.owner_of_result is not None:

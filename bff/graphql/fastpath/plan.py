@@ -9,8 +9,9 @@ Each field gets one way to be resolved for all parents of a level:
 - BATCH     a field declared with `@batched` (`bff.graph.batch`) or `batch_field`
             (`bff.graph.fields`): its form, called once per level; its checks run per parent,
             as strawberry would run them;
-- RESOLVE   anything else (root fields, mutations): the field's own graphql-core `resolve`
-            (strawberry's wrapper with its argument conversion and extensions), per parent.
+- RESOLVE   anything else (root fields, mutations): per parent, the resolver called directly
+            when strawberry's wrapper would only rename scalars and run `Requires` checks
+            (`direct`), else the field's own graphql-core `resolve` (that wrapper).
 
 Arguments written without variables are coerced once here; the others per execution. An
 operation whose `@skip`/`@include` read variables (its switches, `support.scan`) gets one root
@@ -63,12 +64,12 @@ from bff.graph.fields import READ as READ_FIELD
 from bff.graph.fields import BatchResolver, Check
 from bff.graph.permissions import Requires
 from bff.graphql.fallbacks import Fallback
+from bff.graphql.fastpath.direct import DEFINITION, DirectCall, direct_call
 from bff.graphql.fastpath.rows import Rows, row_filler
 from bff.graphql.fastpath.shapes import OBJECT, Shape, Unsupported, shape_of
 from bff.graphql.fastpath.support import choose_operation, scan
 
 TYPENAME, ATTR, BATCH, RESOLVE = range(4)
-DEFINITION = "strawberry-definition"
 NO_VARIABLES = VariableValues({}, {})
 
 
@@ -88,6 +89,7 @@ class FieldPlan:
     checks: tuple[Check, ...] = ()
     python_names: dict[str, str] = field(default_factory=dict)
     args: dict[str, Any] | None = None  # coerced once, or `None` when variables decide
+    call: DirectCall | None = None  # RESOLVE: the resolver called without strawberry's wrapper
     null_message: str = ""
 
 
@@ -251,6 +253,8 @@ class Planner:
         plan.shape = shape = shape_of(field_def.type)
         self.arguments(plan, field_def, nodes[0])
         self.resolution(plan, field_def)
+        if plan.kind == RESOLVE:
+            plan.call = direct_call(self.schema, field_def)
         while shape.item is not None:
             shape = shape.item
         if shape.kind == OBJECT:

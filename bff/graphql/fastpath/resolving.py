@@ -4,8 +4,9 @@
 - a batch form is called once for all parents (after each parent's `Requires` checks, which
   run when graphql-core would run them: at once for a synchronous field, with the I/O for an
   asynchronous one), and the checks on loaded values run per value afterwards;
-- any other field calls its graphql-core `resolve` per parent, with a `GraphQLResolveInfo`
-  like graphql-core's, and its awaitables are gathered.
+- any other field calls its resolver per parent (directly when it can, `direct`; else its
+  graphql-core `resolve`), with a `GraphQLResolveInfo` like graphql-core's, and its
+  awaitables are gathered.
 """
 
 from __future__ import annotations
@@ -169,11 +170,15 @@ class Resolving:
         field_def = field.field_def
         assert field_def is not None
         resolve = field_def.resolve or default_field_resolver
+        call = field.call
         values: list[Any] = [None] * len(sources)
         pending: Pending = []
         for i, source in enumerate(sources):
             try:
-                value = resolve(source, self.info(field, places[i]), **args)
+                if call is not None:
+                    value = call(source, self.info(field, places[i]), args, self.principal)
+                else:
+                    value = resolve(source, self.info(field, places[i]), **args)
             except Exception as error:
                 values[i] = error
                 continue
