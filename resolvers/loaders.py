@@ -48,7 +48,9 @@ class StockLoader(BatchLoader[int, Stock, Stock]):
 
 
 class ReviewsLoader(BatchLoader[int, tuple[Review, ...], Review]):
-    """All reviews of a product, by id ascending (an empty tuple when it has none)."""
+    """All reviews of a product, in the order the service answered them (an empty tuple when
+    it has none): only a page of them needs an order (`objects.first_reviews` sorts), and the
+    averages and counts a Dashboard asks for do not pay for sorting every product's reviews."""
 
     upstream = "reviews"
     clients: ShopClients
@@ -62,7 +64,7 @@ class ReviewsLoader(BatchLoader[int, tuple[Review, ...], Review]):
         grouped: dict[int, list[Review]] = defaultdict(list)
         for review in records:
             grouped[review.product_id].append(review)
-        return [tuple(sorted(grouped[k])) for k in keys]  # a review tuple starts with its id
+        return [tuple(grouped[k]) for k in keys]
 
 
 UserOrdersKey = tuple[int, int, int]  # user id, limit, offset

@@ -51,7 +51,7 @@ async def stock(ctx: RequestContext, products: Sequence[Product]) -> Settled:
 
 
 async def reviews(ctx: RequestContext, products: Sequence[Product]) -> Settled:
-    """All reviews of each product, by id ascending."""
+    """All reviews of each product, in no particular order."""
     found = await ctx.loaders.reviews.load_settled([p.id for p in products])
     return [() if r is None else r for r in found]
 
@@ -59,8 +59,11 @@ async def reviews(ctx: RequestContext, products: Sequence[Product]) -> Settled:
 async def first_reviews(
     ctx: RequestContext, products: Sequence[Product], first: int | None
 ) -> Settled:
+    """The first reviews of each product, by id ascending (records order by their fields, id
+    first)."""
     limit = page_size(first, 5)
-    return [r if isinstance(r, Exception) else r[:limit] for r in await reviews(ctx, products)]
+    pages = await reviews(ctx, products)
+    return [r if isinstance(r, Exception) else sorted(r)[:limit] for r in pages]
 
 
 async def review_counts(ctx: RequestContext, products: Sequence[Product]) -> Settled:

@@ -228,6 +228,36 @@ def test_a_failing_non_null_field_can_null_all_data(reviews_down: Settings) -> N
     ]
 
 
+def test_a_page_of_reviews_is_ordered_by_id_whatever_order_they_were_loaded_in(
+    healthy: Settings,
+) -> None:
+    """The loader keeps the service's order (averages and counts need none): the page sorts."""
+    query = '{ product(id: "3") { reviewCount averageRating reviews(first: 3) { id } } }'
+
+    async def main() -> list[Outcome]:
+        pools = Upstreams.from_settings(healthy)
+        try:
+            runs = []
+            for reference in (False, True):
+                context = SHOP.context(USER_1, pools)
+                found = await context.loaders.reviews.load_settled([3])
+                assert isinstance(found[0], tuple) and len(found[0]) > 3
+                context.loaders.reviews.clear(3).prime(3, found[0][::-1])  # newest first
+                result = await EXECUTOR.execute(
+                    EXECUTOR.prepare(query), operation_name=None, variables=None,
+                    context=context, reference=reference,
+                )  # fmt: skip
+                runs.append(outcome(result, list(result.errors or ())))
+            return runs
+        finally:
+            await pools.aclose()
+
+    fast, reference = asyncio.run(main())
+    assert fast == reference and not fast[1]
+    ids = [int(r["id"]) for r in json.loads(fast[0])["product"]["reviews"]]
+    assert len(ids) == 3 and ids == sorted(ids)
+
+
 # -- which operations take the fast path, and how each field is resolved
 
 
