@@ -16,6 +16,8 @@ import pytest
 
 from bff.auth import Principal
 from bff.errors import UpstreamUnavailable
+from bff.graph.client import id_list
+from bff.graph.keys import Keys
 from bff.graph.loader import BatchLoader, KeyLoader
 from bff.graphql.executor import GraphQLExecutor
 from bff.upstream import Upstreams
@@ -124,6 +126,39 @@ def test_a_key_attribute_realigns_records_to_their_keys() -> None:
         "label b",
     ]
     assert ByCode().key_of(Named("q", "")) == "q"
+
+
+class Nested:
+    def __init__(self, code: str) -> None:
+        self.inner = Named(code, f"nested {code}")
+
+
+class ByInnerCode(BatchLoader[str, Nested, Nested]):
+    """A dotted key attribute: read by `attrgetter`, as before."""
+
+    key_attribute = "inner.code"
+    seen: list[Any] = []
+
+    async def fetch(self, keys: list[str]) -> Iterable[Nested]:
+        self.seen.append(keys)
+        return [Nested(k) for k in keys]
+
+
+def test_a_dotted_key_attribute_and_a_batch_of_distinct_keys_marked_as_such() -> None:
+    async def main() -> list[Any]:
+        return await ByInnerCode(clients=None).load_settled(["b", "a", "b", "c", "a"])
+
+    found = run(main)
+    assert [n.inner.label for n in found] == ["nested b", "nested a", "nested b", "nested c",
+                                               "nested a"]  # fmt: skip
+    (keys,) = ByInnerCode.seen
+    assert type(keys) is Keys and keys == ["b", "a", "c"]
+
+
+def test_an_id_list_removes_duplicates_unless_they_are_a_batchs_keys() -> None:
+    assert id_list([3, 1, 3, 2, 1]) == "3,1,2"
+    assert id_list(iter([5, 5])) == "5"
+    assert id_list(Keys([3, 1, 2])) == "3,1,2"  # distinct by construction: written as they are
 
 
 def test_settled_keys_are_not_asked_again_in_the_request() -> None:

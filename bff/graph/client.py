@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import msgspec
 
 from bff.errors import BadUpstreamResponse, BadUserInput, NotFound, UpstreamUnavailable
+from bff.graph.keys import Keys
 from bff.int_text import INT_TEXT
 from bff.upstream import UpstreamPool, UpstreamResponse
 from bff.upstream.kept_decodes import decode_kept
@@ -98,8 +99,10 @@ class ServiceClient:
 
 
 def id_list(ids: Iterable[int]) -> str:
-    """`1,2,3` for the batch endpoints, duplicates removed, order kept (each id's text
-    remembered: the same ids come back request after request)."""
+    """`1,2,3` for the batch endpoints, duplicates removed (a batch's `Keys` have none),
+    order kept (each id's text remembered: the same ids come back request after request)."""
+    if type(ids) is Keys:
+        return ",".join(map(INT_TEXT.__getitem__, ids))
     return ",".join(map(INT_TEXT.__getitem__, dict.fromkeys(ids)))
 
 
