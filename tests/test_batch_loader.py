@@ -262,6 +262,37 @@ def test_a_key_cleared_while_in_flight_is_not_remembered() -> None:
     assert batches == [[5], [5]]
 
 
+def test_keys_cleared_primed_and_asked_again_while_their_batch_flies() -> None:
+    """While one batch holds every waiting key, clearing, priming and new loads still see
+    its keys waiting: the first batch settles what was not cleared, a second asks again."""
+
+    async def main() -> tuple[list[Any], list[list[int]], list[Any]]:
+        loader = Squares()
+        loader.release.clear()
+        first = asyncio.create_task(loader.load_settled([1, 2, 3]))
+        await asyncio.sleep(0.01)  # in flight
+        loader.prime(1, -100)  # waiting: not taken
+        loader.clear(2)
+        second = asyncio.create_task(loader.load_settled([2, 4]))
+        await asyncio.sleep(0.01)
+        loader.release.set()
+        values = [await first, await second]
+        later = [await loader.load(k) for k in (1, 2, 3, 4)]  # all remembered: no batch more
+        loader.clear_all()
+        loader.release.clear()
+        third = asyncio.create_task(loader.load_settled([6]))
+        await asyncio.sleep(0.01)
+        loader.clear_all()  # while it flies: it answers, and nothing is remembered
+        loader.release.set()
+        values.append(await third)
+        return values, loader.batches, [*later, 6 in loader._settled]
+
+    values, batches, later = run(main)
+    assert values == [[1, 4, 9], [4, 16], [36]]
+    assert batches == [[1, 2, 3], [2, 4], [6]]
+    assert later == [1, 4, 9, 16, False]
+
+
 def test_load_without_a_key_is_a_type_error() -> None:
     async def main() -> None:
         Squares().load(None)  # type: ignore[arg-type]
@@ -321,7 +352,7 @@ def test_cancel_pending_abandons_batches_in_flight_and_not_yet_dispatched() -> N
         flying = asyncio.ensure_future(loader.load_settled([1, 2]))
         while not loader.batches:  # dispatched, its fetch awaiting the upstream
             await asyncio.sleep(0)
-        fetch = next(iter({id(b): b for b in loader._waiting.values()}.values())).task
+        fetch = next(iter({id(b): b for b in loader._spread().values()}.values())).task
         queued = loader.load(3)  # in a batch not dispatched yet
         loader.cancel_pending()
         await asyncio.gather(flying, queued, return_exceptions=True)

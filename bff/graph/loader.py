@@ -122,6 +122,8 @@ class BatchLoader(Generic[K, V, R]):
         self.clients = clients
         self._settled: dict[K, Any] = {}  # value, None or exception, per key
         self._waiting: dict[K, _Batch] = {}  # keys of batches not settled yet
+        # or, while one batch alone holds every waiting key, that batch (`_spread`)
+        self._sole: _Batch | None = None
         self._open: _Batch | None = None  # the batch still taking keys
         self._pending = 0  # batches opened and not released (`_release`)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -260,26 +262,27 @@ class BatchLoader(Generic[K, V, R]):
 
     def prime(self, key: K, value: V | None) -> Self:
         """Remember `value` for `key` unless the key is already known."""
-        if key not in self._settled and key not in self._waiting:
+        if key not in self._settled and key not in self._spread():
             self._settled[key] = value
         return self
 
     def clear(self, key: K) -> Self:
         """Forget `key`: the next load asks the upstream again."""
         self._settled.pop(key, None)
-        self._waiting.pop(key, None)
+        self._spread().pop(key, None)
         return self
 
     def clear_all(self) -> Self:
         self._settled.clear()
         self._waiting.clear()
+        self._sole = None
         return self
 
     def cancel_pending(self) -> None:
         """Cancel the batches not settled yet, dispatched or not: their request is gone
         (its client hung up), so their upstream calls are abandoned."""
         self._cancelled = True
-        for batch in {id(b): b for b in self._waiting.values()}.values():
+        for batch in {id(b): b for b in self._spread().values()}.values():
             if batch.task is not None:
                 batch.task.cancel()
             batch.done.cancel()  # its waiters, if a task never ran to settle it
@@ -291,15 +294,19 @@ class BatchLoader(Generic[K, V, R]):
 
     def _batches_for(self, keys: Iterable[K]) -> list[_Batch]:
         """The batches that will settle `keys`: queued or in flight, or the open one."""
-        settled, waiting = self._settled, self._waiting
-        if not waiting:  # nothing in flight: the new keys all join the open batch, in C
+        settled = self._settled
+        if self._sole is None and not self._waiting:  # nothing in flight: all join, in C
             fresh = dict.fromkeys(filterfalse(settled.__contains__, keys) if settled else keys)
             if not fresh:
                 return []
             joined = self._open or self._open_batch()
+            if joined.keys:  # its own keys were cleared meanwhile: they are not waiting
+                self._waiting = dict.fromkeys(fresh, joined)
+            else:  # its keys are all that waits: no key -> batch map made unless asked
+                self._sole = joined
             joined.keys.extend(fresh)
-            self._waiting = dict.fromkeys(fresh, joined)  # `waiting` was empty
             return [joined]
+        waiting = self._spread()
         batches: list[_Batch] = []
         for key in keys:
             if key in settled:
@@ -312,6 +319,14 @@ class BatchLoader(Generic[K, V, R]):
             if batch not in batches:
                 batches.append(batch)
         return batches
+
+    def _spread(self) -> dict[K, _Batch]:
+        """The waiting keys by batch, the sole batch's keys included from now on."""
+        sole = self._sole
+        if sole is not None:  # `_waiting` is empty while a batch is the sole one
+            self._waiting = dict.fromkeys(sole.keys, sole)
+            self._sole = None
+        return self._waiting
 
     def _open_batch(self) -> _Batch:
         loop = self._loop
@@ -359,6 +374,11 @@ class BatchLoader(Generic[K, V, R]):
         """Keys stop waiting for `batch`; their values are remembered unless cleared since."""
         waiting, settled = self._waiting, self._settled
         self._pending -= 1
+        if self._sole is batch:  # its keys alone were waiting, and none was cleared
+            self._sole = None
+            if remember and batch.results is not None:
+                settled.update(zip(batch.keys, batch.results, strict=True))
+            return
         if not self._pending and len(waiting) == len(batch.keys):
             waiting.clear()  # the only batch in flight, none of its keys cleared meanwhile
             if remember and batch.results is not None:
