@@ -14,7 +14,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from typing import Any
 
@@ -586,8 +586,11 @@ TOY_QUERIES = [
 ]
 
 
-def fast_and_reference(executor: GraphQLExecutor, query: str) -> tuple[Outcome, Outcome]:
-    """`query` on the fast path (which must plan it) and on graphql-core, no context."""
+def fast_and_reference(
+    executor: GraphQLExecutor, query: str, context: Callable[[], Any] = lambda: None
+) -> tuple[Outcome, Outcome]:
+    """`query` on the fast path (which must plan it) and on graphql-core, each with a
+    `context()` of its own (none by default)."""
 
     async def main() -> tuple[Outcome, Outcome]:
         prepared = executor.prepare(query)
@@ -595,7 +598,11 @@ def fast_and_reference(executor: GraphQLExecutor, query: str) -> tuple[Outcome, 
         runs = []
         for reference in (False, True):
             result = await executor.execute(
-                prepared, operation_name=None, variables=None, context=None, reference=reference
+                prepared,
+                operation_name=None,
+                variables=None,
+                context=context(),
+                reference=reference,
             )
             runs.append(outcome(result, list(result.errors or ())))
         return runs[0], runs[1]

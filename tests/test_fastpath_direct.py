@@ -22,7 +22,7 @@ from bff.auth import ANONYMOUS, Authenticated, OwnerOr, Principal, Scopes
 from bff.graph.permissions import requires
 from bff.graphql.executor import GraphQLExecutor
 from bff.graphql.fastpath.plan import RESOLVE, OperationPlan
-from tests.test_fastpath import Outcome, outcome
+from tests.test_fastpath import Outcome, fast_and_reference
 
 
 @dataclass
@@ -134,19 +134,7 @@ QUERIES = [
 
 
 def run(query: str, who: Principal) -> tuple[Outcome, Outcome]:
-    async def main() -> tuple[Outcome, Outcome]:
-        prepared = EXECUTOR.prepare(query)
-        assert isinstance(EXECUTOR.plan(prepared, None), OperationPlan)
-        runs = []
-        for reference in (False, True):
-            context = Context(who, [])
-            result = await EXECUTOR.execute(
-                prepared, operation_name=None, variables=None, context=context, reference=reference
-            )
-            runs.append(outcome(result, list(result.errors or ())))
-        return runs[0], runs[1]
-
-    return asyncio.run(main())
+    return fast_and_reference(EXECUTOR, query, lambda: Context(who, []))
 
 
 @pytest.mark.parametrize("who", list(PRINCIPALS))
