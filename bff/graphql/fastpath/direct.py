@@ -7,8 +7,9 @@ handlers matched, `await_maybe` around the result. A field whose arguments are a
 `Requires` and whose schema has no exception handlers needs none of that: `direct_call`
 makes, once per plan, the function that renames the arguments, passes `self`, `root`,
 `parent` and `info` as the resolver asks for them, and runs the checks around the call in
-strawberry's order (the outermost extension first before, last after). About a quarter of
-the root field's cost in a Dashboard; `tests/test_fastpath.py` keeps the answers equal.
+strawberry's order (the outermost extension first before, last after). Counted: a Dashboard
+4.67 M -> 4.59 M instructions, a one-field product lookup 0.73 M -> 0.68 M;
+`tests/test_fastpath_direct.py` keeps the answers graphql-core's.
 
 Anything else (other extensions, input-object or `Maybe` arguments, a `GlobalID`, handlers,
 an async generator) keeps the graphql-core `resolve` strawberry made.
