@@ -76,7 +76,9 @@ def direct_call(schema: GraphQLSchema, field_def: GraphQLField) -> DirectCall | 
 
 
 def _scalar_arguments(field_def: GraphQLField) -> dict[str, str] | None:
-    """GraphQL argument name -> Python name, when strawberry would pass each value as it is."""
+    """GraphQL argument name -> Python name, when strawberry would pass each value as it is.
+    Stricter than `plan.python_names` (a batch form's arguments, its own contract): a list is
+    copied by strawberry, a `Maybe` wrapped, a `GlobalID` decoded, so those keep the wrapper."""
     names = {}
     for name, arg in field_def.args.items():
         argument = arg.extensions.get(DEFINITION)
